@@ -1,0 +1,87 @@
+# flbsql - `make help` lists the targets.
+PY      ?= python3
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+BUILD   := $(CURDIR)/build
+PYTEST  ?= $(VPY) -m pytest
+
+.DEFAULT_GOAL := help
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: pyproject.toml setup.py
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[all,test,dev]'
+	touch $@
+
+dev: $(VENV)/.stamp ## create .venv with every driver, test and dev tool
+
+shim: dev ## build in_sql.so and out_sql.so into src/flbsql/lib
+	$(VPY) csrc/build_shim.py
+
+host: ## build the C test host (build/flbhost) that loads plugins like Fluent Bit
+	$(MAKE) -s -C tests/host BUILD=$(BUILD)
+
+build: shim host ## shim + host
+
+demo: build ## the main job: a demo pipeline on SQLite (fluent-bit if on PATH, else the test host)
+	$(VPY) -m flbsql demo
+
+test: build ## the whole test suite against the local databases (CI runs this)
+	$(PYTEST)
+
+test-unit: build ## tests that need no database server
+	$(PYTEST) tests/unit
+
+test-sqlite: build ## behaviour tests on SQLite
+	$(PYTEST) -m sqlite
+
+test-postgres: build ## behaviour tests on PostgreSQL
+	$(PYTEST) -m postgres
+
+test-mysql: build ## behaviour tests on MySQL/MariaDB
+	$(PYTEST) -m mysql
+
+test-oracle: build ## Oracle tests (needs FLBSQL_TEST_ORACLE_URL, e.g. from docker/compose.yml)
+	$(PYTEST) -m oracle
+
+test-mssql: build ## SQL Server tests (needs FLBSQL_TEST_MSSQL_URL)
+	$(PYTEST) -m mssql
+
+test-chaos: build ## crash, outage and poison suite
+	$(PYTEST) -m chaos
+
+sanitize: dev ## shim + host under ASan/UBSan, then the shim tests
+	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py $(BUILD)/san
+	$(MAKE) -s -C tests/host BUILD=$(BUILD)/san SAN=1
+	FLBSQL_SAN_BUILD=$(BUILD)/san $(PYTEST) tests/shim -m "not slow"
+
+bench-output: build ## output benchmark: PostgreSQL (vs psql \copy), MariaDB, SQLite
+	$(VPY) -m bench output
+
+bench-input: build ## input benchmark: PostgreSQL table to a null sink (vs COPY TO STDOUT)
+	$(VPY) -m bench input
+
+bench-cdc: build ## CDC benchmark: changes/s and latency
+	$(VPY) -m bench cdc
+
+bench: build ## every benchmark; writes docs/benchmarks.md and .json
+	$(VPY) -m bench all
+
+lint: dev ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: dev ## mypy strict
+	$(VENV)/bin/mypy
+
+docs: dev ## regenerate docs/configuration.md from the option table
+	$(VPY) -m flbsql.docgen > docs/configuration.md
+
+clean: ## remove build outputs
+	rm -rf build src/flbsql/lib
+
+.PHONY: help dev shim host build demo test test-unit test-sqlite test-postgres test-mysql \
+	test-oracle test-mssql test-chaos sanitize bench-output bench-input bench-cdc bench lint \
+	typecheck docs clean

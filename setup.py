@@ -1,0 +1,29 @@
+"""Builds in_sql.so and out_sql.so into the package during ``pip install``.
+
+Everything else is in pyproject.toml; this file only hooks the cffi build
+(csrc/build_shim.py) into setuptools' build_py.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import runpy
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+class BuildWithShim(build_py):
+    """build_py that also compiles the two plugin libraries."""
+
+    def run(self) -> None:
+        super().run()
+        shim = runpy.run_path(str(HERE / "csrc" / "build_shim.py"))
+        outdir = pathlib.Path(self.build_lib) / "flbsql" / "lib"
+        for kind in ("input", "output"):
+            shim["build"](kind, outdir)
+
+
+setup(cmdclass={"build_py": BuildWithShim})

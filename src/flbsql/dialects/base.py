@@ -1,0 +1,223 @@
+"""What every dialect is: capabilities as data, plus a few driver overrides.
+
+The ANSI core (:mod:`flbsql.sql`, the writer, the reader) reads
+:class:`Capabilities` and never asks for a dialect by name. A dialect module
+overrides only what is really driver- or server-specific: connecting, pinging,
+recognising a disconnect, classifying an error, introspection queries, and the
+bulk path. SQLAlchemy's ``mssql/pymssql.py`` and dlt's ``_raw_capabilities`` are
+the models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
+from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
+from flbsql.errors import sqlstate_is_transient
+from flbsql.url import ConnectParams
+
+__all__ = ["Capabilities", "Column", "Connection", "Cursor", "Dialect"]
+
+
+class Cursor(Protocol):
+    """The DB-API 2 cursor surface the core uses."""
+
+    description: Any
+    rowcount: int
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...  # noqa: D102
+    def executemany(self, sql: str, seq: Any, /) -> Any: ...  # noqa: D102
+    def fetchone(self) -> Any: ...  # noqa: D102
+    def fetchmany(self, size: int = ..., /) -> Any: ...  # noqa: D102
+    def fetchall(self) -> Any: ...  # noqa: D102
+    def close(self) -> Any: ...  # noqa: D102
+
+
+class Connection(Protocol):
+    """The DB-API 2 connection surface the core uses."""
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any: ...  # noqa: D102
+    def commit(self) -> Any: ...  # noqa: D102
+    def rollback(self) -> Any: ...  # noqa: D102
+    def close(self) -> Any: ...  # noqa: D102
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """Limits and syntax of one database, used by the generic code.
+
+    Attributes:
+        paramstyle: DB-API paramstyle of the driver: qmark, format, numeric, named.
+        quote_open / quote_close: identifier quotes.
+        max_identifier_length: longest identifier the server accepts.
+        max_rows_per_insert: rows in one multi-row VALUES (None: unbounded).
+        max_params: bound parameters per statement.
+        max_statement_bytes: statement size cap (MySQL's max_allowed_packet), or None.
+        row_value_compare: ``(a, b) > (?, ?)`` works and uses the index.
+        limit_style: ``limit`` (LIMIT n), ``fetch_first`` (FETCH FIRST n ROWS ONLY),
+            ``top`` (SELECT TOP n).
+        has_schemas: ``schema.table`` names are meaningful.
+        upsert_style: on_conflict (PG, SQLite), mysql (INSERT IGNORE / ON DUPLICATE KEY),
+            merge (Oracle, SQL Server).
+        savepoints: SAVEPOINT / ROLLBACK TO SAVEPOINT is available.
+        transactional_ddl: CREATE TABLE can be rolled back.
+        types: generic type name -> this dialect's column type.
+        timestamp_precision: fractional digits of the timestamp type.
+    """
+
+    paramstyle: str = "qmark"
+    quote_open: str = '"'
+    quote_close: str = '"'
+    max_identifier_length: int = 128
+    max_rows_per_insert: int | None = 1000
+    max_params: int = 32767
+    max_statement_bytes: int | None = None
+    row_value_compare: bool = True
+    limit_style: str = "limit"
+    has_schemas: bool = True
+    upsert_style: str = "on_conflict"
+    savepoints: bool = True
+    transactional_ddl: bool = True
+    timestamp_precision: int = 6
+    types: dict[str, str] = dataclasses.field(default_factory=lambda: {
+        "text": "TEXT",
+        "string": "VARCHAR(255)",
+        "int": "BIGINT",
+        "float": "DOUBLE PRECISION",
+        "bool": "BOOLEAN",
+        "timestamp": "TIMESTAMP",
+        "json": "TEXT",
+        "bytes": "BLOB",
+        "decimal": "DECIMAL(38, 10)",
+    })
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A column as introspected from the database."""
+
+    name: str
+    type: str  # the database's own type name, lower case
+    nullable: bool = True
+
+
+class Dialect:
+    """ANSI defaults; subclasses override data and the driver hooks."""
+
+    name: ClassVar[str] = "ansi"
+    driver: ClassVar[str] = ""  # module imported by connect()
+    extra: ClassVar[str] = ""  # pip extra that installs it
+    caps: ClassVar[Capabilities] = Capabilities()
+
+    # -- identifiers -------------------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        """Quote one identifier, doubling the closing quote character inside it."""
+        if not name or "\x00" in name:
+            raise ValueError(f"invalid identifier {name!r}")
+        if len(name.encode("utf-8")) > self.caps.max_identifier_length:
+            raise ValueError(
+                f"identifier {name!r} is longer than {self.caps.max_identifier_length} bytes"
+            )
+        q = self.caps.quote_close
+        return self.caps.quote_open + name.replace(q, q + q) + q
+
+    def normalize_name(self, name: str) -> str:
+        """How the server stores an unquoted identifier (Oracle: upper case)."""
+        return name
+
+    # -- connections -------------------------------------------------------------------
+
+    def connect(self, params: ConnectParams) -> Connection:
+        """Open a connection with timeouts and TLS from ``params``; autocommit off."""
+        raise NotImplementedError
+
+    def ping(self, conn: Connection) -> None:
+        """Cheap liveness check; raises on a dead connection."""
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        finally:
+            cur.close()
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the connection is unusable."""
+        return False
+
+    def sqlstate(self, exc: BaseException) -> str | None:
+        """The SQLSTATE of a driver error, where the driver reports one."""
+        return getattr(exc, "sqlstate", None)
+
+    def classify(self, exc: BaseException) -> Exception:
+        """Sort a driver error into the flbsql tree (keep ``exc`` as the cause).
+
+        Default: disconnects first, then the SQLSTATE class; data errors (class 22
+        data exception, 23 integrity constraint) are per-record; anything else is
+        terminal for the statement.
+        """
+        msg = f"{self.name}: {type(exc).__name__}: {str(exc).strip()}"
+        state = self.sqlstate(exc)
+        if self.is_disconnect(exc):
+            return DisconnectError(msg, state)
+        if sqlstate_is_transient(state):
+            return TransientError(msg, state)
+        if state and state[:2] in ("22", "23"):
+            return RecordError(msg, state)
+        return TerminalError(msg, state)
+
+    # -- statements that differ ----------------------------------------------------------
+
+    def limit(self, sql: str, n: int) -> str:
+        """Append a row limit to a SELECT."""
+        if self.caps.limit_style == "fetch_first":
+            return f"{sql} FETCH FIRST {int(n)} ROWS ONLY"
+        if self.caps.limit_style == "top":
+            return sql.replace("SELECT ", f"SELECT TOP {int(n)} ", 1)
+        return f"{sql} LIMIT {int(n)}"
+
+    def placeholder(self, index: int, name: str | None = None) -> str:
+        """The bind marker for parameter ``index`` (0-based)."""
+        style = self.caps.paramstyle
+        if style == "qmark":
+            return "?"
+        if style in ("format", "pyformat"):
+            return "%s"
+        if style == "numeric":
+            return f":{index + 1}"
+        if style == "named":
+            return f":{name or f'p{index}'}"
+        raise AssertionError(style)
+
+    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
+        """Columns of a table in ordinal order; empty when the table does not exist."""
+        cur = conn.cursor()
+        try:
+            cond = "table_name = " + self.placeholder(0)
+            params: list[Any] = [table]
+            if schema:
+                cond += " AND table_schema = " + self.placeholder(1)
+                params.append(schema)
+            cur.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                f"WHERE {cond} ORDER BY ordinal_position",
+                params,
+            )
+            return [Column(r[0], str(r[1]).lower(), r[2] in ("YES", "Y", 1, True))
+                    for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        """Primary key columns in key order (empty when none)."""
+        raise NotImplementedError
+
+    def bulk_insert(
+        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows through the dialect's fastest bound path (default executemany)."""
+        marks = ", ".join(self.placeholder(i) for i in range(len(columns)))
+        cols = ", ".join(self.quote(c) for c in columns)
+        cur.executemany(f"INSERT INTO {table_sql} ({cols}) VALUES ({marks})", rows)

@@ -1,0 +1,101 @@
+"""SQLite (stdlib ``sqlite3``): the embedded default, no server needed.
+
+The database is a file; concurrent writers wait up to ``statement_timeout`` for
+the lock (busy timeout) instead of failing at once. WAL journal mode lets the
+input read while the output writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
+from flbsql.url import ConnectParams
+
+__all__ = ["DIALECT", "SQLiteDialect"]
+
+
+class SQLiteDialect(Dialect):
+    """SQLite 3.24+ (upsert, row values)."""
+
+    name = "sqlite"
+    driver = "sqlite3"
+    caps = Capabilities(
+        paramstyle="qmark",
+        max_identifier_length=1024,
+        max_rows_per_insert=None,
+        max_params=32766,
+        has_schemas=False,
+        upsert_style="on_conflict",
+        types={
+            "text": "TEXT", "string": "TEXT", "int": "INTEGER", "float": "REAL",
+            "bool": "INTEGER", "timestamp": "TEXT", "json": "TEXT", "bytes": "BLOB",
+            "decimal": "TEXT",
+        },
+    )
+
+    def connect(self, params: ConnectParams) -> Connection:
+        """Open the file with a busy timeout; WAL journal for concurrent readers."""
+        conn = sqlite3.connect(
+            params.database or ":memory:",
+            timeout=params.statement_timeout,
+            isolation_level="DEFERRED",
+            check_same_thread=False,
+        )
+        if params.database not in (None, ":memory:"):
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """A closed handle or a vanished/corrupt file."""
+        return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc) or (
+            isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
+        )
+
+    def classify(self, exc: BaseException) -> Exception:
+        """SQLite has no SQLSTATE: sort by exception class and message."""
+        msg = f"sqlite: {type(exc).__name__}: {exc}"
+        text = str(exc).lower()
+        if self.is_disconnect(exc):
+            return DisconnectError(msg)
+        if isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text or "disk i/o" in text or "full" in text
+        ):
+            return TransientError(msg)
+        if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)):
+            return RecordError(msg)
+        if isinstance(exc, (sqlite3.InterfaceError, OverflowError, ValueError, TypeError)):
+            return RecordError(msg)
+        return TerminalError(msg)
+
+    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
+        """PRAGMA table_info, in ordinal order."""
+        cur = conn.cursor()
+        try:
+            cur.execute(f"PRAGMA table_info({self.quote(table)})")
+            return [Column(r[1], str(r[2]).lower(), not r[3]) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        """Primary key columns in key order; a rowid table without one has none."""
+        cur = conn.cursor()
+        try:
+            cur.execute(f"PRAGMA table_info({self.quote(table)})")
+            keyed = sorted((r[5], r[1]) for r in cur.fetchall() if r[5])
+            return [name for _, name in keyed]
+        finally:
+            cur.close()
+
+    def bulk_insert(
+        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """executemany: SQLite's fastest bound path."""
+        super().bulk_insert(cur, table_sql, columns, rows)
+
+
+DIALECT = SQLiteDialect()

@@ -1,0 +1,165 @@
+"""The ``extern "Python"`` functions the C shim calls; nothing else happens here.
+
+Each function turns C arguments into Python ones, calls the plugin object, and
+turns the result (or any exception) into an explicit return code. No exception
+ever reaches cffi, whose default would be a silent 0 (= FLB_ERROR, a dropped
+chunk; ABI doc T5). ``onerror`` is a last resort that logs to stderr.
+
+Handles: Init stores ``ffi.new_handle(plugin)`` in the instance context and keeps
+the handle referenced here until Exit.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from typing import Any
+
+from flbsql.config import parse
+from flbsql.errors import FlbSqlError
+from flbsql.outcome import Outcome, to_outcome
+from flbsql.plugin.log import instance_logger
+
+__all__ = ["install"]
+
+KIND_INPUT = 1
+KIND_OUTPUT = 2
+EV_PAUSE, EV_RESUME, EV_PRE_EXIT, EV_EXIT = 1, 2, 3, 4
+
+_live: dict[int, Any] = {}  # id(handle) -> handle, kept alive until Exit
+_live_lock = threading.Lock()
+
+
+def _last_resort(exc_type: Any, exc: Any, tb: Any) -> None:
+    sys.stderr.write("[flbsql] uncaught in a plugin callback:\n")
+    traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _getter(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any) -> Any:
+    def get(key: str) -> str | None:
+        raw = lib.shim_get_property(kind_no, api, ins, key.encode())
+        if raw == ffi.NULL:
+            return None
+        value: str = ffi.string(raw).decode("utf-8", "replace")
+        return value
+
+    return get
+
+
+def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any) -> int:
+    kind = "input" if kind_no == KIND_INPUT else "output"
+    log = instance_logger(lib, kind_no, api, ins, f"{'in' if kind_no == 1 else 'out'}_sql")
+    try:
+        cfg = parse(kind, _getter(ffi, lib, kind_no, api, ins))
+        if kind_no == KIND_INPUT:
+            from flbsql.plugin.input import InputPlugin as Plugin  # noqa: PLC0415
+        else:
+            from flbsql.plugin.output import OutputPlugin as Plugin  # type: ignore[assignment]  # noqa: PLC0415
+        plugin = Plugin(cfg, log)
+    except FlbSqlError as exc:
+        log.error("init failed: %s", exc)
+        return int(Outcome.ERROR)
+    except BaseException:  # noqa: BLE001 - every failure becomes FLB_ERROR, with its traceback
+        log.error("init failed:\n%s", traceback.format_exc())
+        return int(Outcome.ERROR)
+    handle = ffi.new_handle(plugin)
+    with _live_lock:
+        _live[id(plugin)] = handle
+    handle_out[0] = handle
+    return int(Outcome.OK)
+
+
+def _release(plugin: Any) -> None:
+    with _live_lock:
+        _live.pop(id(plugin), None)
+
+
+def install(ffi: Any, lib: Any, kind: str) -> None:
+    """Define the callbacks of one library (``kind`` 'input' or 'output')."""
+    if kind == "output":
+        _install_output(ffi, lib)
+    else:
+        _install_input(ffi, lib)
+
+
+def _install_output(ffi: Any, lib: Any) -> None:
+    @ffi.def_extern(error=int(Outcome.ERROR), onerror=_last_resort)
+    def py_output_init(api: Any, ins: Any, handle_out: Any) -> int:
+        return _init(ffi, lib, KIND_OUTPUT, api, ins, handle_out)
+
+    @ffi.def_extern(error=int(Outcome.RETRY), onerror=_last_resort)
+    def py_output_flush(ctx: Any, data: Any, size: int, tag: Any) -> int:
+        plugin = ffi.from_handle(ctx)
+        try:
+            return int(plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode(
+                "utf-8", "replace")))
+        except BaseException as exc:  # noqa: BLE001
+            outcome = to_outcome(exc)
+            plugin.log.error("flush failed, returning %s:\n%s", outcome.name,
+                             traceback.format_exc())
+            return int(outcome)
+
+    @ffi.def_extern(error=int(Outcome.OK), onerror=_last_resort)
+    def py_output_exit(ctx: Any) -> int:
+        plugin = ffi.from_handle(ctx)
+        try:
+            plugin.close()
+        except BaseException:  # noqa: BLE001
+            plugin.log.error("exit failed:\n%s", traceback.format_exc())
+        finally:
+            _release(plugin)
+        return int(Outcome.OK)
+
+
+def _install_input(ffi: Any, lib: Any) -> None:
+    @ffi.def_extern(error=int(Outcome.ERROR), onerror=_last_resort)
+    def py_input_init(api: Any, ins: Any, handle_out: Any) -> int:
+        return _init(ffi, lib, KIND_INPUT, api, ins, handle_out)
+
+    @ffi.def_extern(error=-1, onerror=_last_resort)
+    def py_input_collect(ctx: Any, data_out: Any, size_out: Any) -> int:
+        plugin = ffi.from_handle(ctx)
+        try:
+            payload: bytes = plugin.collect()
+            if payload:
+                buf = lib.shim_alloc(len(payload))
+                if buf == ffi.NULL:
+                    plugin.abort_batch()
+                    return -1
+                ffi.memmove(buf, payload, len(payload))
+                data_out[0] = buf
+                size_out[0] = len(payload)
+            return 0
+        except BaseException:  # noqa: BLE001
+            plugin.log.error("collect failed:\n%s", traceback.format_exc())
+            return -1
+
+    @ffi.def_extern(error=-1, onerror=_last_resort)
+    def py_input_cleanup(ctx: Any) -> int:
+        plugin = ffi.from_handle(ctx)
+        try:
+            plugin.commit()  # Fluent Bit appended the batch: the position may move
+            return 0
+        except BaseException:  # noqa: BLE001
+            plugin.log.error("position commit failed:\n%s", traceback.format_exc())
+            return -1
+
+    @ffi.def_extern(onerror=_last_resort)
+    def py_input_event(ctx: Any, event: int) -> None:
+        plugin = ffi.from_handle(ctx)
+        try:
+            if event == EV_PAUSE:
+                plugin.pause()
+            elif event == EV_RESUME:
+                plugin.resume()
+            elif event == EV_PRE_EXIT:
+                plugin.pause()
+            elif event == EV_EXIT:
+                try:
+                    plugin.close()
+                finally:
+                    _release(plugin)
+        except BaseException:  # noqa: BLE001
+            plugin.log.error("event %d failed:\n%s", event, traceback.format_exc())

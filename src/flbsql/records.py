@@ -1,0 +1,172 @@
+"""Fluent Bit's msgpack event format, both ways (ABI doc section 10).
+
+A flush chunk is a concatenation of events, each either the v2 form
+``[[timestamp, metadata], body]`` or the classic ``[timestamp, body]``; both can be
+mixed in one chunk. A timestamp is an EventTime (msgpack ext type 0: big-endian
+uint32 seconds + uint32 nanoseconds), a non-negative integer or a float. Group
+markers (EventTime seconds 0xFFFFFFFF / 0xFFFFFFFE) frame OpenTelemetry groups and
+are not records.
+
+Decoding never drops anything silently: an entry that is not an event comes back
+as a :class:`BadEntry` carrying its raw bytes and the reason, for the dead letter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "BadEntry",
+    "Event",
+    "EventTime",
+    "decode_chunk",
+    "encode_event",
+]
+
+_GROUP_START = 0xFFFFFFFF
+_GROUP_END = 0xFFFFFFFE
+_U32X2 = struct.Struct(">II")
+
+
+class EventTime(tuple[int, int]):
+    """Seconds and nanoseconds since the epoch, as Fluent Bit's EventTime."""
+
+    __slots__ = ()
+
+    def __new__(cls, sec: int, nsec: int) -> EventTime:
+        """Build from whole seconds and nanoseconds."""
+        return tuple.__new__(cls, (sec, nsec))
+
+    @property
+    def sec(self) -> int:
+        """Whole seconds."""
+        return self[0]
+
+    @property
+    def nsec(self) -> int:
+        """Nanoseconds within the second."""
+        return self[1]
+
+    def to_float(self) -> float:
+        """Seconds as a float (loses precision below the microsecond)."""
+        return self[0] + self[1] / 1e9
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == 0 and len(data) == 8:
+        return EventTime(*_U32X2.unpack(data))
+    return msgpack.ExtType(code, data)
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    """One record of a chunk."""
+
+    time: EventTime
+    body: dict[Any, Any]
+    metadata: dict[Any, Any]
+    index: int  # position in the chunk, for error messages
+
+
+@dataclasses.dataclass(slots=True)
+class BadEntry:
+    """Something in a chunk that is not a record; kept for the dead letter."""
+
+    index: int
+    raw: bytes
+    reason: str
+
+
+def _timestamp(ts: Any) -> EventTime | None:
+    if isinstance(ts, EventTime):
+        return ts
+    if isinstance(ts, bool):
+        return None
+    if isinstance(ts, int) and ts >= 0:
+        return EventTime(ts, 0)
+    if isinstance(ts, float) and ts >= 0:
+        sec = int(ts)
+        return EventTime(sec, int(round((ts - sec) * 1e9)) % 1_000_000_000)
+    return None
+
+
+def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
+    """Yield the events of a flush chunk in order; group markers are skipped."""
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook, raw=False, strict_map_key=False, unicode_errors="surrogateescape",
+        max_buffer_size=max(len(data), 1 << 20),
+    )
+    unpacker.feed(data)
+    view = memoryview(data)
+    index = 0
+    start = 0
+    while True:
+        try:
+            obj = unpacker.unpack()
+        except msgpack.OutOfData:
+            break
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+            yield BadEntry(index, bytes(view[start:]), f"undecodable msgpack: {exc}")
+            return
+        end = unpacker.tell()
+        entry = _to_event(obj, index)
+        if entry is None:
+            yield BadEntry(index, bytes(view[start:end]), _why_bad(obj))
+        elif entry is not _GROUP:
+            yield entry
+        index += 1
+        start = end
+    if start < len(data):
+        yield BadEntry(index, bytes(view[start:]), "truncated msgpack at the end of the chunk")
+
+
+_GROUP: Any = object()
+
+
+def _to_event(obj: Any, index: int) -> Event | None:
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        return None
+    head, body = obj
+    meta: Any = {}
+    if isinstance(head, (list, tuple)):  # v2: [[ts, meta], body]
+        if len(head) != 2:
+            return None
+        head, meta = head
+    ts = _timestamp(head)
+    if ts is None or not isinstance(meta, dict):
+        return None
+    if ts.sec in (_GROUP_START, _GROUP_END) and ts.nsec == 0:
+        return _GROUP
+    if not isinstance(body, dict):
+        return None
+    return Event(ts, body, meta, index)
+
+
+def _why_bad(obj: Any) -> str:
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        return f"not a [timestamp, record] pair: {type(obj).__name__}"
+    head, body = obj
+    if isinstance(head, (list, tuple)):
+        if len(head) != 2 or not isinstance(head[1], dict):
+            return "header is not [timestamp, metadata map]"
+        head = head[0]
+    if _timestamp(head) is None:
+        return f"invalid timestamp {head!r:.60}"
+    return f"record body is not a map: {type(body).__name__}"
+
+
+_V2_HEAD = b"\x92\x92\xd7\x00"
+
+
+def encode_event(sec: int, nsec: int, body_packed: bytes) -> bytes:
+    """One v2 event with an EventTime and empty metadata, body already packed.
+
+    The header is written by hand (ABI doc section 10: 0.6 us against 1.8 us for
+    a Packer with ExtType).
+    """
+    return _V2_HEAD + _U32X2.pack(sec, nsec) + b"\x80" + body_packed

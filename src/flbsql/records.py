@@ -129,11 +129,11 @@ _GROUP: Any = object()
 
 
 def _to_event(obj: Any, index: int) -> Event | None:
-    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+    if not isinstance(obj, list) or len(obj) != 2:
         return None
     head, body = obj
     meta: Any = {}
-    if isinstance(head, (list, tuple)):  # v2: [[ts, meta], body]
+    if isinstance(head, list):  # v2: [[ts, meta], body] (an EventTime is a tuple)
         if len(head) != 2:
             return None
         head, meta = head
@@ -148,10 +148,10 @@ def _to_event(obj: Any, index: int) -> Event | None:
 
 
 def _why_bad(obj: Any) -> str:
-    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+    if not isinstance(obj, list) or len(obj) != 2:
         return f"not a [timestamp, record] pair: {type(obj).__name__}"
     head, body = obj
-    if isinstance(head, (list, tuple)):
+    if isinstance(head, list):
         if len(head) != 2 or not isinstance(head[1], dict):
             return "header is not [timestamp, metadata map]"
         head = head[0]

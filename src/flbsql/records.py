@@ -26,6 +26,7 @@ __all__ = [
     "EventTime",
     "decode_chunk",
     "encode_event",
+    "skip_object",
 ]
 
 _GROUP_START = 0xFFFFFFFF
@@ -95,14 +96,23 @@ def _timestamp(ts: Any) -> EventTime | None:
     return None
 
 
-def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
-    """Yield the events of a flush chunk in order; group markers are skipped."""
-    unpacker = msgpack.Unpacker(
+def _unpacker(size: int) -> msgpack.Unpacker:
+    return msgpack.Unpacker(
         ext_hook=_ext_hook, raw=False, strict_map_key=False, unicode_errors="surrogateescape",
-        max_buffer_size=max(len(data), 1 << 20),
+        max_buffer_size=max(size, 1 << 20),
     )
-    unpacker.feed(data)
+
+
+def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
+    """Yield the events of a flush chunk in order; group markers are skipped.
+
+    An entry msgpack cannot decode (nested deeper than its 1024-level stack, say)
+    becomes a :class:`BadEntry` with exactly its bytes, and decoding goes on after it.
+    """
     view = memoryview(data)
+    unpacker = _unpacker(len(view))
+    unpacker.feed(view)
+    base = 0  # offset of the unpacker's first byte in the chunk
     index = 0
     start = 0
     while True:
@@ -110,10 +120,18 @@ def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
             obj = unpacker.unpack()
         except msgpack.OutOfData:
             break
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-            yield BadEntry(index, bytes(view[start:]), f"undecodable msgpack: {exc}")
-            return
-        end = unpacker.tell()
+        except Exception as exc:  # noqa: BLE001 - any undecodable entry (TypeError: unhashable key, StackError, ...)
+            end = skip_object(view, start)
+            if end is None:
+                yield BadEntry(index, bytes(view[start:]), f"undecodable msgpack: {exc!r}")
+                return
+            yield BadEntry(index, bytes(view[start:end]), f"undecodable msgpack: {exc!r}")
+            index += 1
+            start = base = end
+            unpacker = _unpacker(len(view) - end)
+            unpacker.feed(view[end:])
+            continue
+        end = base + unpacker.tell()
         entry = _to_event(obj, index)
         if entry is None:
             yield BadEntry(index, bytes(view[start:end]), _why_bad(obj))
@@ -121,8 +139,55 @@ def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
             yield entry
         index += 1
         start = end
-    if start < len(data):
+    if start < len(view):
         yield BadEntry(index, bytes(view[start:]), "truncated msgpack at the end of the chunk")
+
+
+# msgpack type byte -> (fixed payload bytes, length-prefix bytes, child count kind)
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
+          0xD2: 4, 0xD3: 8, 0xCA: 4, 0xCB: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin/str: length bytes
+_EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext: length bytes, then type byte
+_CONTAINER = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # (len bytes, per item)
+
+
+def skip_object(view: memoryview, pos: int) -> int | None:
+    """Offset just past the msgpack object at ``pos``, without building it.
+
+    Iterative, so any nesting depth is fine; None when the data ends first.
+    """
+    pending = 1
+    n = len(view)
+    while pending:
+        if pos >= n:
+            return None
+        b = view[pos]
+        pos += 1
+        pending -= 1
+        if b <= 0x7F or b >= 0xE0:  # fixint
+            continue
+        if 0x80 <= b <= 0x8F:
+            pending += 2 * (b & 0x0F)
+        elif 0x90 <= b <= 0x9F:
+            pending += b & 0x0F
+        elif 0xA0 <= b <= 0xBF:
+            pos += b & 0x1F
+        elif b in _FIXED:
+            pos += _FIXED[b]
+        elif b in _SIZED or b in _EXT:
+            width = _SIZED.get(b) or _EXT[b]
+            if pos + width > n:
+                return None
+            pos += width + int.from_bytes(view[pos:pos + width], "big") + (1 if b in _EXT else 0)
+        elif b in _CONTAINER:
+            width, per = _CONTAINER[b]
+            if pos + width > n:
+                return None
+            pending += per * int.from_bytes(view[pos:pos + width], "big")
+            pos += width
+        else:  # 0xC1 is never used
+            return None
+    return pos if pos <= n else None
 
 
 _GROUP: Any = object()

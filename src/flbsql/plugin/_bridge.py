@@ -11,11 +11,13 @@ the handle referenced here until Exit.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import traceback
 from typing import Any
 
+from flbsql import __version__
 from flbsql.config import parse
 from flbsql.errors import FlbSqlError
 from flbsql.outcome import Outcome, to_outcome
@@ -29,6 +31,7 @@ EV_PAUSE, EV_RESUME, EV_PRE_EXIT, EV_EXIT = 1, 2, 3, 4
 
 _live: dict[int, Any] = {}  # id(handle) -> handle, kept alive until Exit
 _live_lock = threading.Lock()
+_instance_no = itertools.count(1)  # module globals are shared by every instance (T10)
 
 
 def _last_resort(exc_type: Any, exc: Any, tb: Any) -> None:
@@ -51,6 +54,8 @@ def _getter(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any) -> Any:
 def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any) -> int:
     kind = "input" if kind_no == KIND_INPUT else "output"
     log = instance_logger(lib, kind_no, api, ins, f"{'in' if kind_no == 1 else 'out'}_sql")
+    log.info("flbsql %s on Python %s (%s), instance %d of this process", __version__,
+             sys.version.split()[0], sys.prefix, next(_instance_no))
     try:
         cfg = parse(kind, _getter(ffi, lib, kind_no, api, ins))
         if kind_no == KIND_INPUT:

@@ -56,7 +56,11 @@ test-chaos: build ## crash, outage and poison suite
 sanitize: dev ## shim + host under ASan/UBSan, then the shim tests
 	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py $(BUILD)/san
 	$(MAKE) -s -C tests/host BUILD=$(BUILD)/san SAN=1
-	FLBSQL_SAN_BUILD=$(BUILD)/san $(PYTEST) tests/shim -m "not slow"
+	FLBSQL_SAN_BUILD=$(BUILD)/san PYTHONMALLOC=malloc \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/host/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTEST) -p no:cacheprovider tests/shim -m "not slow"
 
 bench-output: build ## output benchmark: PostgreSQL (vs psql \copy), MariaDB, SQLite
 	$(VPY) -m bench output

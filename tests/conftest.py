@@ -12,7 +12,8 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fix_db", "tests.fix_host", "tests.fix_pgcluster"]
+pytest_plugins = ["tests.fix_db", "tests.fix_host", "tests.fix_pgcluster", "tests.fix_proxy",
+                  "tests.fix_vault"]
 
 MARKERS = {
     "sqlite": "runs against SQLite",

@@ -65,6 +65,9 @@ class Capabilities:
         transactional_ddl: CREATE TABLE can be rolled back.
         types: generic type name -> this dialect's column type.
         timestamp_precision: fractional digits of the timestamp type.
+        create_if_not_exists: ``CREATE TABLE IF NOT EXISTS`` is understood.
+        text_nul: text columns can store U+0000 (PostgreSQL cannot).
+        json_as_bytes: the bulk path takes JSON documents as UTF-8 bytes.
     """
 
     paramstyle: str = "qmark"
@@ -81,6 +84,9 @@ class Capabilities:
     savepoints: bool = True
     transactional_ddl: bool = True
     timestamp_precision: int = 6
+    create_if_not_exists: bool = True
+    text_nul: bool = True
+    json_as_bytes: bool = False
     types: dict[str, str] = dataclasses.field(default_factory=lambda: {
         "text": "TEXT",
         "string": "VARCHAR(255)",
@@ -117,6 +123,10 @@ class Dialect:
         """Quote one identifier, doubling the closing quote character inside it."""
         if not name or "\x00" in name:
             raise ValueError(f"invalid identifier {name!r}")
+        if "%" in name and self.caps.paramstyle in ("format", "pyformat"):
+            # the driver would read it as a placeholder in statements that bind values
+            raise ValueError(f"identifier {name!r}: '%' is not supported by the {self.name} "
+                             "driver's paramstyle")
         if len(name.encode("utf-8")) > self.caps.max_identifier_length:
             raise ValueError(
                 f"identifier {name!r} is longer than {self.caps.max_identifier_length} bytes"
@@ -166,6 +176,10 @@ class Dialect:
             return TransientError(msg, state)
         if state and state[:2] in ("22", "23"):
             return RecordError(msg, state)
+        if state is None and isinstance(
+            exc, (UnicodeError, ValueError, TypeError, OverflowError)
+        ):  # the driver could not convert a value: that record's fault
+            return RecordError(msg)
         return TerminalError(msg, state)
 
     # -- statements that differ ----------------------------------------------------------
@@ -215,9 +229,99 @@ class Dialect:
         raise NotImplementedError
 
     def bulk_insert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
-        """Insert rows through the dialect's fastest bound path (default executemany)."""
-        marks = ", ".join(self.placeholder(i) for i in range(len(columns)))
-        cols = ", ".join(self.quote(c) for c in columns)
-        cur.executemany(f"INSERT INTO {table_sql} ({cols}) VALUES ({marks})", rows)
+        """Insert rows through the dialect's fastest bound path (default executemany).
+
+        ``types`` are the target columns' database types (from :meth:`columns`),
+        for bulk paths that bind by type (PostgreSQL binary COPY).
+        """
+        from flbsql import sql  # noqa: PLC0415 - sql imports nothing from here
+
+        cur.executemany(sql.insert(self, table_sql, columns), rows)
+
+    def upsert(
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        update: bool,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """Insert rows, skipping (or updating) those whose ``key`` already exists."""
+        from flbsql import sql  # noqa: PLC0415
+
+        cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
+
+    def split_name(self, name: str) -> tuple[str | None, str]:
+        """``schema.table`` to (schema, table); a plain name has no schema."""
+        schema, dot, table = name.rpartition(".")
+        if not dot:
+            return None, name
+        if not schema or not table:
+            raise ValueError(f"invalid table name {name!r}")
+        return schema, table
+
+    def table_sql(self, name: str) -> str:
+        """A possibly schema-qualified table name, each part quoted."""
+        schema, table = self.split_name(name)
+        return self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+
+    # -- transactions --------------------------------------------------------------------
+
+    def savepoint_sql(self, name: str) -> str:
+        """Statement that sets a savepoint."""
+        return f"SAVEPOINT {name}"
+
+    def rollback_to_sql(self, name: str) -> str:
+        """Statement that undoes the work done since a savepoint."""
+        return f"ROLLBACK TO SAVEPOINT {name}"
+
+    def release_sql(self, name: str) -> str | None:
+        """Statement that forgets a savepoint (None where there is none)."""
+        return f"RELEASE SAVEPOINT {name}"
+
+    # -- input --------------------------------------------------------------------------
+    # Hooks of the keyset reader (flbsql.reader); defaults are ANSI.
+
+    #: One writer at a time commits in key order (SQLite): a key-only read needs no
+    #: settle window, since no transaction can commit a lower key later.
+    input_serial_writers: ClassVar[bool] = False
+
+    def input_row_values(self) -> bool:
+        """Write ``(a, b) > (?, ?)`` (True) or the expanded OR form (False)."""
+        return self.caps.row_value_compare
+
+    def input_prepare(self, conn: Connection) -> None:
+        """Per-connection setup before the first read (e.g. the session time zone)."""
+
+    def input_horizon_sql(self) -> str | None:
+        """SELECT-list expression naming the transactions in flight, or None.
+
+        It is evaluated in the same statement (snapshot) as the signpost sample.
+        Where it exists, :meth:`input_settled` decides when the sample is safe to
+        read up to, and no settle window is needed.
+        """
+        return None
+
+    def input_settled(self, conn: Connection, horizon: Any, table: str | None) -> bool:
+        """True once no transaction of ``horizon`` can still commit into ``table``."""
+        raise NotImplementedError
+
+    def input_column_kinds(
+        self, conn: Connection, schema: str | None, table: str
+    ) -> dict[str, str]:
+        """Columns needing a conversion the value's Python type does not tell.
+
+        Returns name -> kind: ``json`` (text holding a JSON document) or ``utc``
+        (naive timestamps that are UTC, not ``time_zone``).
+        """
+        return {c.name: "json" for c in self.columns(conn, schema, table)
+                if c.type in ("json", "jsonb")}

@@ -92,10 +92,21 @@ class SQLiteDialect(Dialect):
             cur.close()
 
     def bulk_insert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
         """executemany: SQLite's fastest bound path."""
-        super().bulk_insert(cur, table_sql, columns, rows)
+        super().bulk_insert(cur, table_sql, columns, rows, types)
+
+    # -- input --------------------------------------------------------------------------
+
+    # One write transaction at a time: a rowid or key taken inside it is committed
+    # before any other writer can take a larger one.
+    input_serial_writers = True
 
 
 DIALECT = SQLiteDialect()

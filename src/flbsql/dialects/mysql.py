@@ -1,0 +1,229 @@
+"""MySQL and MariaDB through PyMySQL: errno classification, packet-sized multi-row INSERT.
+
+Bulk path: PyMySQL's ``executemany`` rewrites ``INSERT ... VALUES (%s, ...)``
+(with an optional ``ON DUPLICATE KEY UPDATE`` tail) into multi-row INSERTs of at
+most ``cursor.max_stmt_length`` bytes, escaping every value itself. We size that
+to the server's ``max_allowed_packet`` (read once per connection).
+
+PyMySQL blocks forever on a silent server unless ``read_timeout`` and
+``write_timeout`` are set, so both come from ``statement_timeout``. The session
+gets ``STRICT_ALL_TABLES`` so that an over-long or malformed value is an error,
+never a silently truncated row.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from flbsql import sql
+from flbsql.dialects import import_driver
+from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
+from flbsql.url import ConnectParams
+
+__all__ = ["DIALECT", "MySQLDialect"]
+
+# client (CR_*) and server (ER_*) error numbers, from MySQL's errmsg.h / mysqld_error.h
+DISCONNECT_ERRNOS = frozenset({
+    2003,  # CR_CONN_HOST_ERROR
+    2006,  # CR_SERVER_GONE_ERROR
+    2013,  # CR_SERVER_LOST
+    2014,  # CR_COMMANDS_OUT_OF_SYNC
+    2045,  # CR_NAMEDPIPEOPEN_ERROR
+    2055,  # CR_SERVER_LOST_EXTENDED
+    1053,  # ER_SERVER_SHUTDOWN
+    1077,  # ER_NORMAL_SHUTDOWN
+    1152,  # ER_ABORTING_CONNECTION
+    1153,  # ER_NET_PACKET_TOO_LARGE (the server drops the connection)
+    1927,  # MariaDB ER_CONNECTION_KILLED
+    4031,  # ER_CLIENT_INTERACTION_TIMEOUT
+})
+TRANSIENT_ERRNOS = frozenset({
+    1021,  # ER_DISK_FULL
+    1040,  # ER_CON_COUNT_ERROR
+    1114,  # ER_RECORD_FILE_FULL
+    1203,  # ER_TOO_MANY_USER_CONNECTIONS
+    1205,  # ER_LOCK_WAIT_TIMEOUT
+    1213,  # ER_LOCK_DEADLOCK
+    1290,  # ER_OPTION_PREVENTS_STATEMENT (--read-only during failover)
+    1317,  # ER_QUERY_INTERRUPTED
+    1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+    1836,  # ER_READ_ONLY_MODE
+    1969,  # MariaDB ER_STATEMENT_TIMEOUT
+    3024,  # ER_QUERY_TIMEOUT
+})
+RECORD_ERRNOS = frozenset({
+    1048,  # ER_BAD_NULL_ERROR
+    1062,  # ER_DUP_ENTRY
+    1264,  # ER_WARN_DATA_OUT_OF_RANGE
+    1265,  # WARN_DATA_TRUNCATED
+    1292,  # ER_TRUNCATED_WRONG_VALUE
+    1300,  # ER_INVALID_CHARACTER_STRING
+    1366,  # ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+    1367,  # ER_ILLEGAL_VALUE_FOR_TYPE
+    1406,  # ER_DATA_TOO_LONG
+    1411,  # ER_WRONG_VALUE_FOR_TYPE
+    1416,  # ER_CANT_CREATE_GEOMETRY_OBJECT
+    1451, 1452,  # foreign key
+    1690,  # ER_DATA_OUT_OF_RANGE
+    3140,  # ER_INVALID_JSON_TEXT (MySQL)
+    3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+    4025,  # MariaDB ER_CONSTRAINT_FAILED (the JSON_VALID check of a JSON column)
+})
+
+
+def errno_of(exc: BaseException) -> int | None:
+    """PyMySQL puts the error number first in ``args``."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class MySQLDialect(Dialect):
+    """MySQL 5.7+/8 and MariaDB 10.3+."""
+
+    name = "mysql"
+    driver = "pymysql"
+    extra = "mysql"
+    caps = Capabilities(
+        paramstyle="format",
+        quote_open="`",
+        quote_close="`",
+        max_identifier_length=64,
+        max_rows_per_insert=None,  # bounded by bytes: max_allowed_packet
+        max_params=65535,
+        max_statement_bytes=16 << 20,
+        upsert_style="mysql",
+        transactional_ddl=False,
+        types={
+            "text": "LONGTEXT", "string": "VARCHAR(255)", "int": "BIGINT", "float": "DOUBLE",
+            "bool": "BOOLEAN", "timestamp": "DATETIME(6)", "json": "JSON",
+            "bytes": "LONGBLOB", "decimal": "DECIMAL(38, 10)",
+        },
+    )
+
+    def _pymysql(self) -> Any:
+        return import_driver(self.name, "pymysql", self.extra)
+
+    def ssl_args(self, params: ConnectParams) -> dict[str, Any] | None:
+        """PyMySQL's ``ssl`` dict; it uses TLS when the server offers it (prefer)."""
+        if params.ssl_mode == "disable":
+            return None
+        verify = params.ssl_mode in ("verify-ca", "verify-full")
+        args: dict[str, Any] = {
+            "check_hostname": params.ssl_mode == "verify-full",
+            "verify_mode": ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
+        }
+        for opt, key in (("ssl_ca", "ca"), ("ssl_cert", "cert"), ("ssl_key", "key")):
+            if getattr(params, opt):
+                args[key] = getattr(params, opt)
+        return args
+
+    def connect_kwargs(self, params: ConnectParams) -> dict[str, Any]:
+        """Keyword arguments for ``pymysql.connect``."""
+        timeout = max(1, round(params.statement_timeout))
+        return {
+            "host": params.host or "localhost",
+            "port": params.port or 3306,
+            "user": params.user or "root",
+            "password": params.password or "",
+            "database": params.database,
+            "charset": "utf8mb4",
+            "autocommit": False,
+            "connect_timeout": max(1, round(params.connect_timeout)),
+            "read_timeout": timeout,
+            "write_timeout": timeout,
+            "ssl": self.ssl_args(params),
+            "init_command": "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), "
+                            "'STRICT_ALL_TABLES'), time_zone = '+00:00'",
+        }
+
+    def connect(self, params: ConnectParams) -> Connection:
+        """PyMySQL connection; ``require`` fails when the server has no TLS."""
+        pymysql = self._pymysql()
+        conn = pymysql.connect(**self.connect_kwargs(params))
+        if params.ssl_mode in ("require", "verify-ca", "verify-full") and not isinstance(
+                getattr(conn, "_sock", None), ssl.SSLSocket):
+            conn.close()
+            raise TerminalError(f"mysql: ssl_mode {params.ssl_mode} but the server offers no TLS")
+        cur = conn.cursor()
+        cur.execute("SELECT @@max_allowed_packet")
+        server_max = int(cur.fetchone()[0])
+        conn.flbsql_max_stmt = max(64 << 10, min(server_max, self.caps.max_statement_bytes
+                                                 or server_max) - 4096)
+        return conn  # type: ignore[no-any-return]
+
+    def ping(self, conn: Connection) -> None:
+        """``ping(reconnect=False)``: a reconnect would hide a lost transaction."""
+        conn.ping(reconnect=False)  # type: ignore[attr-defined]
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Client errors for a lost link, server shutdown, killed connection."""
+        pymysql = self._pymysql()
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # "(0, '')": the socket is already closed
+        return errno_of(exc) in DISCONNECT_ERRNOS
+
+    def classify(self, exc: BaseException) -> Exception:
+        """By errno, then by PyMySQL's exception class."""
+        pymysql = self._pymysql()
+        errno = errno_of(exc)
+        msg = f"mysql: {type(exc).__name__}: {exc}"
+        if self.is_disconnect(exc):
+            return DisconnectError(msg)
+        if errno in TRANSIENT_ERRNOS:
+            return TransientError(msg)
+        if errno in RECORD_ERRNOS or isinstance(
+                exc, (pymysql.err.DataError, pymysql.err.IntegrityError)):
+            return RecordError(msg)
+        return super().classify(exc) if errno is None else TerminalError(msg)
+
+    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
+        """information_schema, defaulting the schema to the current database."""
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
+            "ORDER BY ordinal_position", (schema, table))
+        return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in cur.fetchall()]
+
+    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        """PRIMARY constraint columns in key order."""
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT column_name FROM information_schema.key_column_usage "
+            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
+            "AND constraint_name = 'PRIMARY' ORDER BY ordinal_position", (schema, table))
+        return [r[0] for r in cur.fetchall()]
+
+    def _sized(self, cur: Any) -> Any:
+        cur.max_stmt_length = getattr(cur.connection, "flbsql_max_stmt", 1 << 20)
+        return cur
+
+    def bulk_insert(
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """Multi-row INSERTs sized to max_allowed_packet (PyMySQL's executemany)."""
+        self._sized(cur).executemany(sql.insert(self, table_sql, columns), rows)
+
+    def upsert(
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        update: bool,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """Multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``."""
+        self._sized(cur).executemany(sql.upsert(self, table_sql, columns, key, update), rows)
+
+
+DIALECT = MySQLDialect()

@@ -1,0 +1,200 @@
+"""PostgreSQL through psycopg 3: binary COPY, SQLSTATE classification.
+
+Bulk path: ``COPY t (cols) FROM STDIN (FORMAT BINARY)`` with the target column
+types set, so psycopg's C dumpers write each value in PostgreSQL's binary form.
+JSON documents arrive already encoded (``orjson``), so the JSON dumper is set to
+pass bytes through. Idempotent writes COPY into a session temp table and then
+``INSERT ... SELECT ... ON CONFLICT``: COPY itself cannot skip duplicates.
+
+A failed COPY reports the offending row as ``COPY t, line N`` in the error
+context; :meth:`PostgreSQLDialect.failed_row` extracts it so the writer can keep
+the rows before it without bisecting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from flbsql import sql
+from flbsql.dialects import import_driver
+from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.url import ConnectParams
+
+__all__ = ["DIALECT", "PostgreSQLDialect"]
+
+_COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
+_DISCONNECT_STATES = {"57P01", "57P02", "57P03"}  # admin/crash shutdown, cannot connect now
+
+
+def _passthrough_json(obj: Any) -> Any:
+    """JSON dumper for adapted documents: bytes/str were encoded by the mapper."""
+    if isinstance(obj, (bytes, str)):
+        return obj
+    import orjson  # noqa: PLC0415
+
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+
+
+class PostgreSQLDialect(Dialect):
+    """PostgreSQL 12+."""
+
+    name = "postgresql"
+    driver = "psycopg"
+    extra = "postgres"
+    caps = Capabilities(
+        paramstyle="format",
+        max_identifier_length=63,
+        max_rows_per_insert=None,  # COPY streams
+        max_params=65535,
+        upsert_style="on_conflict",
+        text_nul=False,
+        json_as_bytes=True,
+        types={
+            "text": "TEXT", "string": "VARCHAR(255)", "int": "BIGINT",
+            "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
+            "json": "JSONB", "bytes": "BYTEA", "decimal": "NUMERIC",
+        },
+    )
+
+    def _psycopg(self) -> Any:
+        return import_driver(self.name, "psycopg", self.extra)
+
+    # -- connections -------------------------------------------------------------------
+
+    def connect_kwargs(self, params: ConnectParams) -> dict[str, Any]:
+        """libpq keywords: timeouts, keepalives and TLS from ``params``."""
+        stmt_ms = int(params.statement_timeout * 1000)
+        kw: dict[str, Any] = {
+            "host": params.host or "localhost",
+            "port": params.port or 5432,
+            "dbname": params.database,
+            "user": params.user,
+            "password": params.password,
+            "connect_timeout": max(1, math.ceil(params.connect_timeout)),
+            "options": f"-c statement_timeout={stmt_ms}",
+            "application_name": "flbsql",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "tcp_user_timeout": stmt_ms,  # a silent peer fails the call instead of hanging
+            "sslmode": params.ssl_mode,
+        }
+        for opt, key in (("ssl_ca", "sslrootcert"), ("ssl_cert", "sslcert"),
+                         ("ssl_key", "sslkey")):
+            if getattr(params, opt):
+                kw[key] = getattr(params, opt)
+        kw.update(params.query)  # extra libpq keywords from the URL query string
+        return {k: v for k, v in kw.items() if v is not None}
+
+    def connect(self, params: ConnectParams) -> Connection:
+        """psycopg connection, autocommit off, JSON pass-through dumper."""
+        psycopg = self._psycopg()
+        conn = psycopg.connect(autocommit=False, **self.connect_kwargs(params))
+        from psycopg.types.json import set_json_dumps  # noqa: PLC0415
+
+        set_json_dumps(_passthrough_json, conn)
+        return conn  # type: ignore[no-any-return]
+
+    def ping(self, conn: Connection) -> None:
+        """``SELECT 1`` outside any transaction left open."""
+        conn.cursor().execute("SELECT 1")
+        conn.rollback()
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Connection-class SQLSTATE, shutdown states, or a closed/broken connection."""
+        psycopg = self._psycopg()
+        state = getattr(exc, "sqlstate", None)
+        if state and (state[:2] == "08" or state in _DISCONNECT_STATES):
+            return True
+        if isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc):
+            return True
+        if isinstance(exc, psycopg.OperationalError) and state is None:
+            return True  # libpq reports lost connections without a SQLSTATE
+        return False
+
+    def failed_row(self, exc: BaseException) -> int | None:
+        """0-based index of the row a COPY failed on, from the error context."""
+        diag = getattr(exc, "diag", None)
+        context = getattr(diag, "context", None) or ""
+        m = _COPY_LINE.search(context)
+        return int(m.group(1)) - 1 if m else None
+
+    # -- introspection -----------------------------------------------------------------
+
+    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
+        """Columns through ``pg_attribute`` (follows search_path like the writes do)."""
+        name = self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT attname, format_type(atttypid, NULL), NOT attnotnull FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum", (name,))
+        return [Column(r[0], str(r[1]).lower(), bool(r[2])) for r in cur.fetchall()]
+
+    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        """Primary key columns in key order."""
+        name = self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+            "ORDER BY array_position(i.indkey::int2[], a.attnum)", (name,))
+        return [r[0] for r in cur.fetchall()]
+
+    # -- bulk path ---------------------------------------------------------------------
+
+    def copy_sql(self, table_sql: str, columns: Sequence[str], binary: bool) -> str:
+        """``COPY t (cols) FROM STDIN`` in binary or text format."""
+        fmt = " (FORMAT BINARY)" if binary else ""
+        return f"COPY {table_sql} ({sql.column_list(self, columns)}) FROM STDIN{fmt}"
+
+    def bulk_insert(
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """Binary COPY when every column type is known to psycopg, else text COPY."""
+        binary = types is not None and all(t in cur.adapters.types for t in types)
+        with cur.copy(self.copy_sql(table_sql, columns, binary)) as copy:
+            if binary:
+                copy.set_types(list(types or ()))
+            write = copy.write_row
+            for row in rows:
+                write(row)
+
+    def staging_table(self, table_sql: str, columns: Sequence[str]) -> str:
+        """Name of the session temp table used for idempotent COPY."""
+        digest = hashlib.sha1((table_sql + "|" + "|".join(columns)).encode()).hexdigest()
+        return self.quote(f"flbsql_stage_{digest[:12]}")
+
+    def upsert(
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        update: bool,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """COPY into a temp table, then ``INSERT ... SELECT ... ON CONFLICT``."""
+        stage = self.staging_table(table_sql, columns)
+        cols = sql.column_list(self, columns)
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                    f"SELECT {cols} FROM {table_sql} WITH NO DATA")
+        self.bulk_insert(cur, stage, columns, rows, types)
+        stmt = sql.upsert(self, table_sql, columns, key, update)
+        head, _, tail = stmt.partition(" VALUES ")
+        tail = tail[tail.index(")") + 1:]  # drop the placeholder row, keep ON CONFLICT
+        cur.execute(f"{head} SELECT {cols} FROM {stage}{tail}")
+        cur.execute(f"TRUNCATE {stage}")
+
+
+DIALECT = PostgreSQLDialect()

@@ -1,0 +1,134 @@
+"""Fuzzing what crosses the ABI: random chunks and random property sets.
+
+The host must survive everything, every flush must return one of Fluent Bit's
+three codes, and every well-formed record must land (the oracle is the test's own
+construction of each chunk, not the plugin's decoder).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import struct
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fix_host import event_classic, event_time, event_v2, group_marker, props, write_frames
+
+pytestmark = [pytest.mark.shim, pytest.mark.fuzz]
+
+
+def _random_value(rng: random.Random, depth: int = 0):
+    kind = rng.randrange(12 if depth < 4 else 8)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.randint(-(2**63), 2**64 - 1)
+    if kind == 3:
+        return rng.choice([0.0, -0.0, 1e308, float("inf"), float("-inf"), float("nan"), 3.25])
+    if kind == 4:
+        return "".join(chr(rng.choice([0, 0x7F, 0xE9, 0x1F600, 0xFFFD, 0x41]))
+                       for _ in range(rng.randrange(20)))
+    if kind == 5:
+        return rng.randbytes(rng.randrange(40))
+    if kind == 6:
+        return msgpack.ExtType(rng.randrange(1, 127), rng.randbytes(rng.randrange(9)))
+    if kind == 7:
+        return "x" * rng.choice([0, 1, 255, 70_000])
+    if kind in (8, 9):
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{rng.randrange(5)}": _random_value(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def _good_event(rng: random.Random, n: int) -> bytes:
+    body = {"n": n, "v": _random_value(rng), "s": "ok"}
+    style = rng.randrange(4)
+    if style == 0:
+        return event_v2(body, sec=rng.randrange(0, 2**32 - 2), nsec=rng.randrange(10**9))
+    if style == 1:
+        return event_classic(body, event_time(rng.randrange(0, 2**31), rng.randrange(10**9)))
+    if style == 2:
+        return event_classic(body, rng.randrange(0, 2**40))
+    return event_classic(body, rng.uniform(0, 2**31))
+
+
+def _garbage(rng: random.Random) -> bytes:
+    """A complete msgpack object that is not an event."""
+    choices = [
+        lambda: msgpack.packb(_random_value(rng)),
+        lambda: msgpack.packb([-5, {"a": 1}]),
+        lambda: msgpack.packb([[1, 2, 3], {"a": 1}]),
+        lambda: msgpack.packb([1.5, "not a map"]),
+        lambda: msgpack.packb([msgpack.ExtType(0, b"\x00" * 4), {"a": 1}]),
+        lambda: msgpack.packb([[msgpack.ExtType(0, struct.pack(">II", 1, 2)), "meta"], {}]),
+        lambda: b"\x92\x92\xd7\x00" + b"\0" * 8 + b"\x80\x81\xa1d" + b"\x91" * 3000 + b"\xc0",
+        lambda: msgpack.packb({"a": 1}),
+    ]
+    return rng.choice(choices)()
+
+
+def test_random_chunks_never_crash_and_every_good_record_lands(host, tmp_path):
+    rng = random.Random(20261121)
+    chunks, good = [], 0
+    for _ in range(150):
+        parts = []
+        for _ in range(rng.randrange(1, 30)):
+            roll = rng.random()
+            if roll < 0.75:
+                parts.append(_good_event(rng, good))
+                good += 1
+            elif roll < 0.9:
+                parts.append(_garbage(rng))
+            else:
+                parts.append(group_marker(rng.random() < 0.5))
+        chunk = b"".join(parts)
+        if rng.random() < 0.1:  # a truncated tail after the last good record
+            chunk += event_v2({"never": "complete"})[: rng.randrange(1, 10)]
+        chunks.append(chunk)
+    chunks.append(b"")
+    chunks.append(rng.randbytes(64))
+    frames = write_frames(tmp_path / "f.bin", chunks)
+    db = tmp_path / "o.db"
+    r = host.run("-i", "feed", *props(file=frames), "-o", "sql",
+                 *props(url=db, table="logs", retry_limit=0), timeout=300)
+    assert r.returncode == 0, r.log[-4000:]
+    assert r.stats["flush_calls"] == r.stats["flush_ok"] + r.stats["flush_retry"] \
+        + r.stats["flush_error"]
+    conn = sqlite3.connect(db)
+    (landed,) = conn.execute("SELECT count(*) FROM logs WHERE data LIKE '%\"s\": \"ok\"%' "
+                             "OR data LIKE '%\"s\":\"ok\"%'").fetchone()
+    conn.close()
+    assert landed == good
+
+
+_KEYS = ["url", "table", "columns", "time_column", "json_column", "tag_column", "unique_key",
+         "batch_rows", "bulk", "pool.max_lifetime", "statement_timeout", "ssl_mode",
+         "auto_create_table", "dead_letter_table", "time_zone", "nonsense", "table_name",
+         "query", "Match", "workers"]
+_VALUES = st.one_of(st.sampled_from(["", "on", "off", "0", "-1", "1e99", "5s", "x" * 300,
+                                      "a=b:int", "a,b", "UTC", "Mars/Olympus", "copy"]),
+                    st.text(min_size=0, max_size=12))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6))
+def test_random_property_sets_fail_init_cleanly_or_work(host, tmp_path_factory, conf):
+    tmp = tmp_path_factory.mktemp("p")
+    frames = write_frames(tmp / "f.bin", [event_v2({"a": 1})])
+    args = []
+    base = {"url": str(tmp / "o.db"), "table": "logs"}
+    for k, v in {**base, **conf}.items():
+        if "\x00" in v or "\n" in v:
+            continue
+        args += ["-p", f"{k}={v}"]
+    r = host.run("-i", "feed", *props(file=frames), "-o", "sql", *args, timeout=60)
+    assert r.returncode in (0, 255), r.log[-3000:]
+    if r.returncode == 255:
+        assert "failed to initialize" in r.log
+        assert "option '" in r.log or "init failed" in r.log, r.log[-3000:]
+    assert "Segmentation" not in r.log and "AddressSanitizer" not in r.log

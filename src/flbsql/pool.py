@@ -4,33 +4,49 @@ With ``workers N`` each Fluent Bit worker flushes on its own executor thread, so
 keying connections by thread gives one connection per worker with no sharing.
 
 - lazy: nothing connects until the first use, so Init succeeds with the database down;
-- a connection idle longer than ``pool.check_idle`` is pinged before use;
-- a connection older than ``pool.max_lifetime`` (minus up to 10 % jitter) is replaced;
+- a connection idle longer than ``pool.check_idle`` is pinged before use (this is
+  what survives a server-side idle timeout or a restart while the pipeline was quiet);
+- a connection older than ``pool.max_lifetime`` (minus up to 10 % jitter, so the
+  workers do not all reconnect at once) is replaced before use;
 - a failed connect arms an exponential backoff (``pool.backoff_initial`` doubling to
   ``pool.backoff_max``, +-10 % jitter); until it expires, :meth:`Pool.connection`
-  fails fast with :class:`~flbsql.errors.TransientError` instead of hammering the server;
-- one :class:`~flbsql.errors.DisconnectError` retires every connection opened before it
-  (SQLAlchemy's ``_invalidate``);
-- credentials come from a callable on every connect, which is how rotated Vault
-  credentials arrive.
+  fails fast with :class:`~flbsql.errors.TransientError` (FLB_RETRY) instead of
+  hammering the server, and the first checkout after it tries again;
+- a disconnect (a :class:`~flbsql.errors.DisconnectError`, a failed ping, or a
+  connection the driver reports closed/broken after an error) retires every
+  connection opened before it (SQLAlchemy's ``_invalidate``): idle ones are closed
+  at once, ones in use by another worker when that worker gives them back;
+- after any other transient error the connection is replaced, since its state
+  (a read timeout half-way through a result) is unknown;
+- credentials come from a callable, asked on every checkout; when they change
+  (rotated Vault credentials) new connections use the new ones and a connection
+  made with the old ones is retired at its next checkout, after the transaction it
+  was running.
+
+Driver exceptions that leave ``with pool.connection()`` are classified by the
+dialect and re-raised as flbsql errors (the driver exception is the ``__cause__``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flbsql.dialects.base import Connection, Dialect
 from flbsql.errors import DisconnectError, FlbSqlError, TransientError
-from flbsql.url import ConnectParams
+from flbsql.secrets import redact
 
-__all__ = ["Pool", "PoolSettings"]
+if TYPE_CHECKING:
+    import logging
+
+    from flbsql.dialects.base import Connection, Dialect
+    from flbsql.url import ConnectParams
+
+__all__ = ["Credentials", "Pool", "PoolSettings"]
 
 Credentials = Callable[[], "tuple[str | None, str | None]"]
 
@@ -51,16 +67,29 @@ class PoolSettings:
                    cfg["pool.backoff_initial"], cfg["pool.backoff_max"])
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class _Slot:
-    conn: Connection
+    conn: Connection = dataclasses.field(repr=False)
     created: float
     expires: float
     last_used: float
+    generation: int
+    creds: tuple[str | None, str | None] | None = dataclasses.field(default=None, repr=False)
+    in_use: bool = False
 
 
 def _jitter(value: float, spread: float = 0.1) -> float:
     return value * (1.0 + random.uniform(-spread, spread))
+
+
+def _looks_dead(conn: Any) -> bool:
+    """The driver's own view, where it has one (psycopg, PyMySQL)."""
+    with contextlib.suppress(Exception):
+        if getattr(conn, "broken", False) is True or getattr(conn, "closed", False) is True:
+            return True
+        if getattr(conn, "open", True) is False:
+            return True
+    return False
 
 
 class Pool:
@@ -82,116 +111,213 @@ class Pool:
         self._credentials = credentials
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
-        self._invalidated_at = 0.0
+        self._generation = 0
         self._backoff = 0.0
         self._next_attempt = 0.0
+        self._failures_in_row = 0
         self._closed = False
         self.counters = {"connects": 0, "connect_failures": 0, "recycles": 0,
-                         "invalidations": 0, "pings_failed": 0}
+                         "invalidations": 0, "pings_failed": 0, "rotations": 0,
+                         "discarded": 0}
+
+    def __repr__(self) -> str:
+        return f"Pool({self.params}, open={len(self._slots)})"
 
     # -- public --------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
-        """This thread's connection; classified errors propagate, disconnects heal."""
+        """This thread's connection; errors leave classified, disconnects heal.
+
+        Raises:
+            TransientError: cannot connect now (backoff), or a transient failure.
+            DisconnectError: the connection was lost; the pool was invalidated.
+            FlbSqlError: whatever the block raised, classified by the dialect.
+        """
         slot = self._checkout()
         try:
             yield slot.conn
-        except BaseException as exc:
+        except Exception as exc:
             err = exc if isinstance(exc, FlbSqlError) else self.dialect.classify(exc)
+            if not isinstance(err, DisconnectError) and _looks_dead(slot.conn):
+                err = DisconnectError(redact(str(err)), getattr(err, "sqlstate", None))
             if isinstance(err, DisconnectError):
+                self._discard(slot)
                 self.invalidate(str(err))
-            raise
+            elif isinstance(err, TransientError):
+                self._discard(slot)
+            if err is exc:
+                raise
+            raise err from exc
         finally:
-            slot.last_used = time.monotonic()
+            self._checkin(slot)
 
     def invalidate(self, reason: str = "") -> None:
-        """Retire every connection (after a disconnect)."""
+        """Retire every connection opened so far (after a disconnect).
+
+        Idle connections are closed now; one in use by another worker is closed when
+        it is given back, so a transaction in flight is never closed under its feet.
+        """
         with self._lock:
-            slots = list(self._slots.values())
-            self._slots.clear()
-            self._invalidated_at = time.monotonic()
+            self._generation += 1
             self.counters["invalidations"] += 1
-        for slot in slots:
+            idle = [(k, s) for k, s in self._slots.items() if not s.in_use]
+            for key, _ in idle:
+                del self._slots[key]
+        for _, slot in idle:
             self._close_quietly(slot.conn)
         if reason:
-            self.log.warning("connection to %s lost (%s); reconnecting", self.params, reason)
+            self.log.warning("connection to %s lost (%s); reconnecting", self.params,
+                             redact(reason))
 
     def close(self) -> None:
         """Close everything; later use raises."""
         self._closed = True
-        self.invalidate()
+        with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            self._close_quietly(slot.conn)
 
     def stats(self) -> dict[str, int]:
-        """Counters for the metrics line."""
+        """Counters for the metrics line (``open`` = connections held now)."""
         with self._lock:
             return dict(self.counters, open=len(self._slots))
 
-    # -- internals -----------------------------------------------------------------------
+    get_stats = stats
+
+    # -- checkout ------------------------------------------------------------------------
 
     def _checkout(self) -> _Slot:
         if self._closed:
             raise TransientError("pool is closed")
         key = threading.get_ident()
-        now = time.monotonic()
         with self._lock:
             slot = self._slots.get(key)
+        creds = self._current_credentials(have_connection=slot is not None)
         if slot is not None:
-            if now >= slot.expires:
-                self._drop(key, slot, "recycles")
-                slot = None
-            elif now - slot.last_used > self.settings.check_idle:
-                try:
-                    self.dialect.ping(slot.conn)
-                except Exception as exc:
-                    self.log.info("idle connection failed its ping (%s); reconnecting",
-                                  type(exc).__name__)
-                    self._drop(key, slot, "pings_failed")
-                    slot = None
+            slot = self._validate(key, slot, creds)
         if slot is None:
-            slot = self._connect()
+            slot = self._connect(creds)
             with self._lock:
                 self._slots[key] = slot
+        slot.in_use = True
         return slot
+
+    def _current_credentials(self, have_connection: bool) -> tuple[str | None, str | None] | None:
+        if self._credentials is None:
+            return None
+        try:
+            return self._credentials()
+        except FlbSqlError as exc:
+            if not have_connection:
+                self._arm_backoff(f"credentials: {exc}")
+                raise
+            # an open connection is already authenticated: keep using it
+            self.log.warning("cannot refresh credentials (%s); keeping the open connection",
+                             redact(str(exc)))
+            return None
+
+    def _validate(self, key: int, slot: _Slot, creds: Any) -> _Slot | None:
+        """The slot if it may be used, else None (it was dropped)."""
+        now = time.monotonic()
+        if slot.generation != self._generation:
+            self._drop(key, slot, "discarded")
+            return None
+        if now >= slot.expires:
+            self.log.debug("connection reached pool.max_lifetime; replacing it")
+            self._drop(key, slot, "recycles")
+            return None
+        if creds is not None and slot.creds is not None and creds != slot.creds:
+            self.log.info("credentials changed; replacing the connection")
+            self._drop(key, slot, "rotations")
+            return None
+        if now - slot.last_used > self.settings.check_idle:
+            try:
+                self.dialect.ping(slot.conn)
+            except Exception as exc:
+                with self._lock:
+                    self.counters["pings_failed"] += 1
+                self._drop(key, slot, "discarded")
+                self.invalidate(f"idle connection failed its ping: {type(exc).__name__}")
+                return None
+        return slot
+
+    def _checkin(self, slot: _Slot) -> None:
+        slot.last_used = time.monotonic()
+        slot.in_use = False
+        stale = self._closed or slot.generation != self._generation
+        if stale:
+            with self._lock:
+                for key, held in list(self._slots.items()):
+                    if held is slot:
+                        del self._slots[key]
+            self._close_quietly(slot.conn)
+
+    def _discard(self, slot: _Slot) -> None:
+        with self._lock:
+            for key, held in list(self._slots.items()):
+                if held is slot:
+                    del self._slots[key]
+                    self.counters["discarded"] += 1
+        self._close_quietly(slot.conn)
 
     def _drop(self, key: int, slot: _Slot, counter: str) -> None:
         with self._lock:
-            self._slots.pop(key, None)
+            if self._slots.get(key) is slot:
+                del self._slots[key]
             self.counters[counter] += 1
         self._close_quietly(slot.conn)
 
-    def _connect(self) -> _Slot:
+    # -- connect -------------------------------------------------------------------------
+
+    def _connect(self, creds: tuple[str | None, str | None] | None) -> _Slot:
         now = time.monotonic()
         if now < self._next_attempt:
             raise TransientError(
-                f"{self.params}: reconnecting in {self._next_attempt - now:.1f}s"
+                f"{self.params}: database unavailable, next attempt in "
+                f"{self._next_attempt - now:.1f}s"
             )
         params = self.params
-        if self._credentials is not None:
-            user, password = self._credentials()
-            params = params.with_(user=user or params.user, password=password or params.password)
+        if creds is not None:
+            user, password = creds
+            params = params.with_(user=user or params.user,
+                                  password=password or params.password)
+        generation = self._generation
         try:
             conn = self.dialect.connect(params)
-        except FlbSqlError:
-            self._arm_backoff()
+        except FlbSqlError as exc:
+            self._arm_backoff(str(exc))
             raise
         except Exception as exc:
-            self._arm_backoff()
             err = self.dialect.classify(exc)
-            raise TransientError(f"cannot connect to {self.params}: {err}") from exc
-        self._backoff = 0.0
-        self._next_attempt = 0.0
-        self.counters["connects"] += 1
+            text = redact(str(err))
+            self._arm_backoff(text)
+            raise TransientError(f"cannot connect to {self.params}: {text}") from exc
+        with self._lock:
+            self.counters["connects"] += 1
+            if self._failures_in_row:
+                self.log.info("connected to %s after %d failed attempt(s)", self.params,
+                              self._failures_in_row)
+            self._backoff = 0.0
+            self._next_attempt = 0.0
+            self._failures_in_row = 0
         now = time.monotonic()
-        return _Slot(conn, now, now + _jitter(self.settings.max_lifetime, 0.05) * 0.95 + 0,
-                     now)
+        lifetime = self.settings.max_lifetime * (1.0 - random.uniform(0.0, 0.1))
+        return _Slot(conn, now, now + lifetime, now, generation, creds)
 
-    def _arm_backoff(self) -> None:
-        self.counters["connect_failures"] += 1
+    def _arm_backoff(self, reason: str) -> None:
         s = self.settings
-        self._backoff = s.backoff_initial if not self._backoff else min(
-            self._backoff * 2, s.backoff_max)
-        self._next_attempt = time.monotonic() + _jitter(self._backoff)
+        with self._lock:
+            self.counters["connect_failures"] += 1
+            self._failures_in_row += 1
+            self._backoff = (s.backoff_initial if not self._backoff
+                             else min(self._backoff * 2, s.backoff_max))
+            delay = min(_jitter(self._backoff), s.backoff_max)
+            self._next_attempt = time.monotonic() + delay
+            failures = self._failures_in_row
+        self.log.warning("cannot connect to %s (attempt %d): %s; retrying in %.1fs",
+                         self.params, failures, redact(reason), delay)
 
     @staticmethod
     def _close_quietly(conn: Connection) -> None:

@@ -1,0 +1,343 @@
+"""HashiCorp Vault / OpenBao through hvac: login, KV reads, dynamic database credentials.
+
+The only module that imports hvac (and only when a ``vault:`` reference or
+``vault.db_role`` is configured). Nothing talks to Vault at Init: like the
+database, Vault may be down when Fluent Bit starts.
+
+Login (``vault.auth``): ``token`` (``vault.token``, default env ``VAULT_TOKEN``;
+renewed with renew-self when renewable), ``approle`` (``vault.role_id`` +
+``vault.secret_id``), ``kubernetes`` (``vault.role`` + the service-account token
+file) and ``jwt`` (``vault.role`` + ``vault.jwt``, e.g. an OIDC token from Keycloak,
+usually ``file:/path`` so a refreshed token is re-read at every login). The
+secret options accept ``env:`` and ``file:`` references. Logins are repeated when
+the token reaches ``vault.renew_before`` of its life, and once after a 403.
+
+Dynamic credentials (``vault.db_role``): one lease at a time. When the lease has
+``renew_before`` of its life left it is renewed, as long as Vault grants a full
+TTL again; once ``max_ttl`` caps the renewal (or the lease is not renewable) new
+credentials are read instead (a rotation). The pool compares the credentials on
+every checkout, so new connections use the new ones and the old connections are
+retired at their next checkout, after the transaction they were running. The old
+lease is left to expire on its own, which is after the last old connection is
+gone. Nothing here runs on a background thread: the work is done lazily by the
+checkout that finds it due.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import hvac
+import hvac.exceptions
+import requests
+
+from flbsql.errors import SecretError
+from flbsql.secrets import SecretRef, register, resolve
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+__all__ = ["DynamicCredentials", "VaultClient", "VaultProvider", "VaultSettings"]
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class VaultSettings:
+    """The ``vault.*`` options (secret ones hold references or literals, never shown)."""
+
+    address: str
+    namespace: str | None = None
+    auth: str = "token"
+    auth_mount: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)
+    role_id: str | None = dataclasses.field(default=None, repr=False)
+    secret_id: str | None = dataclasses.field(default=None, repr=False)
+    role: str | None = None
+    jwt: str | None = dataclasses.field(default=None, repr=False)
+    kubernetes_token_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    ca_file: str | None = None
+    skip_verify: bool = False
+    db_role: str | None = None
+    db_mount: str = "database"
+    renew_before: float = 0.33
+    timeout: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> VaultSettings:
+        """Read the ``vault.*`` options of a :class:`~flbsql.config.Config`."""
+        return cls(
+            address=cfg["vault.address"],
+            namespace=cfg["vault.namespace"],
+            auth=cfg["vault.auth"],
+            auth_mount=cfg["vault.auth_mount"],
+            token=cfg["vault.token"],
+            role_id=cfg["vault.role_id"],
+            secret_id=cfg["vault.secret_id"],
+            role=cfg["vault.role"],
+            jwt=cfg["vault.jwt"],
+            kubernetes_token_file=cfg["vault.kubernetes_token_file"],
+            ca_file=cfg["vault.ca_file"],
+            skip_verify=cfg["vault.skip_verify"],
+            db_role=cfg["vault.db_role"],
+            db_mount=cfg["vault.db_mount"],
+            renew_before=min(max(cfg["vault.renew_before"], 0.05), 0.9),
+            timeout=min(float(cfg["statement_timeout"]), 30.0),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, value-free description of an hvac/requests failure."""
+    if isinstance(exc, requests.RequestException):
+        return f"{type(exc).__name__} (Vault unreachable)"
+    errors = getattr(exc, "errors", None)
+    text = "; ".join(str(e) for e in errors) if errors else str(exc).split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+class VaultClient:
+    """An hvac client that logs in lazily and keeps its token fresh."""
+
+    def __init__(self, settings: VaultSettings, log: logging.Logger) -> None:
+        """No network here."""
+        self.settings = settings
+        self.log = log
+        verify: bool | str = settings.ca_file or not settings.skip_verify
+        self._client = hvac.Client(url=settings.address, namespace=settings.namespace,
+                                   verify=verify, timeout=settings.timeout)
+        self._lock = threading.RLock()
+        self._logged_in = False
+        self._refresh_at = 0.0  # monotonic; 0 = never (token without expiry)
+        self.logins = 0
+
+    def __repr__(self) -> str:
+        return f"VaultClient({self.settings.address}, auth={self.settings.auth})"
+
+    # -- login ---------------------------------------------------------------------------
+
+    def _secret(self, value: str | None, what: str) -> str:
+        if value is None:
+            raise SecretError(f"vault.auth {self.settings.auth} needs {what}")
+        result = resolve(value)  # env:/file: references, re-read at each login
+        if not result:
+            raise SecretError(f"{what} is empty")
+        return result
+
+    def _role(self) -> str:
+        if not self.settings.role:
+            raise SecretError(f"vault.auth {self.settings.auth} needs vault.role")
+        return self.settings.role
+
+    def _login(self) -> None:
+        s = self.settings
+        auth = self._client.auth
+        mount = s.auth_mount
+        if s.auth == "token":
+            token = self._secret(s.token or os.environ.get("VAULT_TOKEN"),
+                                 "vault.token (or env VAULT_TOKEN)")
+            self._client.token = token
+            info = auth.token.lookup_self()["data"]
+            ttl, renewable = int(info.get("ttl") or 0), bool(info.get("renewable"))
+            if renewable and ttl and self.logins:
+                ttl = int(auth.token.renew_self()["auth"]["lease_duration"])
+        else:
+            if s.auth == "approle":
+                resp = auth.approle.login(
+                    role_id=self._secret(s.role_id, "vault.role_id"),
+                    secret_id=self._secret(s.secret_id, "vault.secret_id"),
+                    mount_point=mount or "approle")
+            elif s.auth == "kubernetes":
+                resp = auth.kubernetes.login(
+                    role=self._role(),
+                    jwt=self._secret("file:" + s.kubernetes_token_file,
+                                     "vault.kubernetes_token_file"),
+                    mount_point=mount or "kubernetes")
+            elif s.auth == "jwt":
+                resp = auth.jwt.jwt_login(role=self._role(),
+                                          jwt=self._secret(s.jwt, "vault.jwt"),
+                                          path=mount or "jwt")
+            else:  # pragma: no cover - the option is a choice
+                raise SecretError(f"unknown vault.auth {s.auth}")
+            ttl = int(resp["auth"].get("lease_duration") or 0)
+            self._client.token = resp["auth"]["client_token"]
+        register(self._client.token)
+        self.logins += 1
+        self._logged_in = True
+        self._refresh_at = time.monotonic() + ttl * (1 - s.renew_before) if ttl else 0.0
+        self.log.info("vault: logged in to %s with %s auth (token ttl %ss)", s.address,
+                      s.auth, ttl or "none")
+
+    def _ensure_login(self) -> None:
+        if not self._logged_in or (self._refresh_at and time.monotonic() >= self._refresh_at):
+            self._login()
+
+    def call(self, what: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(hvac_client)`` logged in; one re-login after a 403.
+
+        Raises:
+            SecretError: Vault is unreachable or refused; the text never holds a value.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    self._ensure_login()
+                    return fn(self._client)
+                except hvac.exceptions.Forbidden as exc:  # noqa: PERF203
+                    if attempt == 2:
+                        raise SecretError(f"vault {what}: {_describe(exc)}") from None
+                    self._logged_in = False  # token expired or revoked: log in again
+                except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+                    raise SecretError(f"vault {what}: {_describe(exc)}") from None
+                except (KeyError, TypeError) as exc:
+                    raise SecretError(f"vault {what}: unexpected answer ({exc})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read_kv(self, ref: SecretRef) -> str:
+        """One field of a KV v1 or v2 secret (see :mod:`flbsql.secrets`)."""
+        params = {"version": ref.version} if ref.version is not None else None
+
+        def read(client: Any) -> Any:
+            return client.adapter.get(f"/v1/{ref.target}", params=params)
+
+        resp = self.call(f"read {ref.target}", read)
+        data = (resp or {}).get("data") if isinstance(resp, dict) else None
+        if not isinstance(data, dict):
+            raise SecretError(f"vault: no secret at {ref.target}")
+        if isinstance(data.get("data"), dict) and isinstance(data.get("metadata"), dict):
+            data = data["data"]  # KV v2
+        if ref.field not in data:
+            raise SecretError(f"vault: secret {ref.target} has no field '{ref.field}'")
+        value = data[ref.field]
+        if not isinstance(value, str):
+            value = str(value)
+        register(value)
+        return value
+
+
+class VaultProvider:
+    """``vault:<path>#<field>`` references through a :class:`VaultClient`."""
+
+    scheme = "vault"
+
+    def __init__(self, client: VaultClient) -> None:
+        """Share one logged-in client."""
+        self.client = client
+
+    def get(self, ref: SecretRef) -> str:
+        """Read the KV field."""
+        if "/creds/" in f"/{ref.target}/":
+            raise SecretError(f"'{ref}' is a dynamic-credentials path: set vault.db_role "
+                              "instead, so that user and password come from one lease")
+        return self.client.read_kv(ref)
+
+
+@dataclasses.dataclass
+class _Lease:
+    lease_id: str = dataclasses.field(repr=False)
+    username: str = dataclasses.field(repr=False)
+    password: str = dataclasses.field(repr=False)
+    ttl: float  # as granted at creation
+    renewable: bool
+    expires: float  # monotonic
+    refresh_at: float  # monotonic
+
+
+class DynamicCredentials:
+    """``(user, password)`` from the database secrets engine, renewed and rotated.
+
+    Call it for the current credentials; it renews or rotates first when due.
+    ``counters`` has ``leases`` (credentials read), ``renewals`` and ``failures``.
+    """
+
+    def __init__(self, client: VaultClient, log: logging.Logger) -> None:
+        """Nothing is read until the first call."""
+        s = client.settings
+        if not s.db_role:
+            raise SecretError("vault.db_role is not set")
+        self.client = client
+        self.log = log
+        self.mount = s.db_mount
+        self.role = s.db_role
+        self.renew_before = s.renew_before
+        self._lease: _Lease | None = None
+        self._lock = threading.Lock()
+        self.counters = {"leases": 0, "renewals": 0, "failures": 0}
+
+    def __repr__(self) -> str:
+        return f"DynamicCredentials({self.mount}/creds/{self.role})"
+
+    def __call__(self) -> tuple[str, str]:
+        """The credentials to connect with now."""
+        with self._lock:
+            now = time.monotonic()
+            lease = self._lease
+            if lease is None or now >= lease.refresh_at:
+                try:
+                    self._refresh(lease, now)
+                except SecretError:
+                    self.counters["failures"] += 1
+                    if lease is None or time.monotonic() >= lease.expires:
+                        raise
+                    retry = min(5.0, max(0.5, (lease.expires - now) / 4))
+                    lease.refresh_at = time.monotonic() + retry
+                    self.log.warning("vault: cannot refresh database credentials; the "
+                                     "current ones stay valid for %.0fs, retrying in %.1fs",
+                                     lease.expires - now, retry)
+            assert self._lease is not None
+            return self._lease.username, self._lease.password
+
+    def _times(self, granted: float, now: float) -> tuple[float, float]:
+        return now + granted, now + granted * (1 - self.renew_before)
+
+    def _refresh(self, lease: _Lease | None, now: float) -> None:
+        if lease is not None and lease.renewable and now < lease.expires:
+            granted = self._renew(lease)
+            if granted >= lease.ttl:  # a full TTL again: keep these credentials
+                lease.expires, lease.refresh_at = self._times(granted, now)
+                self.counters["renewals"] += 1
+                self.log.debug("vault: renewed database lease for %ss", granted)
+                return
+        self._rotate(now)
+
+    def _renew(self, lease: _Lease) -> float:
+        def renew(client: Any) -> Any:
+            return client.sys.renew_lease(lease_id=lease.lease_id, increment=int(lease.ttl))
+
+        try:
+            resp = self.client.call("renew database lease", renew)
+            return float(resp["lease_duration"])
+        except (SecretError, KeyError, TypeError) as exc:
+            self.log.info("vault: lease renewal refused (%s); rotating", exc)
+            return 0.0
+
+    def _rotate(self, now: float) -> None:
+        def read(client: Any) -> Any:
+            return client.secrets.database.generate_credentials(name=self.role,
+                                                                mount_point=self.mount)
+
+        resp = self.client.call(f"read {self.mount}/creds/{self.role}", read)
+        try:
+            user, password = resp["data"]["username"], resp["data"]["password"]
+            ttl = float(resp["lease_duration"])
+        except (KeyError, TypeError):
+            raise SecretError(f"vault: unexpected answer from {self.mount}/creds/"
+                              f"{self.role}") from None
+        register(password)
+        register(user)
+        if ttl <= 0:
+            ttl = float("inf")
+        expires, refresh_at = self._times(ttl, time.monotonic())
+        first = self._lease is None
+        self._lease = _Lease(resp.get("lease_id", ""), user, password, ttl,
+                             bool(resp.get("renewable")), expires, refresh_at)
+        self.counters["leases"] += 1
+        self.log.info("vault: %s database credentials from %s/creds/%s (lease %ss)",
+                      "new" if first else "rotated to new", self.mount, self.role,
+                      int(ttl) if ttl != float("inf") else "unlimited")

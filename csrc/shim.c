@@ -133,10 +133,14 @@ static int shim_log(int kind, void *api, void *ins, int level, const char *msg)
     return 1;
 }
 
-static void shim_log_c(int level, const char *what, const char *detail)
+/* a message from C, before or without Python: through Fluent Bit's logger when we can */
+static void shim_log_c(struct flb_api *api, int level, const char *what, const char *detail)
 {
-    fprintf(stderr, "[flbsql] %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    (void) level;
+    char msg[1024];
+
+    snprintf(msg, sizeof(msg), "[flbsql] %s%s%s", what, detail ? ": " : "",
+             detail ? detail : "");
+    shim_emit(api, level, msg);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -196,7 +200,7 @@ static int shim_find_python(const char *override, char *out, size_t outlen)
 
 static pthread_mutex_t boot_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int shim_boot_python(const char *override)
+static int shim_boot_python(struct flb_api *api, const char *override)
 {
     PyStatus st;
     PyConfig cfg;
@@ -206,8 +210,8 @@ static int shim_boot_python(const char *override)
     pthread_mutex_lock(&boot_lock);
     if (!Py_IsInitialized()) {          /* the other plugin .so may have booted it (T10) */
         if (shim_find_python(override, python, sizeof(python)) != 0) {
-            shim_log_c(FLB_LOG_ERROR, "no Python interpreter found",
-                       "set FLBSQL_PYTHON to <venv>/bin/python");
+            shim_log_c(api, FLB_LOG_ERROR, "no Python interpreter found",
+                       "set FLBSQL_PYTHON or the python property to <venv>/bin/python");
             pthread_mutex_unlock(&boot_lock);
             return -1;
         }
@@ -222,7 +226,7 @@ static int shim_boot_python(const char *override)
             st = Py_InitializeFromConfig(&cfg);
         PyConfig_Clear(&cfg);
         if (PyStatus_Exception(st)) {   /* never Py_ExitStatusException(): keep Fluent Bit up */
-            shim_log_c(FLB_LOG_ERROR, "python init failed", st.err_msg);
+            shim_log_c(api, FLB_LOG_ERROR, "python init failed", st.err_msg);
             pthread_mutex_unlock(&boot_lock);
             return -1;
         }
@@ -230,8 +234,14 @@ static int shim_boot_python(const char *override)
     }
     pthread_mutex_unlock(&boot_lock);
     rc = cffi_start_python();           /* this module's embedding init code */
-    if (rc != 0)
-        shim_log_c(FLB_LOG_ERROR, "python module init failed", "traceback above");
+    if (rc != 0) {
+        char python[PATH_MAX];
+        if (shim_find_python(override, python, sizeof(python)) != 0)
+            snprintf(python, sizeof(python), "%s", "?");
+        shim_log_c(api, FLB_LOG_ERROR,
+                   "cannot start the plugin's Python code (traceback on stderr); are cffi "
+                   "and flbsql installed for this interpreter?", python);
+    }
     return rc;
 }
 
@@ -352,7 +362,7 @@ CFFI_DLLEXPORT int FLBPluginInit(void *plugin)
 
     if (!p || !p->context)
         return FLB_ERROR;
-    if (shim_boot_python(shim_get_property(SHIM_KIND, p->api, p->o_ins, "python")) != 0)
+    if (shim_boot_python(p->api, shim_get_property(SHIM_KIND, p->api, p->o_ins, "python")))
         return FLB_ERROR;
     rc = py_output_init(p->api, p->o_ins, &handle);
     if (rc != FLB_OK || !handle)
@@ -368,7 +378,7 @@ CFFI_DLLEXPORT int FLBPluginFlushCtx(void *ctx, const void *data, size_t size, c
     int rc;
 
     if (!ex) {
-        shim_log_c(FLB_LOG_ERROR, "no flush executor thread", "retrying the chunk");
+        shim_log_c(NULL, FLB_LOG_ERROR, "no flush executor thread", "retrying the chunk");
         return FLB_RETRY;
     }
     /* we run on Fluent Bit's small coroutine stack: do nothing here but hand off */
@@ -420,7 +430,7 @@ CFFI_DLLEXPORT int FLBPluginInit(void *plugin)
 
     if (!p || !p->context)
         return FLB_ERROR;
-    if (shim_boot_python(shim_get_property(SHIM_KIND, p->api, p->i_ins, "python")) != 0)
+    if (shim_boot_python(p->api, shim_get_property(SHIM_KIND, p->api, p->i_ins, "python")))
         return FLB_ERROR;
     rc = py_input_init(p->api, p->i_ins, &handle);
     if (rc != FLB_OK || !handle)

@@ -965,6 +965,11 @@ int main(int argc, char **argv)
             if (type != (pass == 0 ? T_INPUT : pass == 1 ? T_OUTPUT : 0)) continue;
             if (d->registered && d->unreg) d->unreg(d->def);
             dlclose(d->h);
+            /* not Fluent Bit: report whether the plugin survived dlclose (pinned, ABI doc T6) */
+            void *still = dlopen(d->path, RTLD_LAZY | RTLD_NOLOAD);
+            hlog(L_DEBUG, "[plugin] %s %s after dlclose", d->path,
+                 still ? "still mapped" : "unmapped");
+            if (still) dlclose(still);
         }
     for (struct dso *d = G.dsos, *n; d; d = n) {
         n = d->next; free(d->gout.name); free(d->gin.name); free(d->defmem); free(d->path); free(d);

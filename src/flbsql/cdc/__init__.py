@@ -1,0 +1,61 @@
+"""PostgreSQL change data capture (``mode cdc``): snapshot, then the change stream.
+
+One record format serves snapshot rows and changes (``docs/cdc.md``). The body is::
+
+    {"op": "r" | "c" | "u" | "d" | "t",   # read (snapshot), create, update, delete, truncate
+     "table": "schema.table",
+     "lsn": "0/16B3748",                  # commit LSN of the transaction (snapshot: WAL
+                                          # position when the chunk was read)
+     "pos": 0,                            # position in the transaction (snapshot: row no.)
+     "xid": 1234 | None,                  # transaction id (None for snapshot rows)
+     "commit_time": "2024-...+00:00" | None,
+     "snapshot": bool,                    # True for rows read by the initial snapshot
+     "overlap": bool,                     # a change that may already be in the snapshot
+     "before": {...} | None,              # old row (FULL) or old key (DEFAULT) when sent
+     "after": {...} | None}               # new row (None for delete and truncate)
+
+``(lsn, pos)`` identifies a change: a change delivered twice (after a crash) has the
+same pair. Modules: :mod:`.types` (text -> value by type OID), :mod:`.pgoutput`
+(message decoder), :mod:`.postgresql` (slot, publication, snapshot, peek/advance,
+health, heartbeat; the only module that imports psycopg) and :mod:`.source` (the
+input's batch source).
+"""
+
+from __future__ import annotations
+
+from flbsql.errors import TerminalError
+
+__all__ = [
+    "OPS",
+    "OP_DELETE",
+    "OP_INSERT",
+    "OP_READ",
+    "OP_TRUNCATE",
+    "OP_UPDATE",
+    "SlotLostError",
+    "format_lsn",
+    "parse_lsn",
+]
+
+OP_READ = "r"
+OP_INSERT = "c"
+OP_UPDATE = "u"
+OP_DELETE = "d"
+OP_TRUNCATE = "t"
+OPS = {OP_READ: "read", OP_INSERT: "insert", OP_UPDATE: "update", OP_DELETE: "delete",
+       OP_TRUNCATE: "truncate"}
+
+
+class SlotLostError(TerminalError):
+    """The replication slot is gone or ``lost``: changes were lost; never recreated silently."""
+
+
+def format_lsn(lsn: int) -> str:
+    """64-bit LSN -> PostgreSQL's ``XXX/XXXXXXXX`` text."""
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def parse_lsn(text: str) -> int:
+    """``16/B374D848`` -> 64-bit integer."""
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)

@@ -1,0 +1,322 @@
+"""Everything CDC asks of PostgreSQL: the one module that imports psycopg.
+
+Two connections: ``main`` (``url``: catalog, publication, snapshot, heartbeat) and
+``decoding`` (``replication_url``, else ``url``: slot, peek, advance, health). The
+slot is driven by SQL functions (ABI doc section 15), because psycopg 3 has no
+replication-protocol API. Both connections use :data:`~flbsql.cdc.types.SESSION_SETTINGS`
+so that pgoutput (whose output functions run in *our* session) and the snapshot's
+``col::text`` produce the same text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from flbsql.cdc import SlotLostError, parse_lsn
+from flbsql.cdc.types import SESSION_SETTINGS, TypeInfo
+from flbsql.errors import DisconnectError, TerminalError, TransientError, sqlstate_is_transient
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterator, Sequence
+
+    from flbsql.url import ConnectParams
+
+__all__ = ["PgCdc", "SlotHealth", "TableInfo", "classify", "split_table"]
+
+
+def split_table(name: str) -> tuple[str, str]:
+    """``schema.table`` (default schema ``public``) -> (schema, table)."""
+    schema, _, table = name.rpartition(".")
+    return schema or "public", table
+
+
+@dataclasses.dataclass(frozen=True)
+class TableInfo:
+    """A captured table: columns in pgoutput's order, type OIDs, read key."""
+
+    schema: str
+    name: str
+    oid: int
+    columns: tuple[str, ...]
+    type_oids: tuple[int, ...]
+    key: tuple[str, ...]  # empty: read in ctid order
+    key_types: tuple[str, ...]
+    replident: str
+
+    @property
+    def qualname(self) -> str:
+        """``schema.table`` as it appears in records."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotHealth:
+    """One row of ``pg_replication_slots`` plus lags in bytes."""
+
+    plugin: str
+    database: str
+    wal_status: str | None
+    safe_wal_size: int | None
+    retained_bytes: int
+    pending_bytes: int
+    confirmed_lsn: int
+
+
+def classify(exc: BaseException) -> Exception:
+    """A psycopg error -> flbsql error (the slot-lost state is its own, loud one)."""
+    if isinstance(exc, (TerminalError, TransientError)):
+        return exc
+    state = getattr(exc, "sqlstate", None)
+    text = str(exc).strip()
+    if state == "55000" and "can no longer get changes" in text:
+        return SlotLostError(text, state)
+    if isinstance(exc, psycopg.OperationalError) and state is None:
+        return DisconnectError(text, state)
+    if isinstance(exc, psycopg.InterfaceError):
+        return DisconnectError(text, state)
+    if sqlstate_is_transient(state):
+        return TransientError(text, state)
+    return TerminalError(text, state)
+
+
+def conninfo(params: ConnectParams) -> str:
+    """Libpq conninfo from parsed URL + options (secrets already resolved)."""
+    kw: dict[str, Any] = {"host": params.host, "port": params.port, "user": params.user,
+                          "password": params.password, "dbname": params.database,
+                          "connect_timeout": max(1, int(params.connect_timeout)),
+                          "sslmode": params.ssl_mode, "sslrootcert": params.ssl_ca,
+                          "sslcert": params.ssl_cert, "sslkey": params.ssl_key,
+                          "application_name": "flbsql-cdc"}
+    kw.update(params.query)
+    return make_conninfo("", **{k: v for k, v in kw.items() if v is not None})
+
+
+_TYPES_SQL = """
+WITH RECURSIVE t(oid) AS (
+    SELECT unnest(%s::oid[])
+    UNION
+    SELECT x FROM pg_type p JOIN t ON p.oid = t.oid,
+         LATERAL unnest(ARRAY[p.typelem, p.typbasetype]) AS x WHERE x <> 0)
+SELECT p.oid::int8, p.typtype::text, p.typelem::int8, p.typbasetype::int8, p.typdelim::text
+FROM pg_type p JOIN t ON p.oid = t.oid"""
+
+_TABLE_SQL = """
+SELECT c.oid::int8, c.relreplident::text,
+       array_agg(a.attname::text ORDER BY a.attnum), array_agg(a.atttypid::int8 ORDER BY a.attnum)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+     AND a.attgenerated = ''
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
+GROUP BY c.oid, c.relreplident"""
+
+_KEY_SQL = """
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+FROM pg_index i
+JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND (i.indisprimary OR i.indisreplident)
+ORDER BY i.indisprimary DESC, k.n"""
+
+_HEALTH_SQL = """
+SELECT plugin::text, database::text, wal_status, safe_wal_size,
+       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8,
+       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8,
+       coalesce(confirmed_flush_lsn, '0/0')::text
+FROM pg_replication_slots WHERE slot_name = %s"""
+
+
+class PgCdc:
+    """Connections and statements for one CDC instance."""
+
+    def __init__(self, main: ConnectParams, decoding: ConnectParams, log: logging.Logger,
+                 statement_timeout: float = 60.0) -> None:
+        """Nothing connects until :meth:`open`."""
+        self.params = main
+        self.dec_params = decoding
+        self.log = log
+        self.statement_timeout = statement_timeout
+        self.main: Any = None
+        self.dec: Any = None
+
+    # -- connections --------------------------------------------------------------------
+
+    def _connect(self, params: ConnectParams) -> Any:
+        conn = psycopg.connect(conninfo(params), autocommit=True)
+        for name, value in {**SESSION_SETTINGS,
+                            "statement_timeout": f"{int(self.statement_timeout * 1000)}"}.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        return conn
+
+    def open(self) -> None:
+        """Connect both connections (classified errors)."""
+        try:
+            if self.main is None or self.main.closed:
+                self.main = self._connect(self.params)
+            if self.dec is None or self.dec.closed:
+                self.dec = self._connect(self.dec_params)
+        except Exception as exc:
+            self.close()
+            err = classify(exc)
+            if isinstance(err, TerminalError):
+                raise err from exc
+            raise TransientError(f"cannot connect for CDC: {exc}".strip()) from exc
+
+    def close(self) -> None:
+        """Close both connections quietly."""
+        for conn in (self.main, self.dec):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self.main = self.dec = None
+
+    # -- prerequisites -------------------------------------------------------------------
+
+    def check_server(self) -> None:
+        """wal_level and the REPLICATION attribute, with errors that say what to do."""
+        level = self.dec.execute("SHOW wal_level").fetchone()[0]
+        if level != "logical":
+            raise TerminalError(
+                f"wal_level is '{level}', CDC needs 'logical': set wal_level = logical "
+                "(and max_replication_slots, max_wal_senders) in postgresql.conf and "
+                "restart the server")
+        row = self.dec.execute(
+            "SELECT rolreplication OR rolsuper, current_user FROM pg_roles "
+            "WHERE rolname = current_user").fetchone()
+        if not row[0]:
+            raise TerminalError(
+                f"role '{row[1]}' lacks the REPLICATION attribute needed for a logical "
+                f"slot: ALTER ROLE {row[1]} REPLICATION (or set replication_url to a role "
+                "that has it)")
+
+    def table_info(self, qualname: str) -> TableInfo:
+        """Columns and read key of a table, or a TerminalError naming it."""
+        schema, name = split_table(qualname)
+        row = self.main.execute(_TABLE_SQL, (schema, name)).fetchone()
+        if row is None:
+            raise TerminalError(f"table {schema}.{name} does not exist (option 'tables')")
+        keys = self.main.execute(_KEY_SQL, (row[0],)).fetchall()
+        key_cols: list[str] = []
+        key_types: list[str] = []
+        for col, typ in keys:  # primary key first; stop at the first index's columns
+            if col in key_cols:
+                break
+            key_cols.append(col)
+            key_types.append(typ)
+        return TableInfo(schema, name, int(row[0]), tuple(row[2]), tuple(int(t) for t in row[3]),
+                         tuple(key_cols), tuple(key_types), row[1])
+
+    def type_catalog(self, oids: Sequence[int]) -> dict[int, TypeInfo]:
+        """pg_type rows for ``oids`` and the element/base types they refer to."""
+        rows = self.main.execute(_TYPES_SQL, (list(oids),)).fetchall()
+        return {int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in rows}
+
+    def ensure_publication(self, name: str, tables: Sequence[TableInfo]) -> bool:
+        """Create the publication or add missing tables; True when something changed."""
+        ident = sql.Identifier(name)
+        exists = self.main.execute("SELECT puballtables FROM pg_publication WHERE pubname = %s",
+                                   (name,)).fetchone()
+        published = {(r[0], r[1]) for r in self.main.execute(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables "
+            "WHERE pubname = %s", (name,)).fetchall()}
+        missing = [t for t in tables if (t.schema, t.name) not in published]
+        if exists and not missing:
+            return False
+        names = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in missing or tables)
+        stmt = (sql.SQL("ALTER PUBLICATION {} ADD TABLE {}") if exists
+                else sql.SQL("CREATE PUBLICATION {} FOR TABLE {}")).format(ident, names)
+        try:
+            self.main.execute(stmt)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise TerminalError(
+                f"cannot {'alter' if exists else 'create'} publication '{name}' ({exc}); "
+                "the table owner (or a superuser) must run: "
+                f"{stmt.as_string(self.main)}", exc.sqlstate) from exc
+        self.log.info("publication %s %s for %s", name, "altered" if exists else "created",
+                      ", ".join(t.qualname for t in missing or tables))
+        return True
+
+    # -- slot ---------------------------------------------------------------------------
+
+    def slot_health(self, slot: str) -> SlotHealth | None:
+        """The slot's row, or None when it does not exist."""
+        row = self.dec.execute(_HEALTH_SQL, (slot,)).fetchone()
+        if row is None:
+            return None
+        return SlotHealth(row[0] or "", row[1] or "", row[2], row[3], row[4], row[5],
+                          parse_lsn(row[6]))
+
+    def create_slot(self, slot: str) -> int:
+        """Create a pgoutput slot; returns its consistent point."""
+        row = self.dec.execute(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+            (slot,)).fetchone()
+        return parse_lsn(row[0])
+
+    def current_lsn(self) -> int:
+        """pg_current_wal_lsn() as an integer."""
+        return parse_lsn(self.dec.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+
+    def peek(self, slot: str, publication: str, upto_lsn: int, nchanges: int,
+             itersize: int) -> Iterator[bytes]:
+        """Pgoutput messages up to ``upto_lsn``, streamed through a server-side cursor."""
+        conn = self.dec
+        with conn.transaction():
+            cur = conn.cursor(name="flbsql_cdc_peek", binary=True)
+            try:
+                cur.execute(
+                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::text::pg_lsn, "
+                    "%s, 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
+                    (slot, f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}", nchanges,
+                     publication))
+                while rows := cur.fetchmany(itersize):
+                    for (data,) in rows:
+                        yield data
+            finally:
+                cur.close()
+
+    def advance(self, slot: str, lsn: int) -> None:
+        """Move the slot's confirmed_flush_lsn to ``lsn`` (never backwards)."""
+        self.dec.execute("SELECT pg_replication_slot_advance(%s, %s::text::pg_lsn)",
+                         (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"))
+
+    def heartbeat(self, payload: str) -> None:
+        """A non-transactional logical message, seen by the next peek (lag probe)."""
+        self.main.execute("SELECT pg_logical_emit_message(false, 'flbsql_heartbeat', %s)",
+                          (payload,))
+
+    # -- snapshot -----------------------------------------------------------------------
+
+    def snapshot_chunk(self, table: TableInfo, after: Sequence[str] | None,
+                       limit: int) -> tuple[list[tuple[Any, ...]], int]:
+        """Up to ``limit`` rows (every column as text) after key ``after``, and the LSN.
+
+        Rows carry the key columns' text (or the ctid) at the end, for the position.
+        """
+        cols = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in table.columns]
+        if table.key:
+            keys = [sql.Identifier(k) for k in table.key]
+            key_sql = sql.SQL("({})").format(sql.SQL(", ").join(keys))
+            casts = sql.SQL(", ").join(sql.SQL("%s::{}").format(sql.SQL(t))
+                                       for t in table.key_types)
+            extra = [sql.SQL("{}::text").format(k) for k in keys]
+        else:
+            key_sql = sql.SQL("ctid")
+            casts = sql.SQL("%s::tid")
+            extra = [sql.SQL("ctid::text")]
+        where = sql.SQL("WHERE {} > ({})").format(key_sql, casts) if after else sql.SQL("")
+        stmt = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
+            sql.SQL(", ").join(cols + extra), sql.Identifier(table.schema, table.name), where,
+            sql.SQL(", ").join(sql.Identifier(k) for k in table.key) if table.key
+            else sql.SQL("ctid"), sql.Literal(limit))
+        conn = self.main
+        with conn.transaction():
+            rows = conn.execute(stmt, list(after) if after else None).fetchall()
+            lsn = parse_lsn(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+        return rows, lsn

@@ -1,0 +1,168 @@
+"""The input's batch source for ``mode cdc``: a bounded hand-off between two threads.
+
+A background :class:`~flbsql.cdc.worker.Worker` does all database I/O and puts
+encoded chunks into a bounded queue (so memory stays bounded however large a
+transaction is); Fluent Bit's collect callback only joins queued chunks and returns
+within milliseconds. Each chunk carries a :class:`Marker`: the position that becomes
+safe once Fluent Bit took the chunk. :meth:`CdcSource.commit` (the cleanup callback)
+passes the markers back to the worker, which advances the slot / saves the snapshot
+progress after :data:`CONFIRM_DELAY`, so an output that flushes from memory has
+flushed before the position moves. A chunk in the middle of a transaction carries
+no position: a crash re-delivers the whole transaction (at-least-once).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
+
+    from flbsql.config import Config
+
+__all__ = ["CONFIRM_DELAY", "CdcSource", "Chunk", "ChunkQueue", "Marker"]
+
+CONFIRM_DELAY = 0.5  # seconds between Fluent Bit taking a batch and the slot moving
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """A position: a stream LSN to advance to, and/or a state to save."""
+
+    lsn: int | None = None
+    state: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Encoded events and the position after them."""
+
+    data: bytes
+    rows: int
+    marker: Marker | None
+
+
+class ChunkQueue:
+    """A FIFO bounded by bytes; ``put`` blocks (checking ``stop``) while it is full."""
+
+    def __init__(self, max_bytes: int) -> None:
+        """``max_bytes``: encoded bytes queued at most (one chunk may exceed it)."""
+        self.max_bytes = max_bytes
+        self._items: collections.deque[Chunk] = collections.deque()
+        self._bytes = 0
+        self._cv = threading.Condition()
+
+    def put(self, chunk: Chunk, stop: threading.Event) -> bool:
+        """Queue a chunk; False when stopped before there was room."""
+        with self._cv:
+            while self._items and self._bytes + len(chunk.data) > self.max_bytes:
+                if stop.is_set():
+                    return False
+                self._cv.wait(0.1)
+            self._items.append(chunk)
+            self._bytes += len(chunk.data)
+            return True
+
+    def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
+        """Pop chunks while within the limits (at least one when any is queued)."""
+        out: list[Chunk] = []
+        rows = size = 0
+        with self._cv:
+            while self._items:
+                nxt = self._items[0]
+                if out and (rows + nxt.rows > max_rows or size + len(nxt.data) > max_bytes):
+                    break
+                self._items.popleft()
+                self._bytes -= len(nxt.data)
+                out.append(nxt)
+                rows += nxt.rows
+                size += len(nxt.data)
+            self._cv.notify_all()
+        return out
+
+    def push_front(self, chunks: list[Chunk]) -> None:
+        """Give chunks back (a batch that could not be handed over)."""
+        with self._cv:
+            for chunk in reversed(chunks):
+                self._items.appendleft(chunk)
+                self._bytes += len(chunk.data)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class CdcSource:
+    """BatchSource for ``mode cdc``: next_batch/commit/rewind/pause/resume/close."""
+
+    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+        """Validate options, try the server once (clear errors at Init), start the worker."""
+        from flbsql.cdc.worker import Worker  # imports psycopg
+
+        self.cfg = cfg
+        self.log = log
+        self.queue = ChunkQueue(max(2 * cfg.bytes_per_collect, 1 << 20))
+        self.taken: collections.deque[tuple[float, Marker]] = collections.deque()
+        self.worker = Worker(cfg, log, self.queue, self.taken)
+        self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
+        self._inflight: list[Chunk] | None = None
+        self._paused = False
+        self._fatal_logged = 0.0
+        self.worker.start()
+
+    def next_batch(self) -> bytes:
+        """Join queued chunks up to rows_per_collect/bytes_per_collect (no DB I/O)."""
+        if self._inflight is not None:  # no cleanup came: Fluent Bit took it (ABI doc s9)
+            self.commit()
+        fatal = self.worker.fatal
+        if fatal is not None:
+            now = time.monotonic()
+            if now - self._fatal_logged > 60:
+                self._fatal_logged = now
+                self.log.error("CDC stopped: %s", fatal)
+            return b""
+        if self._paused:
+            return b""
+        while True:
+            chunks = self.queue.take(self.cfg.rows_per_collect, self.cfg.bytes_per_collect)
+            if not chunks:
+                return b""
+            data = b"".join(c.data for c in chunks)
+            if data:
+                self._inflight = chunks
+                return data
+            self._taken(chunks)  # only positions (idle stream): nothing to hand over
+
+    def _taken(self, chunks: list[Chunk]) -> None:
+        now = time.monotonic()
+        for c in chunks:
+            if c.marker is not None:
+                self.taken.append((now, c.marker))
+
+    def commit(self) -> None:
+        """Fluent Bit took the last batch: its positions may be confirmed."""
+        if self._inflight is not None:
+            self._taken(self._inflight)
+            self._inflight = None
+            self.worker.wake()
+
+    def rewind(self) -> None:
+        """The last batch was not handed over: it is handed again next time."""
+        if self._inflight is not None:
+            self.queue.push_front(self._inflight)
+            self._inflight = None
+
+    def pause(self) -> None:
+        """Hand nothing over (the worker fills the bounded queue, then waits)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Hand over again."""
+        self._paused = False
+
+    def close(self) -> None:
+        """Stop the worker; positions not yet confirmed are delivered again next time."""
+        self.worker.stop()

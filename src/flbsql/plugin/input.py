@@ -1,46 +1,118 @@
-"""The input plugin object: one per ``[INPUT] Name sql`` section."""
+"""The input plugin object: one per ``[INPUT] Name sql`` section.
+
+The plugin talks to a :class:`BatchSource`, chosen by ``mode``: ``poll``
+(:class:`flbsql.reader.PollSource`, keyset reads) or ``cdc`` (logical decoding,
+:mod:`flbsql.cdc`). Fluent Bit calls the input once a second, fixed (ABI doc
+section 9), so a source must have its batch ready: database I/O belongs on the
+source's own thread, never in :meth:`BatchSource.next_batch`.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Protocol, runtime_checkable
 
 from flbsql.config import Config
 from flbsql.connect import open_pool
-from flbsql.reader import Reader
+from flbsql.pool import Pool
 
-__all__ = ["InputPlugin"]
+__all__ = ["BatchSource", "InputPlugin"]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What the input plugin needs from a source of events.
+
+    Call order, all from the input's thread: ``next_batch()``; if it returned
+    bytes, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
+    or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
+    ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
+    """
+
+    def next_batch(self) -> bytes:
+        """Concatenated Fluent Bit events (msgpack), or b"" when nothing is due.
+
+        Must return within milliseconds. The batch is *pending* until
+        ``commit()`` or ``rewind()``; a ``next_batch()`` that finds a batch still
+        pending must treat it as not delivered (rewind) before handing out more.
+        """
+        ...
+
+    def commit(self) -> None:
+        """Fluent Bit took the pending batch: the position may move past it.
+
+        The new position must be durable before the position after the *next*
+        batch is: a crash may re-deliver at most the batches not yet committed.
+        """
+        ...
+
+    def rewind(self) -> None:
+        """The pending batch was not delivered: resume at the last committed end."""
+        ...
+
+    def pause(self) -> None:
+        """Stop reading from the database (Fluent Bit's buffers are full)."""
+        ...
+
+    def resume(self) -> None:
+        """Read again after :meth:`pause`."""
+        ...
+
+    def close(self) -> None:
+        """Stop threads, store the committed position, release resources."""
+        ...
+
+
+def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | None]:
+    """The source for ``mode``, and the pool the plugin closes after it (if any)."""
+    if cfg.mode == "cdc":
+        from flbsql.cdc.source import CdcSource  # noqa: PLC0415
+
+        return CdcSource(cfg, log), None
+    from flbsql.reader import PollSource  # noqa: PLC0415
+
+    pool = open_pool(cfg, log)
+    return PollSource(cfg, pool, log), pool
 
 
 class InputPlugin:
     """collect() hands over a batch; commit() runs after Fluent Bit appended it."""
 
     def __init__(self, cfg: Config, log: logging.Logger) -> None:
-        """Validate; nothing connects yet."""
+        """Validate and start the source's background reading."""
         self.cfg = cfg
         self.log = log
-        self.pool = open_pool(cfg, log)
-        self.reader = Reader(cfg, self.pool, log)
+        self._lock = threading.Lock()
+        self.source, self.pool = open_source(cfg, log)
 
     def collect(self) -> bytes:
         """The next batch of encoded events, or b"" when nothing is due."""
-        return self.reader.next_batch()
+        with self._lock:
+            return self.source.next_batch()
 
     def commit(self) -> None:
         """Fluent Bit took the last batch: move the position past it."""
-        self.reader.commit()
+        with self._lock:
+            self.source.commit()
 
     def abort_batch(self) -> None:
         """The last batch could not be handed over; it will be read again."""
-        self.reader.rewind()
+        with self._lock:
+            self.source.rewind()
 
     def pause(self) -> None:
         """Fluent Bit paused the input (buffer limits)."""
-        self.reader.paused = True
+        self.source.pause()
 
     def resume(self) -> None:
         """Fluent Bit resumed the input."""
-        self.reader.paused = False
+        self.source.resume()
 
     def close(self) -> None:
-        """Stop and release connections."""
-        self.pool.close()
+        """Stop, store the position, release connections."""
+        try:
+            self.source.close()
+        finally:
+            if self.pool is not None:
+                self.pool.close()

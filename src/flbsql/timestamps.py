@@ -1,0 +1,80 @@
+"""Event time from a column, and the naive-timestamp policy.
+
+A timestamp without a zone (PostgreSQL ``timestamp``, MySQL ``DATETIME``, SQLite
+text) is read in the zone of the ``time_zone`` option (default UTC); it is never
+guessed from the machine's local zone. Accepted ``time_column`` values:
+
+- datetime with a zone: that instant; without one: in ``time_zone``;
+- date: midnight in ``time_zone``;
+- int / float / Decimal: seconds since the Unix epoch (fractions allowed);
+- text: ISO-8601 (``2024-05-01T12:00:00Z``, ``2024-05-01 12:00:00.123+02:00``);
+- NULL, other types, or an instant before 1970 or after 2106 (EventTime is two
+  unsigned 32-bit numbers): the ingest time, so the row is never dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import zoneinfo
+from typing import Any
+
+from flbsql.errors import ConfigError
+
+__all__ = ["EPOCH", "parse_zone", "to_event_time"]
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MAX_SEC = 0xFFFFFFFD  # 0xFFFFFFFE/F are group markers (ABI doc section 10)
+
+
+def parse_zone(name: str) -> dt.tzinfo:
+    """The ``time_zone`` option as a tzinfo (IANA name, UTC, or +HH:MM)."""
+    text = (name or "UTC").strip()
+    if text.upper() in ("UTC", "Z", "GMT", "ETC/UTC"):
+        return dt.timezone.utc
+    if text[:1] in "+-":
+        try:
+            off = dt.datetime.strptime(text, "%z").utcoffset()
+        except ValueError:
+            raise ConfigError("time_zone", f"bad offset {text!r}; use +HH:MM") from None
+        assert off is not None
+        return dt.timezone(off)
+    try:
+        return zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("time_zone", f"unknown time zone {text!r}") from None
+
+
+def _from_datetime(value: dt.datetime, zone: dt.tzinfo) -> tuple[int, int] | None:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    d = value - EPOCH
+    sec = d.days * 86400 + d.seconds
+    if not 0 <= sec <= _MAX_SEC:
+        return None
+    return sec, d.microseconds * 1000
+
+
+def to_event_time(value: Any, zone: dt.tzinfo) -> tuple[int, int] | None:
+    """(seconds, nanoseconds) for an EventTime, or None to use the ingest time."""
+    if isinstance(value, dt.datetime):
+        return _from_datetime(value, zone)
+    if isinstance(value, dt.date):
+        return _from_datetime(dt.datetime(value.year, value.month, value.day), zone)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return (value, 0) if 0 <= value <= _MAX_SEC else None
+    if isinstance(value, (float, decimal.Decimal)):
+        f = float(value)
+        if not math.isfinite(f) or not 0 <= f <= _MAX_SEC:
+            return None
+        sec = math.floor(f)
+        return sec, min(int(round((f - sec) * 1e9)), 999_999_999)
+    if isinstance(value, str):
+        try:
+            return _from_datetime(dt.datetime.fromisoformat(value.strip()), zone)
+        except ValueError:
+            return None
+    return None

@@ -98,6 +98,7 @@ class PgCluster:
     root: pathlib.Path  # removed by destroy()
     port: int
     settings: dict[str, Any] = field(default_factory=dict)
+    hba: list[str] = field(default_factory=list)  # pg_hba.conf lines put before initdb's
 
     @property
     def datadir(self) -> pathlib.Path:
@@ -142,6 +143,9 @@ class PgCluster:
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.root),
         }
+        if self.hba:
+            hba_file = self.datadir / "pg_hba.conf"
+            hba_file.write_text("\n".join(self.hba) + "\n" + hba_file.read_text())
         with open(self.datadir / "postgresql.conf", "a", encoding="utf-8") as f:
             f.write("\n# flbsql test cluster\n")
             for key, value in conf.items():
@@ -194,7 +198,10 @@ class PgCluster:
 
 
 def start_cluster(
-    base_dir: str | os.PathLike[str] | None = None, port: int | None = None, **settings: Any
+    base_dir: str | os.PathLike[str] | None = None,
+    port: int | None = None,
+    hba: list[str] | None = None,
+    **settings: Any,
 ) -> PgCluster:
     """initdb + start a cluster; ``settings`` go to postgresql.conf (restart-only ones too).
 
@@ -202,6 +209,9 @@ def start_cluster(
         base_dir: where to create the cluster's directory (default: the system temp
             dir; it must be reachable by the postgres OS user when running as root).
         port: TCP port (default: a free one).
+        hba: pg_hba.conf lines that take precedence over initdb's trust rules, e.g.
+            ``["host all postgres 127.0.0.1/32 trust",
+            "host all all 127.0.0.1/32 scram-sha-256"]`` to make passwords matter.
         **settings: server settings, e.g. ``wal_level="logical"``.
 
     Raises:
@@ -215,7 +225,7 @@ def start_cluster(
         pw = pwd.getpwnam(os.environ.get("FLBSQL_PG_OS_USER", "postgres"))
         os.chmod(root, 0o755)
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    cluster = PgCluster(bindir, root, port or free_port(), dict(settings))
+    cluster = PgCluster(bindir, root, port or free_port(), dict(settings), list(hba or ()))
     _ALIVE.append(cluster)
     try:
         cluster.initdb()

@@ -50,6 +50,9 @@ __all__ = ["REFRESH_SECONDS", "SecretResolver", "connect_params", "open_pool"]
 REFRESH_SECONDS = 60.0
 _SECRET_OPTIONS = ("url", "user", "password", "ssl_key", "replication_url", "vault.token",
                    "vault.role_id", "vault.secret_id", "vault.jwt")
+_URL_OPTIONS = ("url", "replication_url")
+# user names are shown in logs ("postgres" would otherwise mask "postgresql://")
+_NOT_HIDDEN = ("user",)
 
 
 class SecretResolver:
@@ -63,11 +66,13 @@ class SecretResolver:
         self._lock = threading.Lock()
         for name in _SECRET_OPTIONS:
             value = cfg.get(name)
-            if isinstance(value, str) and not is_reference(value):
+            if not isinstance(value, str) or is_reference(value) or name in _NOT_HIDDEN:
+                continue
+            if name in _URL_OPTIONS:  # only a URL's password, not where it points
+                with contextlib.suppress(ConfigError):
+                    register(parse_url(value).password)
+            else:
                 register(value)
-                if "://" in value:  # a URL: its password component as well
-                    with contextlib.suppress(ConfigError):
-                        register(parse_url(value).password)
 
     def vault_client(self) -> Any:
         """The shared :class:`~flbsql.secrets.vault.VaultClient` (imports hvac)."""
@@ -95,7 +100,12 @@ class SecretResolver:
         if raw is None or not is_reference(raw):
             return raw  # type: ignore[no-any-return]
         try:
-            return resolve(raw, self.providers())
+            value = resolve(raw, self.providers(),
+                            hide=name not in _URL_OPTIONS and name not in _NOT_HIDDEN)
+            if value and name in _URL_OPTIONS:
+                with contextlib.suppress(ConfigError):
+                    register(parse_url(value).password)
+            return value
         except SecretError as exc:
             raise SecretError(f"option '{name}': {exc}") from None
 

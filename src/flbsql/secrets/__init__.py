@@ -159,13 +159,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def resolve(value: str | None, providers: dict[str, SecretProvider] | None = None) -> str | None:
+def resolve(value: str | None, providers: dict[str, SecretProvider] | None = None,
+            *, hide: bool = True) -> str | None:
     """The value of a secret option: references are resolved, literals pass through.
 
     Args:
         value: the option's text (``None`` stays ``None``).
         providers: extra providers by scheme (the Vault provider); ``env`` and
             ``file`` are always available.
+        hide: register the value for redaction (False for URLs and user names,
+            whose secret part the caller registers itself).
 
     Raises:
         SecretError: the reference is malformed, its scheme has no provider (``vault:``
@@ -174,11 +177,13 @@ def resolve(value: str | None, providers: dict[str, SecretProvider] | None = Non
     if value is None:
         return None
     if not is_reference(value):
-        register(value)
+        if hide:
+            register(value)
         return value
     ref = parse_ref(value)
     if ref.scheme == "literal":
-        register(ref.target)
+        if hide:
+            register(ref.target)
         return ref.target
     from flbsql.secrets.env import EnvProvider, FileProvider
 
@@ -188,5 +193,6 @@ def resolve(value: str | None, providers: dict[str, SecretProvider] | None = Non
     if provider is None:
         raise SecretError(f"'{ref}' needs the {ref.scheme} provider (set vault.address)")
     result = provider.get(ref)
-    register(result)
+    if hide:
+        register(result)
     return result

@@ -215,10 +215,7 @@ class VaultClient:
         if ref.field not in data:
             raise SecretError(f"vault: secret {ref.target} has no field '{ref.field}'")
         value = data[ref.field]
-        if not isinstance(value, str):
-            value = str(value)
-        register(value)
-        return value
+        return value if isinstance(value, str) else str(value)
 
 
 class VaultProvider:
@@ -330,7 +327,6 @@ class DynamicCredentials:
             raise SecretError(f"vault: unexpected answer from {self.mount}/creds/"
                               f"{self.role}") from None
         register(password)
-        register(user)
         if ttl <= 0:
             ttl = float("inf")
         expires, refresh_at = self._times(ttl, time.monotonic())

@@ -180,7 +180,7 @@ def test_startup_with_the_database_down_retries_then_delivers(
         assert proc.poll() is None, "the host stopped while the database was down"
         assert _rows(pg_cluster, db) == -1
         proxy.restore()
-        out, _ = proc.communicate(timeout=60)
+        proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -64,13 +64,14 @@ def compare(cols: Sequence[str], op: str, values: Sequence[Any], binds: Binds, *
         return f"({', '.join(cols)}) {op} ({marks})"
     strict = ">" if op == ">" else "<"
     lead = ">=" if op == ">" else "<="
+    lead_mark = binds.add(values[0])  # bound first: it comes first in the text
     terms = []
     for i in range(len(cols)):
         eq = [f"{cols[j]} = {binds.add(values[j])}" for j in range(i)]
         last_op = op if (op == "<=" and i == len(cols) - 1) else strict
         eq.append(f"{cols[i]} {last_op} {binds.add(values[i])}")
         terms.append("(" + " AND ".join(eq) + ")")
-    return f"({cols[0]} {lead} {binds.add(values[0])} AND ({' OR '.join(terms)}))"
+    return f"({cols[0]} {lead} {lead_mark} AND ({' OR '.join(terms)}))"
 
 
 class KeysetQuery:

@@ -407,7 +407,7 @@ class PollSource:
         """Sample the newest row; move the bound to the newest settled sample."""
         assert self.spec is not None and self.query is not None
         d, spec = self.d, self.spec
-        horizon_sql = d.input_horizon_sql()
+        horizon_sql = d.input_horizon_sql(self.cfg.table)
         sql, params = self.query.newest()
         if horizon_sql:
             sql = (f"SELECT ({horizon_sql}) AS flbsql_h, flbsql_n.* FROM (SELECT 1 AS "
@@ -442,8 +442,8 @@ class PollSource:
         now = time.monotonic()
         best = None
         for s in list(self._signposts):
-            if d.input_horizon_sql():
-                ok = not s.horizon or d.input_settled(conn, s.horizon, self.cfg.table)
+            if s.horizon is not None:
+                ok = not s.horizon or d.input_settled(conn, s.horizon)
             elif d.input_serial_writers and not spec.tracked:
                 ok = True
             else:

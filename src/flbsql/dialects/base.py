@@ -302,17 +302,18 @@ class Dialect:
     def input_prepare(self, conn: Connection) -> None:
         """Per-connection setup before the first read (e.g. the session time zone)."""
 
-    def input_horizon_sql(self) -> str | None:
+    def input_horizon_sql(self, table: str | None) -> str | None:
         """SELECT-list expression naming the transactions in flight, or None.
 
-        It is evaluated in the same statement (snapshot) as the signpost sample.
+        It is evaluated in the same statement as the signpost sample, after its
+        snapshot was taken; ``table`` is the source table (None for a query).
         Where it exists, :meth:`input_settled` decides when the sample is safe to
         read up to, and no settle window is needed.
         """
         return None
 
-    def input_settled(self, conn: Connection, horizon: Any, table: str | None) -> bool:
-        """True once no transaction of ``horizon`` can still commit into ``table``."""
+    def input_settled(self, conn: Connection, horizon: Any) -> bool:
+        """True once every transaction named by ``horizon`` has finished."""
         raise NotImplementedError
 
     def input_column_kinds(

@@ -13,6 +13,7 @@ never a silently truncated row.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -142,7 +143,13 @@ class MySQLDialect(Dialect):
     def connect(self, params: ConnectParams) -> Connection:
         """PyMySQL connection; ``require`` fails when the server has no TLS."""
         pymysql = self._pymysql()
-        conn = pymysql.connect(**self.connect_kwargs(params))
+        kwargs = self.connect_kwargs(params)
+        try:
+            conn = pymysql.connect(**kwargs)
+        except pymysql.err.OperationalError as exc:
+            if params.ssl_mode != "prefer" or errno_of(exc) != 2026:  # CR_SSL_CONNECTION_ERROR
+                raise
+            conn = pymysql.connect(**{**kwargs, "ssl": None})  # prefer: plaintext fallback
         if params.ssl_mode in ("require", "verify-ca", "verify-full") and not isinstance(
                 getattr(conn, "_sock", None), ssl.SSLSocket):
             conn.close()
@@ -224,6 +231,43 @@ class MySQLDialect(Dialect):
     ) -> None:
         """Multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``."""
         self._sized(cur).executemany(sql.upsert(self, table_sql, columns, key, update), rows)
+
+
+    # -- input ---------------------------------------------------------------------------
+
+    def input_row_values(self) -> bool:
+        """Expanded OR form: MariaDB plans row-value comparisons as full scans."""
+        return False
+
+    def input_column_kinds(
+        self, conn: Connection, schema: str | None, table: str
+    ) -> dict[str, str]:
+        """JSON columns (MariaDB's JSON is LONGTEXT + json_valid check); TIMESTAMP is UTC.
+
+        The session runs with ``time_zone = '+00:00'``, so TIMESTAMP values come
+        back as naive UTC; DATETIME values carry no zone and follow ``time_zone``.
+        """
+        kinds: dict[str, str] = {}
+        for c in self.columns(conn, schema, table):
+            if c.type == "json":
+                kinds[c.name] = "json"
+            elif c.type.startswith("timestamp"):
+                kinds[c.name] = "utc"
+        cur = conn.cursor()
+        try:
+            cur.execute(
+                "SELECT check_clause FROM information_schema.check_constraints "
+                "WHERE constraint_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+                (schema, table))
+            for (clause,) in cur.fetchall():
+                m = re.fullmatch(r"\s*json_valid\(`([^`]+)`\)\s*", str(clause))
+                if m:
+                    kinds[m.group(1)] = "json"
+        except Exception:  # noqa: BLE001 - MySQL < 8.0.16 has no such view
+            conn.rollback()
+        finally:
+            cur.close()
+        return kinds
 
 
 DIALECT = MySQLDialect()

@@ -161,7 +161,8 @@ class PostgreSQLDialect(Dialect):
         types: Sequence[str] | None = None,
     ) -> None:
         """Binary COPY when every column type is known to psycopg, else text COPY."""
-        binary = types is not None and all(t in cur.adapters.types for t in types)
+        registry = cur.adapters.types
+        binary = types is not None and all(registry.get(t) is not None for t in types)
         with cur.copy(self.copy_sql(table_sql, columns, binary)) as copy:
             if binary:
                 copy.set_types(list(types or ()))
@@ -195,6 +196,36 @@ class PostgreSQLDialect(Dialect):
         tail = tail[tail.index(")") + 1:]  # drop the placeholder row, keep ON CONFLICT
         cur.execute(f"{head} SELECT {cols} FROM {stage}{tail}")
         cur.execute(f"TRUNCATE {stage}")
+
+    # -- input ---------------------------------------------------------------------------
+
+    def input_horizon_sql(self, table: str | None) -> str | None:
+        """Transactions that may still commit rows below the sample.
+
+        Table: the virtual transactions holding a write lock on it, read just
+        after the sample's snapshot. An INSERT locks the table before it takes
+        its key (nextval in the statement), so a writer that could commit a
+        lower key later is in the list; writers elsewhere in the cluster are
+        not, and do not hold the reader back. Query: every transaction in
+        flight in the snapshot (``pg_snapshot_xip``), as virtual ids.
+        """
+        if table is None:
+            return ("ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
+                    "'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND "
+                    "l.transactionid::text::bigint IN (SELECT x::text::bigint % 4294967296 "
+                    "FROM pg_snapshot_xip(pg_current_snapshot()) x))")
+        literal = "'" + self.table_sql(table).replace("'", "''") + "'"
+        return ("ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
+                f"'relation' AND l.relation = to_regclass({literal}) AND l.granted AND "
+                "l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', "
+                "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())")
+
+    def input_settled(self, conn: Connection, horizon: Any) -> bool:
+        """True when none of the virtual transactions in ``horizon`` is running."""
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' "
+                    "AND virtualxid = ANY(%s)", (list(horizon),))
+        return int(cur.fetchone()[0]) == 0
 
 
 DIALECT = PostgreSQLDialect()

@@ -1,70 +1,186 @@
-"""Output: decode a chunk, map records to rows, write them in one transaction."""
+"""Output: decode a chunk, map records to rows, write them in one transaction.
+
+One flush is one transaction on this worker's connection: the rows go through
+the dialect's bulk path in batches, each under a savepoint; a batch that fails
+on data is narrowed down to its bad rows (:func:`flbsql.batching.isolate`), and
+those go to the dead letters in the same transaction. ``FLB_OK`` is returned
+only after the commit. A transient or connection error rolls back and returns
+``FLB_RETRY`` (the pool drops a broken connection); nothing is retried forever
+because a record that fails on its own data is never part of a retried chunk.
+"""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
+import contextlib
 import logging
+import threading
+from collections.abc import Sequence
 from typing import Any
 
+from flbsql.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.config import Config
+from flbsql.deadletter import DeadLetters, Rejected
+from flbsql.decode import decode_events
+from flbsql.dialects.base import Dialect
+from flbsql.errors import ConfigError, FlbSqlError, RecordError, TerminalError
+from flbsql.mapping import Mapper
 from flbsql.outcome import Outcome
 from flbsql.pool import Pool
-from flbsql.records import BadEntry, decode_chunk
 
 __all__ = ["Writer"]
 
-_UTC = dt.timezone.utc
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    return str(value)
-
 
 class Writer:
-    """Minimal default shape: (tag, time, data JSON)."""
+    """Writes flush chunks into one table; safe for ``workers N`` (one connection each)."""
 
     def __init__(self, cfg: Config, pool: Pool, log: logging.Logger) -> None:
-        """Nothing touches the database here."""
+        """Validate the table options; nothing touches the database here."""
         if not cfg.table:
-            from flbsql.errors import ConfigError  # noqa: PLC0415
-
             raise ConfigError("table", "required")
         self.cfg = cfg
         self.pool = pool
         self.log = log
-        self.dialect = pool.dialect
-        self.table_sql = self.dialect.quote(cfg.table)
-        self._ready = False
+        self.dialect: Dialect = pool.dialect
+        try:
+            self.schema, self.table = self.dialect.split_name(cfg.table)
+            self.table_sql = self.dialect.table_sql(cfg.table)
+        except ValueError as exc:
+            raise ConfigError("table", str(exc)) from None
+        self.mapper = Mapper(cfg, self.dialect)
+        self.columns = self.mapper.columns
+        self.key: tuple[str, ...] = tuple(cfg.unique_key)
+        unknown = [k for k in self.key if k not in self.columns]
+        if unknown:
+            raise ConfigError("unique_key", f"{unknown} are not written columns "
+                              f"(written: {self.columns})")
+        self.update = cfg.on_conflict == "update"
+        self.per_batch = rows_per_batch(self.dialect.caps, len(self.columns), cfg.batch_rows)
+        self.dead = DeadLetters(cfg.dead_letter_table, self.dialect, self.mapper.zone, log,
+                                f"table {cfg.table}")
+        self._types: list[str] | None = None  # introspected column types, once ready
+        self._ready_lock = threading.Lock()
+        self.counters = {"rows": 0, "dead_letters": 0, "flushes": 0}
+        self._counter_lock = threading.Lock()
+
+    # -- flush ---------------------------------------------------------------------------
 
     def write(self, data: bytes | memoryview, tag: str) -> Outcome:
         """One chunk, one transaction."""
-        rows = []
-        for ev in decode_chunk(data):
-            if isinstance(ev, BadEntry):
-                self.log.error("record %d of tag %s is not an event (%s)", ev.index, tag,
-                               ev.reason)
-                continue
-            t = dt.datetime.fromtimestamp(ev.time.sec, _UTC).replace(
-                microsecond=ev.time.nsec // 1000)
-            rows.append((tag, t.isoformat(), json.dumps(ev.body, default=_json_default)))
-        if not rows:
-            return Outcome.OK
+        events, bad_entries = decode_events(data)
+        rejected = [Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
+                    for b in bad_entries]
         with self.pool.connection() as conn:
+            self._ensure(conn)  # the mapper's converters follow the table's column types
+            rows, where, unmapped = self.mapper.rows(tag, events)
+            for pos, err in unmapped:
+                sec, nsec, body, index = events[pos]
+                rejected.append(Rejected(index, sec, nsec, body, str(err)))
+            if self.key:
+                rows, where = self._dedupe(rows, where)
             cur = conn.cursor()
             try:
-                if not self._ready:
-                    cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table_sql} "
-                                "(tag TEXT, time TEXT, data TEXT)")
-                    self._ready = True
-                self.dialect.bulk_insert(cur, self.table_sql, ("tag", "time", "data"), rows)
+                self.dialect_begin(conn, cur)
+                sp = Savepoints(cur, self.dialect)
+                for pos, err in self._write_rows(cur, sp, rows):
+                    sec, nsec, body, index = events[where[pos]]
+                    rejected.append(Rejected(index, sec, nsec, body, str(err)))
+                rejected.sort(key=lambda r: r.index)
+                stored = self.dead.write(cur, sp, tag, rejected)
                 conn.commit()
-            except BaseException:
-                conn.rollback()
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                self._forget_on(exc)
                 raise
             finally:
-                cur.close()
+                with contextlib.suppress(Exception):
+                    cur.close()
+        with self._counter_lock:
+            self.counters["rows"] += len(rows) - (len(rejected) - len(unmapped) - len(bad_entries))
+            self.counters["dead_letters"] += stored
+            self.counters["flushes"] += 1
         return Outcome.OK
+
+    def dialect_begin(self, conn: Any, cur: Any) -> None:
+        """Open the flush transaction explicitly where savepoints need it (SQLite)."""
+        begin = getattr(self.dialect, "begin", None)
+        if begin is not None:
+            begin(conn, cur)
+
+    def _write_rows(self, cur: Any, sp: Savepoints, rows: Sequence[tuple[Any, ...]]
+                    ) -> list[tuple[int, Exception]]:
+        """Bulk-write ``rows``; (position, error) of each row the database refused."""
+        if not rows:
+            return []
+        write = self._bulk(cur)
+        partial = getattr(self.dialect, "bulk_insert_partial", None)
+        locate = getattr(self.dialect, "failed_row", None)
+        bad: list[tuple[int, Exception]] = []
+        offset = 0
+        for part in chunked(rows, self.per_batch):
+            if partial is not None and self.cfg.bulk != "insert":
+                failed = partial(cur, self.table_sql, self.columns, part, self._types,
+                                 self.key, self.update)
+                bad.extend((offset + i, e) for i, e in failed)
+            else:
+                err = sp.attempt(write, part)
+                if err is not None:
+                    if not isinstance(err, RecordError):
+                        raise err  # not about one record: missing table, permissions, ...
+                    found = isolate(sp, write, part, locate, first_error=err)
+                    bad.extend((offset + i, e) for i, e in found)
+            offset += len(part)
+        return bad
+
+    def _bulk(self, cur: Any) -> Any:
+        d, table_sql, columns, types = self.dialect, self.table_sql, self.columns, self._types
+        if self.key:
+            return lambda part: d.upsert(cur, table_sql, columns, part, self.key, self.update,
+                                         types)
+        if self.cfg.bulk == "insert":  # plain bound executemany, e.g. no COPY privilege
+            return lambda part: Dialect.bulk_insert(d, cur, table_sql, columns, part, types)
+        return lambda part: d.bulk_insert(cur, table_sql, columns, part, types)
+
+    def _dedupe(self, rows: list[tuple[Any, ...]], where: list[int]
+                ) -> tuple[list[tuple[Any, ...]], list[int]]:
+        """One row per key in a flush (the last one for update, the first for ignore)."""
+        idx = [self.columns.index(k) for k in self.key]
+        seen: dict[tuple[Any, ...], int] = {}
+        order = range(len(rows) - 1, -1, -1) if self.update else range(len(rows))
+        for i in order:
+            seen.setdefault(tuple(rows[i][j] for j in idx), i)
+        if len(seen) == len(rows):
+            return rows, where
+        keep = sorted(seen.values())
+        return [rows[i] for i in keep], [where[i] for i in keep]
+
+    def _forget_on(self, exc: BaseException) -> None:
+        """A terminal error that is not about a record may mean the table changed."""
+        err = exc if isinstance(exc, FlbSqlError) else self.dialect.classify(exc)
+        if isinstance(err, TerminalError) and not isinstance(err, RecordError):
+            self._types = None
+
+    # -- table ---------------------------------------------------------------------------
+
+    def _ensure(self, conn: Any) -> None:
+        """Introspect (and create or extend) the table once; binds the mapper to its types."""
+        if self._types is not None:
+            return
+        from flbsql.tables import ensure_table  # noqa: PLC0415
+
+        with self._ready_lock:
+            if self._types is not None:
+                return
+            types = ensure_table(conn, self.dialect, self.schema, self.table, self.table_sql,
+                                 self.mapper.coldefs(self.key), self.key, self.cfg, self.log)
+            if self.dead.table:
+                schema, table = self.dialect.split_name(self.dead.table)
+                dl_types = ensure_table(conn, self.dialect, schema, table, str(self.dead.table_sql),
+                                        self.dead.coldefs(), (), self.cfg, self.log,
+                                        option="dead_letter_table")
+                self.dead.bind(dl_types["time"])
+            self.mapper.bind(types)
+            self._types = [types[c] for c in self.columns]
+            self.log.info("table %s ready: columns %s", self.cfg.table,
+                          ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types)))
+

@@ -50,6 +50,15 @@ class SQLiteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def begin(self, conn: Any, cur: Any) -> None:
+        """Open the flush transaction explicitly.
+
+        A SAVEPOINT outside a transaction starts one, and releasing it would
+        COMMIT; an explicit BEGIN keeps the whole flush one transaction.
+        """
+        if not conn.in_transaction:
+            cur.execute("BEGIN")
+
     def is_disconnect(self, exc: BaseException) -> bool:
         """A closed handle or a vanished/corrupt file."""
         return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc) or (

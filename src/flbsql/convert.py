@@ -1,0 +1,161 @@
+"""Value converters for typed columns: record value -> what the driver binds.
+
+Each converter takes one value (never None: missing keys are NULL without a
+call) and returns the bound value or raises :class:`ValueError` with a short
+reason; :class:`~flbsql.mapping.Mapper` turns that into a RecordError naming the
+column and the record. Lenient where the meaning is clear (``"42"`` for an int
+column, ``1`` for a bool), strict where a value would change (``4.5`` for an int).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+from collections.abc import Callable
+from typing import Any
+
+from flbsql.mapping import EventTime, TimeConverter, dumps
+
+__all__ = ["converter"]
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_TRUE = {"true", "yes", "on", "1", "t", "y"}
+_FALSE = {"false", "no", "off", "0", "f", "n"}
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        out = v
+    elif isinstance(v, float) and v.is_integer():
+        out = int(v)
+    elif isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+        out = int(v.strip())
+    else:
+        raise ValueError(f"not an integer: {v!r:.80}")
+    if not _I64_MIN <= out <= _I64_MAX:
+        raise ValueError(f"integer out of the 64-bit range: {out}")
+    return out
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise ValueError(f"not a number: {v!r:.80}")
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
+    raise ValueError(f"not a boolean: {v!r:.80}")
+
+
+def _decimal(v: Any) -> decimal.Decimal:
+    if isinstance(v, (int, str, float)) and not isinstance(v, bool):
+        try:
+            out = decimal.Decimal(str(v).strip())
+        except decimal.InvalidOperation:
+            pass
+        else:
+            if out.is_finite():
+                return out
+    raise ValueError(f"not a decimal number: {v!r:.80}")
+
+
+def _bytes(v: Any) -> bytes:
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogateescape")
+    raise ValueError(f"not bytes or text: {type(v).__name__}")
+
+
+def _text_factory(nul_ok: bool) -> Callable[[Any], str]:
+    def text(v: Any) -> str:
+        if isinstance(v, str):
+            out = v
+        elif isinstance(v, (bytes, bytearray)):
+            try:
+                out = bytes(v).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("bytes are not UTF-8 text") from None
+        elif isinstance(v, (dict, list, tuple)):
+            out = dumps(v).decode()
+        else:
+            out = str(v)
+        if not nul_ok and "\x00" in out:
+            raise ValueError("text contains a NUL character, which this database cannot store")
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text is not valid UTF-8") from None
+        return out
+
+    return text
+
+
+def _time_factory(tconv: TimeConverter) -> Callable[[Any], Any]:
+    def to_time(v: Any) -> Any:
+        if isinstance(v, EventTime):
+            return tconv(v[0], v[1])
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if v < 0:
+                raise ValueError(f"negative epoch time: {v}")
+            sec = int(v)
+            return tconv(sec, int(round((v - sec) * 1e9)))
+        if isinstance(v, str):
+            try:
+                parsed = dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"not an ISO 8601 time: {v!r:.80}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=tconv.zone)
+            stamp = parsed.timestamp()
+            sec = int(stamp // 1)
+            return tconv(sec, parsed.microsecond * 1000)
+        raise ValueError(f"not a time: {v!r:.80}")
+
+    return to_time
+
+
+def _json_factory(as_bytes: bool, nul_ok: bool) -> Callable[[Any], Any]:
+    from flbsql.mapping import _NUL_ESCAPE  # noqa: PLC0415
+
+    def to_json(v: Any) -> Any:
+        doc = dumps(v)
+        if not nul_ok and b"\\u0000" in doc and _NUL_ESCAPE.search(doc):
+            raise ValueError("JSON contains \\u0000, which this database cannot store")
+        return doc if as_bytes else doc.decode()
+
+    return to_json
+
+
+def converter(ctype: str, *, nul_ok: bool, json_bytes: bool,
+              tconv: TimeConverter) -> Callable[[Any], Any]:
+    """The converter for a column of generic type ``ctype``."""
+    if ctype in ("text", "string"):
+        return _text_factory(nul_ok)
+    if ctype == "json":
+        return _json_factory(json_bytes, nul_ok)
+    if ctype == "timestamp":
+        return _time_factory(tconv)
+    simple: dict[str, Callable[[Any], Any]] = {
+        "int": _int, "float": _float, "bool": _bool, "decimal": _decimal, "bytes": _bytes,
+    }
+    return simple[ctype]
+
+
+def b64(data: bytes) -> str:
+    """Base64 text (dead letters of undecodable entries)."""
+    return base64.b64encode(data).decode()

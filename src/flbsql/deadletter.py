@@ -1,0 +1,98 @@
+"""Where rejected records go: a dead-letter table, or the error log with the record.
+
+The dead-letter table has four columns: ``tag``, ``time`` (the record's time),
+``error`` (the reason, naming the column or the database error) and ``record``
+(the record as JSON text, ASCII-escaped so that any record fits a text column;
+an entry that was not even an event is kept as base64 msgpack). It is written in
+the same transaction as the good rows, so a flush commits both or neither.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from flbsql import sql
+from flbsql.batching import Savepoints
+from flbsql.errors import ConfigError
+from flbsql.mapping import TimeConverter, _default, time_kind
+
+__all__ = ["DeadLetters", "Rejected"]
+
+COLUMNS = ("tag", "time", "error", "record")
+
+
+@dataclasses.dataclass
+class Rejected:
+    """One record the database (or the mapping) refused."""
+
+    index: int  # position in the chunk
+    sec: int | None
+    nsec: int
+    body: Any  # the decoded record, or raw bytes for an entry that is not an event
+    error: str
+
+    def record_text(self) -> str:
+        """The record as ASCII JSON (or base64 msgpack for a non-event)."""
+        if isinstance(self.body, (bytes, bytearray)):
+            return json.dumps({"msgpack_base64": base64.b64encode(self.body).decode()})
+        try:
+            return json.dumps(self.body, ensure_ascii=True, default=_default)
+        except (TypeError, ValueError):  # keys that JSON cannot hold: keep something readable
+            return json.dumps({"repr": repr(self.body)}, ensure_ascii=True)
+
+
+class DeadLetters:
+    """Writes rejected records for one writer."""
+
+    def __init__(self, table: str | None, dialect: Any, zone: Any, log: logging.Logger,
+                 target: str) -> None:
+        """``table`` None: rejected records go to the error log."""
+        self.table = table
+        self.dialect = dialect
+        self.log = log
+        self.target = target
+        self.zone = zone
+        self.table_sql: str | None = None
+        if table:
+            try:
+                self.table_sql = dialect.table_sql(table)
+            except ValueError as exc:
+                raise ConfigError("dead_letter_table", str(exc)) from None
+        self._tconv: TimeConverter | None = None
+
+    def coldefs(self) -> list[tuple[str, str]]:
+        """CREATE TABLE columns."""
+        t = self.dialect.caps.types
+        return [("tag", t["string"]), ("time", t["timestamp"]), ("error", t["text"]),
+                ("record", t["text"])]
+
+    def bind(self, time_type: str) -> None:
+        """The introspected type of the ``time`` column."""
+        self._tconv = TimeConverter(time_kind(time_type), self.zone)
+
+    def write(self, cur: Any, sp: Savepoints, tag: str, rejected: Sequence[Rejected]) -> int:
+        """Store (or log) every rejected record; returns how many reached the table."""
+        if not rejected:
+            return 0
+        if self.table_sql is not None and self._tconv is not None:
+            tconv = self._tconv
+            rows = [(tag, tconv(r.sec, r.nsec) if r.sec is not None else None,
+                     r.error[:4000].replace("\x00", "\\0"), r.record_text()) for r in rejected]
+            stmt = sql.insert(self.dialect, self.table_sql, COLUMNS)
+            err = sp.attempt(lambda part: cur.executemany(stmt, part), rows)
+            if err is None:
+                for r in rejected:
+                    self.log.warning("record %d of tag %s rejected by %s, dead-lettered to %s: %s",
+                                     r.index, tag, self.target, self.table, r.error)
+                return len(rows)
+            self.log.error("dead-letter table %s refused the records (%s); logging them",
+                           self.table, err)
+        for r in rejected:
+            self.log.error("record %d of tag %s rejected by %s: %s; record: %s",
+                           r.index, tag, self.target, r.error, r.record_text())
+        return 0

@@ -1,0 +1,310 @@
+"""Record -> row: the column mapping, the JSON document, the time column.
+
+Default shape: ``tag``, ``time`` and the whole record as JSON. With ``columns``
+(``column=key.path[:type]``, comma-separated) chosen keys, nested ones too, go to
+typed columns and the keys left over go to the JSON column (NULL when nothing is
+left). Types: text, string (or ``string(64)``), int, float, bool, timestamp, json,
+bytes, decimal; the SQL type of each comes from the dialect's capabilities.
+
+Conversions happen here, before the database sees a row, so a value that cannot
+fit its column (``"abc"`` for an int, a NUL where the database cannot store one, a
+record that is not valid JSON) becomes a :class:`~flbsql.errors.RecordError`
+naming the column, and only that record is dead-lettered.
+
+JSON: ``orjson`` (about 8x faster than ``json.dumps`` on log records). bytes are
+written as base64 text, an EventTime inside a record as float seconds, other
+msgpack ext types as ``{"ext": code, "data": base64}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgpack
+import orjson
+
+from flbsql.errors import ConfigError, RecordError
+
+__all__ = ["ColumnSpec", "EventTime", "Mapper", "dumps", "load_zone", "parse_columns"]
+
+TYPES = ("text", "string", "int", "float", "bool", "timestamp", "json", "bytes", "decimal")
+_SPEC = re.compile(r"^\s*([^=]+?)\s*=\s*([^:]+?)\s*(?::\s*([a-z]+)(?:\((\d+)\))?)?\s*$")
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class EventTime(tuple):  # type: ignore[type-arg]
+    """(seconds, nanoseconds) of an EventTime inside a record (ext type 0)."""
+
+    __slots__ = ()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, msgpack.ExtType):
+        return {"ext": value.code, "data": base64.b64encode(value.data).decode()}
+    if isinstance(value, tuple) and len(value) == 2:  # EventTime (ours or records.EventTime)
+        return value[0] + value[1] / 1e9
+    if isinstance(value, (decimal.Decimal, dt.datetime, dt.date)):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """A record or value as compact JSON bytes; RecordError when it cannot be encoded."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except TypeError:
+        try:  # non-string map keys (ints, bytes) are legal in msgpack
+            return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise RecordError(f"record is not valid JSON: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnSpec:
+    """One ``column=key.path[:type]`` entry of the ``columns`` option."""
+
+    name: str
+    path: tuple[str, ...]
+    type: str = "text"
+    length: int | None = None
+
+    def sql_type(self, types: dict[str, str]) -> str:
+        """The dialect's type, with a ``string(n)`` length applied."""
+        base = types[self.type]
+        if self.length and self.type == "string":
+            return re.sub(r"\(\d+", f"({self.length}", base, count=1)
+        return base
+
+
+def parse_columns(items: Sequence[str]) -> list[ColumnSpec]:
+    """Parse the ``columns`` option; ConfigError naming the bad entry."""
+    specs: list[ColumnSpec] = []
+    seen: set[str] = set()
+    for item in items:
+        m = _SPEC.match(item)
+        if not m:
+            raise ConfigError("columns", f"{item!r}: expected column=key.path[:type]")
+        name, key, ctype, length = m.groups()
+        ctype = ctype or "text"
+        if ctype not in TYPES:
+            raise ConfigError("columns", f"{item!r}: unknown type {ctype!r}; one of "
+                              + ", ".join(TYPES))
+        path = tuple(key.split("."))
+        if not all(path):
+            raise ConfigError("columns", f"{item!r}: empty part in key path {key!r}")
+        if name in seen:
+            raise ConfigError("columns", f"column {name!r} is mapped twice")
+        seen.add(name)
+        specs.append(ColumnSpec(name, path, ctype, int(length) if length else None))
+    return specs
+
+
+def _lookup(body: dict[Any, Any], path: tuple[str, ...]) -> Any:
+    value: Any = body
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _remove(body: dict[Any, Any], path: tuple[str, ...]) -> None:
+    if len(path) == 1:
+        body.pop(path[0], None)
+        return
+    child = body.get(path[0])
+    if isinstance(child, dict):
+        child = dict(child)  # never change the decoded record in place
+        _remove(child, path[1:])
+        if child:
+            body[path[0]] = child
+        else:
+            del body[path[0]]
+
+
+def time_kind(db_type: str | None) -> str:
+    """How a column takes a time: aware datetime, naive datetime in the zone, or ISO text."""
+    t = (db_type or "").lower()
+    if t in ("timestamptz", "datetimeoffset") or ("time zone" in t and "without" not in t):
+        return "aware"
+    if "timestamp" in t or "datetime" in t or t == "date":
+        return "naive"
+    return "text"
+
+
+class TimeConverter:
+    """(sec, nsec) -> the column's time value, caching the last whole second."""
+
+    def __init__(self, kind: str, zone: dt.tzinfo) -> None:
+        self.kind = kind
+        self.zone = zone
+        # one attribute holding both, so concurrent workers never see a torn pair
+        self._cache: tuple[int, dt.datetime] = (-1, _EPOCH)
+
+    def __call__(self, sec: int, nsec: int) -> Any:
+        cached_sec, base = self._cache
+        if sec != cached_sec:
+            base = _EPOCH + dt.timedelta(seconds=sec)
+            if self.kind != "aware":
+                base = base.astimezone(self.zone)
+            if self.kind == "naive":
+                base = base.replace(tzinfo=None)
+            self._cache = (sec, base)
+        value = base.replace(microsecond=nsec // 1000) if nsec else base
+        return value.isoformat() if self.kind == "text" else value
+
+
+def load_zone(name: str) -> dt.tzinfo:
+    """``UTC`` or an IANA zone; ConfigError naming ``time_zone``."""
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return dt.timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("time_zone", f"unknown zone {name!r}: {exc}") from None
+
+
+Converter = Callable[[Any], Any]
+Event = tuple[int, int, dict[Any, Any], int]  # sec, nsec, body, index in the chunk
+
+
+def _column_option(value: str | None) -> str | None:
+    return None if not value or value.lower() == "none" else value
+
+
+class Mapper:
+    """Builds the rows of one table from events; one per writer (not shared)."""
+
+    def __init__(self, cfg: Any, dialect: Any) -> None:
+        """Validate the shape options; ConfigError names the option at fault."""
+        self.dialect = dialect
+        self.zone = load_zone(cfg.time_zone)
+        self.specs = parse_columns(cfg.columns)
+        self.tag_column = _column_option(cfg.tag_column)
+        self.time_column = _column_option(cfg.time_column)
+        self.json_column = _column_option(cfg.json_column)
+        self.generic: dict[str, str] = {}
+        for option, name, ctype in (
+            ("tag_column", self.tag_column, "string"),
+            ("time_column", self.time_column, "timestamp"),
+            *(("columns", s.name, s.type) for s in self.specs),
+            ("json_column", self.json_column, "json"),
+        ):
+            if name is None:
+                continue
+            try:
+                dialect.quote(name)
+            except ValueError as exc:
+                raise ConfigError(option, str(exc)) from None
+            if name in self.generic:
+                raise ConfigError(option, f"column {name!r} is used twice")
+            self.generic[name] = ctype
+        if not self.generic:
+            raise ConfigError("columns", "no column left to write (tag, time and json are none)")
+        self.columns = list(self.generic)
+        self._lengths = {s.name: s.length for s in self.specs}
+        self._convs: list[Converter] = []
+        self._tconv = TimeConverter("aware", self.zone)
+        self._fast = False
+
+    def coldefs(self, key: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """(name, SQL type) for CREATE TABLE / ADD COLUMN.
+
+        Key columns of generic type text become ``string`` (a bounded VARCHAR), since
+        unbounded text cannot be indexed everywhere (MySQL, SQL Server, Oracle CLOB).
+        """
+        types = self.dialect.caps.types
+        out = []
+        for name, generic in self.generic.items():
+            ctype = "string" if name in key and generic == "text" else generic
+            spec = ColumnSpec(name, (name,), ctype, self._lengths.get(name))
+            out.append((name, spec.sql_type(types)))
+        return out
+
+    def bind(self, db_types: dict[str, str]) -> None:
+        """Choose converters from the table's real column types (after introspection)."""
+        from flbsql.convert import converter  # noqa: PLC0415 - convert imports this module
+
+        caps = self.dialect.caps
+        convs: list[Converter] = []
+        for name in self.columns:
+            db_type = db_types.get(name, "")
+            tconv = TimeConverter(time_kind(db_type), self.zone)
+            json_bytes = caps.json_as_bytes and db_type in ("json", "jsonb")
+            convs.append(converter(self.generic[name], nul_ok=caps.text_nul,
+                                   json_bytes=json_bytes, tconv=tconv))
+            if name == self.time_column:
+                self._tconv = tconv
+        self._convs = convs
+        self._fast = (not self.specs and self.columns == [self.tag_column, self.time_column,
+                                                            self.json_column])
+
+    def rows(self, tag: str, events: Sequence[Event]) -> tuple[
+            list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
+        """Rows, the event position of each row, and (position, error) of unmappable events."""
+        if self._fast:
+            return self._rows_fast(tag, events)
+        rows: list[tuple[Any, ...]] = []
+        where: list[int] = []
+        bad: list[tuple[int, Exception]] = []
+        paths = [s.path for s in self.specs]
+        plan = self._plan()
+        for pos, (sec, nsec, body, _) in enumerate(events):
+            values: list[Any] = []
+            name = ""
+            try:
+                for name, kind, conv, path in plan:
+                    if kind == "tag":
+                        values.append(tag)
+                    elif kind == "time":
+                        values.append(self._tconv(sec, nsec))
+                    elif kind == "json":
+                        rest = body
+                        if paths:
+                            rest = dict(body)
+                            for p in paths:
+                                _remove(rest, p)
+                        values.append(conv(rest) if rest else None)
+                    else:
+                        value = _lookup(body, path)
+                        values.append(None if value is None else conv(value))
+            except (ValueError, RecordError) as exc:
+                bad.append((pos, RecordError(f"column {name!r}: {exc}")))
+                continue
+            rows.append(tuple(values))
+            where.append(pos)
+        return rows, where, bad
+
+    def _plan(self) -> list[tuple[str, str, Converter, tuple[str, ...]]]:
+        paths = {s.name: s.path for s in self.specs}
+        kinds = {self.tag_column: "tag", self.time_column: "time", self.json_column: "json"}
+        return [(name, kinds.get(name, "spec"), conv, paths.get(name, ()))
+                for name, conv in zip(self.columns, self._convs)]
+
+    def _rows_fast(self, tag: str, events: Sequence[Event]) -> tuple[
+            list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
+        """The default (tag, time, json) shape, without per-column dispatch."""
+        tconv = self._tconv
+        jconv = self._convs[2]
+        rows: list[tuple[Any, ...]] = []
+        where: list[int] = []
+        bad: list[tuple[int, Exception]] = []
+        append = rows.append
+        for pos, (sec, nsec, body, _) in enumerate(events):
+            try:
+                append((tag, tconv(sec, nsec), jconv(body)))
+            except (ValueError, RecordError) as exc:
+                bad.append((pos, RecordError(f"column {self.json_column!r}: {exc}")))
+                continue
+            where.append(pos)
+        return rows, where, bad

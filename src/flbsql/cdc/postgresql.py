@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.types.string import TextLoader
 
 from flbsql.cdc import SlotLostError, parse_lsn
 from flbsql.cdc.types import SESSION_SETTINGS, TypeInfo
@@ -104,7 +105,8 @@ WITH RECURSIVE t(oid) AS (
     UNION
     SELECT x FROM pg_type p JOIN t ON p.oid = t.oid,
          LATERAL unnest(ARRAY[p.typelem, p.typbasetype]) AS x WHERE x <> 0)
-SELECT p.oid::int8, p.typtype::text, p.typelem::int8, p.typbasetype::int8, p.typdelim::text
+SELECT p.oid::int8, p.typtype::text, p.typelem::int8, p.typbasetype::int8, p.typdelim::text,
+       p.typcategory::text
 FROM pg_type p JOIN t ON p.oid = t.oid"""
 
 _TABLE_SQL = """
@@ -144,6 +146,7 @@ class PgCdc:
         self.statement_timeout = statement_timeout
         self.main: Any = None
         self.dec: Any = None
+        self._text_oids: dict[int, list[int]] = {}
 
     # -- connections --------------------------------------------------------------------
 
@@ -215,7 +218,8 @@ class PgCdc:
     def type_catalog(self, oids: Sequence[int]) -> dict[int, TypeInfo]:
         """pg_type rows for ``oids`` and the element/base types they refer to."""
         rows = self.main.execute(_TYPES_SQL, (list(oids),)).fetchall()
-        return {int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4]) for r in rows}
+        return {int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5])
+                for r in rows}
 
     def ensure_publication(self, name: str, tables: Sequence[TableInfo]) -> bool:
         """Create the publication or add missing tables; True when something changed."""
@@ -260,8 +264,15 @@ class PgCdc:
         return parse_lsn(row[0])
 
     def current_lsn(self) -> int:
-        """pg_current_wal_lsn() as an integer."""
-        return parse_lsn(self.dec.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+        """pg_current_wal_flush_lsn() as an integer: the bound for the next peek.
+
+        Not pg_current_wal_lsn() (the *write* position): the SQL decoding functions
+        stop at the flush position of the moment they start, so a commit between the
+        two (normal with synchronous_commit off) would be skipped by a consumer that
+        treats the write position as "read up to here".
+        """
+        return parse_lsn(
+            self.dec.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
 
     def peek(self, slot: str, publication: str, upto_lsn: int, nchanges: int,
              itersize: int) -> Iterator[bytes]:
@@ -295,28 +306,37 @@ class PgCdc:
 
     def snapshot_chunk(self, table: TableInfo, after: Sequence[str] | None,
                        limit: int) -> tuple[list[tuple[Any, ...]], int]:
-        """Up to ``limit`` rows (every column as text) after key ``after``, and the LSN.
+        """Up to ``limit`` rows after key ``after``, and the WAL position when read.
 
-        Rows carry the key columns' text (or the ctid) at the end, for the position.
+        Every value comes back as the text of the type's output function, exactly what
+        pgoutput sends (``col::text`` differs for char(n) and inet, so no cast: the
+        cursor loads every column type as text). Rows carry the key columns (or the
+        ctid) again at the end, for the position.
         """
-        cols = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in table.columns]
+        cols = [sql.Identifier(c) for c in table.columns]
         if table.key:
             keys = [sql.Identifier(k) for k in table.key]
             key_sql = sql.SQL("({})").format(sql.SQL(", ").join(keys))
             casts = sql.SQL(", ").join(sql.SQL("%s::{}").format(sql.SQL(t))
                                        for t in table.key_types)
-            extra = [sql.SQL("{}::text").format(k) for k in keys]
+            extra: list[sql.Composable] = list(keys)
+            order = sql.SQL(", ").join(keys)
         else:
-            key_sql = sql.SQL("ctid")
+            key_sql = order = sql.SQL("ctid")
             casts = sql.SQL("%s::tid")
-            extra = [sql.SQL("ctid::text")]
+            extra = [sql.SQL("ctid")]
         where = sql.SQL("WHERE {} > ({})").format(key_sql, casts) if after else sql.SQL("")
         stmt = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
-            sql.SQL(", ").join(cols + extra), sql.Identifier(table.schema, table.name), where,
-            sql.SQL(", ").join(sql.Identifier(k) for k in table.key) if table.key
-            else sql.SQL("ctid"), sql.Literal(limit))
+            sql.SQL(", ").join([*cols, *extra]), sql.Identifier(table.schema, table.name),
+            where, order, sql.Literal(limit))
         conn = self.main
+        oids = self._text_oids.get(table.oid)
+        if oids is None:
+            oids = self._text_oids[table.oid] = [*self.type_catalog(table.type_oids), 27]
         with conn.transaction():
-            rows = conn.execute(stmt, list(after) if after else None).fetchall()
+            cur = conn.cursor()
+            for oid in oids:
+                cur.adapters.register_loader(oid, TextLoader)
+            rows = cur.execute(stmt, list(after) if after else None).fetchall()
             lsn = parse_lsn(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
         return rows, lsn

@@ -80,7 +80,6 @@ _BASE: dict[int, Decoder] = {
     1114: iso_timestamp, 1184: iso_timestamp,  # timestamp, timestamptz
 }
 _NUMERIC = 1700
-_BOX = 603
 
 
 def _text(text: str) -> str:
@@ -94,15 +93,18 @@ def _numeric_float(text: str) -> float:
 class TypeInfo:
     """What the catalog says about one type (``pg_type``)."""
 
-    __slots__ = ("basetype", "delim", "elem", "oid", "typtype")
+    __slots__ = ("basetype", "category", "delim", "elem", "oid", "typtype")
 
-    def __init__(self, oid: int, typtype: str, elem: int, basetype: int, delim: str) -> None:
-        """From ``pg_type``: oid, typtype, typelem (arrays), typbasetype (domains), typdelim."""
+    def __init__(self, oid: int, typtype: str, elem: int, basetype: int, delim: str,
+                 category: str = "A") -> None:
+        """From ``pg_type``: oid, typtype, typelem (arrays), typbasetype (domains),
+        typdelim and typcategory ("A" for arrays; point and box have a typelem too)."""
         self.oid = oid
         self.typtype = typtype
         self.elem = elem
         self.basetype = basetype
         self.delim = delim
+        self.category = category
 
 
 def build_decoder(oid: int, catalog: Mapping[int, TypeInfo], decimal: str = "string") -> Decoder:
@@ -123,12 +125,18 @@ def build_decoder(oid: int, catalog: Mapping[int, TypeInfo], decimal: str = "str
         return _text
     if info.typtype == "d" and info.basetype:
         return build_decoder(info.basetype, catalog, decimal)
-    if info.elem and info.typtype == "b" and oid not in (_BOX,):
+    if info.elem and info.category == "A":
         elem_info = catalog.get(info.elem)
         delim = elem_info.delim if elem_info is not None else ","
-        if elem_info is not None or info.elem in _BASE or info.elem == _NUMERIC:
-            element = build_decoder(info.elem, catalog, decimal)
-            return lambda text: parse_array(text, element, delim)
+        element = build_decoder(info.elem, catalog, decimal)
+
+        def array(text: str) -> Any:
+            try:
+                return parse_array(text, element, delim)
+            except (ValueError, IndexError):  # unexpected literal: the text, not a crash
+                return text
+
+        return array
     return _text
 
 
@@ -141,7 +149,8 @@ def parse_array(text: str, element: Decoder, delim: str = ",") -> Any:
 
     def parse_level() -> list[Any]:
         nonlocal pos
-        assert text[pos] == "{"
+        if text[pos] != "{":
+            raise ValueError(f"bad array literal {text[:40]!r}")
         pos += 1
         items: list[Any] = []
         if text[pos] == "}":

@@ -384,7 +384,7 @@ class Worker(threading.Thread):
 
     def _message(self, data: bytes) -> None:
         _, lsn, prefix, content = self.decoder.message(data)
-        if prefix == "flbsql_heartbeat" and lsn >= self.done_lsn:
+        if prefix == "flbsql_heartbeat" and lsn > self.done_lsn:
             try:
                 self.lag = max(0.0, time.time() - float(content))
             except ValueError:

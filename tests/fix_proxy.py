@@ -10,7 +10,8 @@ the server. A test can then
   server to the client (``"up"``: client to server), which cuts a large read or a
   large write half-way, deterministically;
 - ``blackhole()``: accept connections but never answer (a silent peer, for read and
-  connect timeouts) until ``restore()``.
+  connect timeouts) until ``restore()``;
+- ``stall()``: keep the open connections but forward nothing (a hung server).
 
 Everything runs on daemon threads that end with ``stop()`` (the fixture does it).
 """
@@ -21,6 +22,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -68,6 +70,7 @@ class Proxy:
         self._pairs: set[_Pair] = set()
         self._lock = threading.Lock()
         self._blackhole = False
+        self._stalled = False
         self._cut_after: dict[str, int | None] = {"up": None, "down": None}
         self.accepted = 0
         self.cuts = 0
@@ -108,14 +111,20 @@ class Proxy:
         self.cut()
 
     def restore(self) -> None:
-        """Accept and forward again (undoes ``refuse()`` and ``blackhole()``)."""
+        """Accept and forward again (undoes ``refuse()``, ``blackhole()``, ``stall()``)."""
         self._blackhole = False
+        self._stalled = False
         self.start()
 
     def blackhole(self) -> None:
         """Accept connections but never forward or answer (a silent peer)."""
         self._blackhole = True
         self.cut()
+
+    def stall(self, on: bool = True) -> None:
+        """Keep every connection open but forward nothing (a hung server whose kernel
+        still acknowledges): only a client-side read timeout ends a call."""
+        self._stalled = on
 
     def cut_after(self, nbytes: int, direction: str = "down") -> None:
         """Reset the connection that carries the next ``nbytes`` in ``direction``."""
@@ -174,6 +183,8 @@ class Proxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                while self._stalled and not pair.closed:
+                    time.sleep(0.05)
                 dst.sendall(data)
                 if self._count(direction, len(data)):
                     break

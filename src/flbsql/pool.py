@@ -37,7 +37,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from flbsql.errors import DisconnectError, FlbSqlError, TransientError
+from flbsql.errors import (
+    ConfigError,
+    DisconnectError,
+    FlbSqlError,
+    MissingDriverError,
+    TransientError,
+)
 from flbsql.secrets import redact
 
 if TYPE_CHECKING:
@@ -286,9 +292,12 @@ class Pool:
         generation = self._generation
         try:
             conn = self.dialect.connect(params)
-        except FlbSqlError as exc:
+        except (TransientError, ConfigError, MissingDriverError) as exc:
             self._arm_backoff(str(exc))
             raise
+        except FlbSqlError as exc:  # e.g. TLS refused: retried like an outage, never dropped
+            self._arm_backoff(str(exc))
+            raise TransientError(f"cannot connect to {self.params}: {redact(str(exc))}") from exc
         except Exception as exc:
             err = self.dialect.classify(exc)
             text = redact(str(err))

@@ -1,8 +1,11 @@
 """``flbsql check``: everything wrong with the sql sections of a Fluent Bit config.
 
 Unlike the plugin at Init (which can only ask for keys it knows, ABI doc section 5),
-the checker reads the file, so it reports every unknown key, with a suggestion.
-It also tries each database connection, with the password redacted.
+the checker reads the file, so it reports every unknown key, with a suggestion, every
+bad value (not only the first), missing required options, malformed secret references,
+and ``${VAR}`` references to unset environment variables (Fluent Bit expands those to
+an empty value with only a warning). It also tries each database connection, with the
+password redacted.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import difflib
 import logging
 import os
 import pathlib
+import re
 
 from flbsql import fbconfig
-from flbsql.config import parse
+from flbsql.config import _convert, parse
 from flbsql.errors import FlbSqlError
 from flbsql.options import CONSUMED_BY_FLUENT_BIT, options_for
 
@@ -42,16 +46,20 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
         sections = fbconfig.load(path)
     except (OSError, ValueError) as exc:
         return [f"{path}: cannot read: {exc}"]
-    problems: list[str] = []
-    for lib in fbconfig.plugin_paths(sections, pathlib.Path(path).resolve().parent):
-        if not os.path.exists(lib):
-            problems.append(f"{path}: plugin library {lib} does not exist")
+    problems: list[str] = [f"{path}: {p}" for p in _unset_variables(path)]
+    problems += [f"{path}: plugin library {lib} does not exist"
+                 for lib in fbconfig.plugin_paths(sections, pathlib.Path(path).resolve().parent)
+                 if not os.path.exists(lib)]
     for section in sections:
         if section.kind not in ("input", "output") or section.name != "sql":
             continue
         where = f"{section.origin} [{section.kind.upper()}] sql"
         problems += [f"{where}: {p}" for p in _unknown_keys(section, section.kind)]
         values = {k.lower(): v for k, v in reversed(section.props) if v != ""}
+        bad = _bad_values(section.kind, values)
+        problems += [f"{where}: {p}" for p in bad + _missing(section.kind, values)]
+        if bad:
+            continue
         try:
             cfg = parse(section.kind, values.get, probe_typos=False)
         except FlbSqlError as exc:
@@ -59,6 +67,60 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
             continue
         if connect:
             problems += [f"{where}: {p}" for p in _try_connect(cfg)]
+    return problems
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SET = re.compile(r"^\s*@SET\s+([A-Za-z_][A-Za-z0-9_]*)\s*=", re.IGNORECASE | re.MULTILINE)
+
+
+def _unset_variables(path: str | os.PathLike[str]) -> list[str]:
+    """``${NAME}`` used in the file (comments aside) but set neither by @SET nor in env."""
+    text = pathlib.Path(path).read_text()
+    defined = set(_SET.findall(text))
+    used = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        used += [n for n in _VAR.findall(line) if n not in used]
+    return [f"environment variable {name} is not set (Fluent Bit would use an empty value)"
+            for name in used if name not in defined and name not in os.environ]
+
+
+def _bad_values(kind: str, values: dict[str, str]) -> list[str]:
+    """Every option whose value does not convert, each with the reason."""
+    from flbsql.secrets import is_reference, parse_ref
+
+    problems = []
+    for name, opt in options_for(kind).items():
+        raw = values.get(name)
+        if raw is None:
+            continue
+        shown = "***" if opt.secret else repr(raw)
+        try:
+            _convert(opt, raw)
+            if opt.secret and is_reference(raw.strip()):
+                parse_ref(raw.strip())
+        except (ValueError, FlbSqlError) as exc:
+            problems.append(f"option '{name}': invalid value {shown}: {exc}")
+    return problems
+
+
+def _missing(kind: str, values: dict[str, str]) -> list[str]:
+    """Options a section cannot run without (the rules the plugins apply at Init)."""
+    problems = []
+    if "url" not in values:
+        problems.append("option 'url': required (is its ${VARIABLE} set?)")
+    if kind == "output" and "table" not in values:
+        problems.append("option 'table': required")
+    if kind == "input" and values.get("mode", "poll").lower() == "cdc":
+        if "tables" not in values:
+            problems.append("option 'tables': required with mode cdc")
+    elif kind == "input":
+        if ("table" in values) == ("query" in values):
+            problems.append("option 'table': set exactly one of `table` or `query`")
+        if "query" in values and "{position}" not in values["query"]:
+            problems.append("option 'query': must contain {position}")
     return problems
 
 

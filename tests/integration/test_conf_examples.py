@@ -1,0 +1,226 @@
+"""Every file in conf/ is loaded: parsed, validated, and where possible run.
+
+- Each file is read by :mod:`flbsql.fbconfig` and checked by ``flbsql check``'s
+  checker without connecting: no unknown key, no bad value, no unset variable.
+- Each classic ``.conf`` has a YAML twin with the same plugin sections.
+- The examples that only need SQLite, PostgreSQL or MariaDB run through the C test
+  host (``build/flbhost``) with their URLs pointed at test databases by environment
+  variables, exactly as an operator sets them; Fluent Bit's ``dummy`` and ``stdout``
+  are replaced by the host's ``feed`` and ``sink``. The CDC, Vault and plugins-file
+  examples need a logical-decoding server, a Vault and an install under /opt, so they
+  are validated only.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import secrets
+from typing import Any
+
+import pytest
+
+from flbsql import checker, fbconfig
+from tests import fix_db
+from tests.fix_host import event_v2, sink_records, write_frames
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+
+RUNNABLE = {
+    "table-to-stdout.conf", "table-to-stdout.yaml",
+    "dummy-to-table.conf", "dummy-to-table.yaml",
+    "two-instances.conf", "two-instances.yaml",
+    "workers.conf", "workers.yaml",
+}
+VALIDATED_ONLY = {
+    "cdc-to-table.conf", "cdc-to-table.yaml",
+    "vault-credentials.conf", "vault-credentials.yaml",
+    "plugins.conf",
+}
+ENV = {
+    "FLBSQL_SOURCE_URL": "postgresql://reader@db.example:5432/app",
+    "FLBSQL_SOURCE_PASSWORD": "not-used",
+    "FLBSQL_TARGET_URL": "postgresql://writer@db.example:5432/logs",
+    "FLBSQL_TARGET_PASSWORD": "not-used",
+    "FLBSQL_CDC_URL": "postgresql://cdc@db.example:5432/app",
+    "FLBSQL_CDC_PASSWORD": "not-used",
+    "FLBSQL_STATE_DIR": "/var/lib/fluent-bit",
+    "VAULT_ADDR": "https://vault.example:8200",
+    "VAULT_ROLE_ID": "not-used",
+}
+
+
+def conf_files() -> list[str]:
+    return sorted(p.name for p in CONF.iterdir() if p.is_file())
+
+
+def sql_sections(path: pathlib.Path) -> list[tuple[str, dict[str, str]]]:
+    return [(s.kind, {k.lower(): v for k, v in s.props}) for s in fbconfig.load(path)
+            if s.kind in ("input", "output")]
+
+
+def test_every_file_in_conf_is_covered_here():
+    assert set(conf_files()) == RUNNABLE | VALIDATED_ONLY
+    assert not RUNNABLE & VALIDATED_ONLY
+
+
+@pytest.mark.parametrize("name", conf_files())
+def test_example_parses_and_passes_the_checker(name, monkeypatch):
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    path = CONF / name
+    sections = fbconfig.load(path)
+    assert sections, name
+    problems = checker.check_file(path, connect=False)
+    if name == "plugins.conf":
+        assert [s.kind for s in sections] == ["plugins"]
+        libs = [v for _, v in sections[0].props]
+        assert [pathlib.Path(p).name for p in libs] == ["in_sql.so", "out_sql.so"]
+        missing = [p for p in libs if not pathlib.Path(p).exists()]
+        assert problems == [f"{path}: plugin library {p} does not exist" for p in missing]
+        return
+    assert problems == []
+    assert any(s.name == "sql" for s in sections)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in conf_files() if n.endswith(".conf")
+                                        and n != "plugins.conf"))
+def test_classic_and_yaml_twins_match(name, monkeypatch):
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    classic = sql_sections(CONF / name)
+    yaml_twin = sql_sections(CONF / name.replace(".conf", ".yaml"))
+    assert classic == yaml_twin
+
+
+@pytest.mark.parametrize("name", sorted(VALIDATED_ONLY - {"plugins.conf"}))
+def test_validated_example_fails_the_checker_when_its_variables_are_unset(name, monkeypatch):
+    for key in ENV:
+        monkeypatch.delenv(key, raising=False)
+    problems = checker.check_file(CONF / name, connect=False)
+    assert any("url" in p for p in problems), problems
+
+
+# --- running the examples through the test host -------------------------------------------
+
+
+def _dummy_body(section: fbconfig.Section) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(section.get("dummy", '{"message": "dummy"}'))
+    return body
+
+
+def host_args(path: pathlib.Path, work: pathlib.Path, frames: int) -> list[str]:
+    """The example's pipeline, with dummy -> feed and stdout -> sink."""
+    sections = []
+    for i, s in enumerate(fbconfig.load(path)):
+        if s.kind == "input" and s.name == "dummy":
+            feed = write_frames(work / f"dummy{i}.bin", [
+                event_v2({**_dummy_body(s), "n": n}, sec=1_700_000_000 + n)
+                for n in range(frames)])
+            s = fbconfig.Section("input", [("Name", "feed"), ("Tag", s.get("tag")),
+                                           ("file", str(feed))], s.origin)
+        elif s.kind == "output" and s.name == "stdout":
+            s = fbconfig.Section("output", [("Name", "sink"), ("Match", s.get("match")),
+                                            ("file", str(work / "stdout.bin"))], s.origin)
+        sections.append(s)
+    return fbconfig.to_host_args(sections)
+
+
+SOURCES = {
+    "table-to-stdout": {"access_log": 25},
+    "two-instances": {"orders": 7, "payments": 3},
+}
+TARGETS = {
+    "dummy-to-table": ["app_logs"],
+    "workers": ["app_logs_workers"],
+    "two-instances": ["orders_copy", "payments_copy"],
+}
+
+
+def seed(db: fix_db.TestDB, table: str, rows: int) -> None:
+    db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, note VARCHAR(40))")
+    for i in range(1, rows + 1):
+        db.execute(f"INSERT INTO {table} (id, note) VALUES ({i}, 'row {i}')")
+
+
+def count(db: fix_db.TestDB, table: str) -> int:
+    return int(db.query(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+@pytest.fixture(scope="session")
+def mysql_user_db(mysql_db: fix_db.TestDB) -> Any:
+    """The session's MariaDB database, reached as a user with a real password."""
+    from flbsql.url import parse_url
+
+    user, password = "flbsql_c" + secrets.token_hex(3), secrets.token_urlsafe(12)
+    database = parse_url(mysql_db.url).database
+    hosts = ("localhost", "127.0.0.1")
+    for host in hosts:
+        mysql_db.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
+        mysql_db.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}'")
+    url = mysql_db.url.replace("://root@", f"://{user}@", 1)
+    assert url != mysql_db.url
+    yield mysql_db, url, password
+    for host in hosts:
+        mysql_db.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+
+
+RUNS = [
+    pytest.param(name, dialect, marks=[pytest.mark.shim, mark], id=f"{name}-{dialect}")
+    for name in sorted(RUNNABLE)
+    for dialect, mark in (("sqlite", pytest.mark.sqlite), ("postgresql", pytest.mark.postgres),
+                          ("mysql", pytest.mark.mysql))
+    # every runnable file on SQLite; each example once on each server, alternating format
+    if dialect == "sqlite"
+    or (dialect == "postgresql" and name.endswith(".conf"))
+    or (dialect == "mysql" and name.endswith(".yaml"))
+]
+
+
+@pytest.mark.parametrize(("name", "dialect"), RUNS)
+def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, monkeypatch):
+    stem = name.rsplit(".", 1)[0]
+    if dialect == "sqlite":
+        source = fix_db.TestDB("sqlite", str(tmp_path / "source.db"))
+        target = fix_db.TestDB("sqlite", str(tmp_path / "target.db"))
+        source_url, target_url, password = source.url, target.url, "unused-by-sqlite"
+    elif dialect == "postgresql":
+        source = target = request.getfixturevalue("pg_db")
+        source_url = target_url = source.url
+        password = "unused-by-trust-auth"
+    else:
+        source, source_url, password = request.getfixturevalue("mysql_user_db")
+        target, target_url = source, source_url
+    for table, rows in SOURCES.get(stem, {}).items():
+        seed(source, table, rows)
+    for table in TARGETS.get(stem, []):
+        target.execute(f"DROP TABLE IF EXISTS {table}")
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {
+        "FLBSQL_SOURCE_URL": source_url, "FLBSQL_SOURCE_PASSWORD": password,
+        "FLBSQL_TARGET_URL": target_url, "FLBSQL_TARGET_PASSWORD": password,
+        "FLBSQL_STATE_DIR": str(state),
+    }
+    for key, value in env.items():  # fbconfig expands ${VAR} as Fluent Bit would
+        monkeypatch.setenv(key, value)
+    expected = sum(SOURCES.get(stem, {}).values()) or 40
+    limits = ["--stop-after-records", str(expected), "--duration", "30000"]
+    result = host.run(*limits, *host_args(CONF / name, tmp_path, expected), timeout=60)
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.stats["flush_error"] == 0, result.log[-3000:]
+    assert result.stats["records_out"] >= expected, (result.stats, result.log[-3000:])
+    if stem == "table-to-stdout":
+        events = sink_records(tmp_path / "stdout.bin")
+        ids = sorted(ev[1]["id"] for ev in events)
+        assert ids == list(range(1, 26))
+        assert list(state.iterdir()), "the position file was not written"
+    if stem == "two-instances":
+        assert count(target, "orders_copy") == 7
+        assert count(target, "payments_copy") == 3
+    if stem in ("dummy-to-table", "workers"):
+        assert count(target, TARGETS[stem][0]) == expected
+        assert "hello from dummy" in str(target.query(f"SELECT * FROM {TARGETS[stem][0]}")) or (
+            stem == "workers")

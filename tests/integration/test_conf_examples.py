@@ -19,10 +19,10 @@ import secrets
 from typing import Any
 
 import pytest
-
-from flbsql import checker, fbconfig
 from tests import fix_db
 from tests.fix_host import event_v2, sink_records, write_frames
+
+from flbsql import checker, fbconfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"

@@ -321,7 +321,7 @@ class PollSource:
         t0 = time.monotonic()
         with self.pool.connection() as conn:
             self._prepare(conn)
-            cur = conn.cursor()
+            cur = self.d.input_cursor(conn)
             try:
                 cur.execute(sql, params)
                 names = [c[0] for c in cur.description]

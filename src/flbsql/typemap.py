@@ -87,6 +87,10 @@ class RowEncoder:
                                       use_bin_type=True, unicode_errors="surrogateescape")
 
     def _default(self, obj: Any) -> Any:
+        if type(obj) is dt.datetime:  # the common case first, without isinstance chains
+            if obj.tzinfo is None:
+                obj = obj.replace(tzinfo=self.zone)
+            return obj.isoformat()
         if isinstance(obj, dt.datetime):
             if obj.tzinfo is None:
                 obj = obj.replace(tzinfo=self.zone)

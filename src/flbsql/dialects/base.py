@@ -302,6 +302,10 @@ class Dialect:
     def input_prepare(self, conn: Connection) -> None:
         """Per-connection setup before the first read (e.g. the session time zone)."""
 
+    def input_cursor(self, conn: Connection) -> Any:
+        """The cursor pages are read with (PostgreSQL: binary results, cheaper to load)."""
+        return conn.cursor()
+
     def input_horizon_sql(self, table: str | None) -> str | None:
         """SELECT-list expression naming the transactions in flight, or None.
 

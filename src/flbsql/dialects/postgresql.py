@@ -220,6 +220,10 @@ class PostgreSQLDialect(Dialect):
                 "l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', "
                 "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())")
 
+    def input_cursor(self, conn: Connection) -> Any:
+        """Binary results: timestamps, numbers and JSON load in C without text parsing."""
+        return conn.cursor(binary=True)
+
     def input_settled(self, conn: Connection, horizon: Any) -> bool:
         """True when none of the virtual transactions in ``horizon`` is running."""
         cur = conn.cursor()

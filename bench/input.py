@@ -1,0 +1,138 @@
+"""Input benchmark: a PostgreSQL log table through the test host to a null sink.
+
+``python -m bench input [--rows 1000000] [--rows 10000000 ...]`` (``make bench-input``)
+fills ``logs_<n>`` in the bench database once, then for each size:
+
+- ``COPY (SELECT * FROM logs_<n>) TO STDOUT`` read by psycopg: the baseline, in
+  the same run, on the same machine;
+- ``build/flbhost`` loading ``in_sql.so`` with ``--interval 1000`` (Fluent Bit's
+  fixed 1 s input cadence) and ``-o null``, until every row was counted; rows/s is
+  rows / wall time from process start to the last record (startup included);
+- the host's peak RSS (``wait4`` rusage), to show memory is flat in table size.
+
+Prints one line per size and a JSON summary on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HOST = ROOT / "build" / "flbhost"
+IN_SQL = ROOT / "src" / "flbsql" / "lib" / "in_sql.so"
+ADMIN = os.environ.get("FLBSQL_BENCH_POSTGRES_URL",
+                       os.environ.get("FLBSQL_TEST_POSTGRES_URL",
+                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
+DBNAME = "flbsql_bench_input"
+
+
+def _url() -> str:
+    return ADMIN.rsplit("/", 1)[0] + "/" + DBNAME
+
+
+def prepare(rows: int) -> str:
+    """Create (once) a log table of ``rows`` rows; return its name."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                             (DBNAME,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{DBNAME}"')
+    table = f"logs_{rows}"
+    with psycopg.connect(_url(), autocommit=True) as conn:
+        have = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        if have and have[0] and conn.execute(
+                f"SELECT count(*) FROM {table}").fetchone()[0] == rows:
+            return table
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"""CREATE TABLE {table} (
+            id bigserial PRIMARY KEY, ts timestamptz NOT NULL, level text NOT NULL,
+            host text NOT NULL, message text NOT NULL)""")
+        t0 = time.monotonic()
+        conn.execute(f"""INSERT INTO {table} (ts, level, host, message)
+            SELECT timestamptz '2024-01-01' + g * interval '1 millisecond',
+                   (ARRAY['debug','info','warn','error'])[1 + g %% 4], 'web-' || (g %% 16),
+                   'GET /api/v1/items/' || g || ' 200 ' || (g %% 500) || 'ms user=u' || (g %% 997)
+            FROM generate_series(1, %s) g""", (rows,))
+        conn.execute(f"VACUUM ANALYZE {table}")
+        print(f"# filled {table} in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+    return table
+
+
+def copy_rate(table: str) -> tuple[float, int]:
+    """rows/s of COPY TO STDOUT read by the client, and the bytes it moved."""
+    import psycopg  # noqa: PLC0415
+
+    n = size = 0
+    with psycopg.connect(_url()) as conn, conn.cursor() as cur:
+        t0 = time.monotonic()
+        with cur.copy(f"COPY (SELECT * FROM {table}) TO STDOUT") as copy:
+            for block in copy:
+                size += len(block)
+                n += bytes(block).count(b"\n")
+        dt = time.monotonic() - t0
+    return n / dt, size
+
+
+def host_rate(table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
+    """Run the host until ``rows`` records were counted; wall time and peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        props = {"url": _url(), "table": table, "db": f"{tmp}/pos.db", **opts}
+        cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql"]
+        for k, v in props.items():
+            cmd += ["-p", f"{k}={v}"]
+        cmd += ["-o", "null", "--interval", "1000", "--stop-after-records", str(rows),
+                "--log-level", "warn"]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    if stats.get("records_out") != rows:
+        raise SystemExit(f"host delivered {stats.get('records_out')} of {rows} rows "
+                         f"(exit {proc.returncode}):\n{err[-3000:]}")
+    return {"rows_per_s": rows / wall, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "collects": stats.get("input_collects"), "bytes": stats.get("input_bytes")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 when a target is missed."""
+    ap = argparse.ArgumentParser(prog="python -m bench input")
+    ap.add_argument("--rows", type=int, action="append",
+                    help="table sizes (default 1000000; add 10000000 for the RSS check)")
+    ap.add_argument("--rows-per-collect", default="500000")
+    ap.add_argument("--bytes-per-collect", default="64M")
+    ap.add_argument("--fetch-size", default="20000")
+    args = ap.parse_args(argv)
+    sizes = args.rows or [1_000_000]
+    opts = {"rows_per_collect": args.rows_per_collect,
+            "bytes_per_collect": args.bytes_per_collect, "fetch_size": args.fetch_size,
+            "progress_interval": "0"}
+    results = []
+    for rows in sizes:
+        table = prepare(rows)
+        copy_rps, copy_bytes = copy_rate(table)
+        res = host_rate(table, rows, opts)
+        res.update(rows=rows, copy_rows_per_s=copy_rps, ratio_to_copy=res["rows_per_s"] / copy_rps)
+        results.append(res)
+        print(f"in_sql {rows:>10,} rows: {res['rows_per_s']:>9,.0f} rows/s "
+              f"({res['wall_s']:.1f}s, {res['collects']} collects), COPY TO STDOUT "
+              f"{copy_rps:>10,.0f} rows/s, ratio {res['ratio_to_copy']:.2f}, "
+              f"peak RSS {res['peak_rss_mb']:.0f} MB")
+    print(json.dumps({"bench": "input", "options": opts, "results": results}))
+    return 0 if all(r["rows_per_s"] >= 200_000 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

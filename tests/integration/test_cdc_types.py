@@ -7,7 +7,6 @@ from typing import Any
 
 import msgpack
 import pytest
-
 from tests.fix_pglogical import drain, open_source
 
 pytestmark = [pytest.mark.cdc, pytest.mark.postgres]

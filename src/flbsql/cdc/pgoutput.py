@@ -69,7 +69,7 @@ class Relation:
 
     __slots__ = ("decoders", "key_idx", "names", "oid", "qualname", "replident", "type_oids")
 
-    def __init__(self, oid: int, qualname: str, replident: str, names: list[str],  # noqa: PLR0917
+    def __init__(self, oid: int, qualname: str, replident: str, names: list[str],
                  type_oids: list[int], key_idx: list[int], decoders: list[Decoder]) -> None:
         """Column names, type OIDs, key column positions and value decoders."""
         self.oid = oid

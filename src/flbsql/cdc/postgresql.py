@@ -338,5 +338,10 @@ class PgCdc:
             for oid in oids:
                 cur.adapters.register_loader(oid, TextLoader)
             rows = cur.execute(stmt, list(after) if after else None).fetchall()
-            lsn = parse_lsn(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+            lsn = self.insert_lsn()
         return rows, lsn
+
+    def insert_lsn(self) -> int:
+        """pg_current_wal_insert_lsn(): every commit the snapshot saw lies before it."""
+        return parse_lsn(
+            self.main.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])

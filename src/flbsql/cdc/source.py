@@ -115,8 +115,8 @@ class CdcSource:
 
     def next_batch(self) -> bytes:
         """Join queued chunks up to rows_per_collect/bytes_per_collect (no DB I/O)."""
-        if self._inflight is not None:  # no cleanup came: Fluent Bit took it (ABI doc s9)
-            self.commit()
+        if self._inflight is not None:  # neither commit nor rewind: not delivered
+            self.rewind()
         fatal = self.worker.fatal
         if fatal is not None:
             now = time.monotonic()

@@ -98,7 +98,8 @@ class TypeInfo:
     def __init__(self, oid: int, typtype: str, elem: int, basetype: int, delim: str,
                  category: str = "A") -> None:
         """From ``pg_type``: oid, typtype, typelem (arrays), typbasetype (domains),
-        typdelim and typcategory ("A" for arrays; point and box have a typelem too)."""
+        typdelim and typcategory ("A" for arrays; point and box have a typelem too).
+        """
         self.oid = oid
         self.typtype = typtype
         self.elem = elem

@@ -279,7 +279,7 @@ class Worker(threading.Thread):
         assert st is not None
         remaining = [t for t in self.tables if t not in st["done"]]
         if not remaining:
-            end = self.pg.current_lsn()
+            end = self.pg.insert_lsn()
             new = {**st, "phase": "stream", "table": None, "key": None,
                    "snapshot_end_lsn": end}
             self.log.info("snapshot done (%d rows); streaming from the slot, changes before "

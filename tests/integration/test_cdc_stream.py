@@ -1,0 +1,231 @@
+"""The change stream: operations, old rows, TOAST, tables, DDL, big transactions, restarts."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import msgpack
+import psycopg
+import pytest
+from tests.fix_pglogical import drain, open_source
+
+from flbsql.cdc import SlotLostError
+from flbsql.cdc.source import CONFIRM_DELAY
+from flbsql.errors import TerminalError
+
+pytestmark = [pytest.mark.cdc, pytest.mark.postgres]
+
+
+def _changes(records: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    return [(r["op"], r["before"], r["after"]) for r in records if not r["snapshot"]]
+
+
+def test_operations_and_old_rows(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE d (id int PRIMARY KEY, v text);"
+                   "CREATE TABLE f (id int PRIMARY KEY, v text);"
+                   "ALTER TABLE f REPLICA IDENTITY FULL")
+    src = open_source(cdc_db.props(tmp_path, tables="public.d,f"))
+    try:
+        for t in ("d", "f"):
+            cdc_db.execute(f"INSERT INTO {t} VALUES (1, 'a')")
+            cdc_db.execute(f"UPDATE {t} SET v = 'b' WHERE id = 1")
+            cdc_db.execute(f"UPDATE {t} SET id = 2 WHERE id = 1")
+            cdc_db.execute(f"DELETE FROM {t} WHERE id = 2")
+            cdc_db.execute(f"TRUNCATE {t}")
+        recs = drain(src, lambda r: len(r) >= 10)
+    finally:
+        src.close()
+    d = [r for r in recs if r["table"] == "public.d"]
+    f = [r for r in recs if r["table"] == "public.f"]
+    assert _changes(d) == [
+        ("c", None, {"id": 1, "v": "a"}),
+        ("u", None, {"id": 1, "v": "b"}),
+        ("u", {"id": 1}, {"id": 2, "v": "b"}),
+        ("d", {"id": 2}, None),
+        ("t", None, None),
+    ]
+    assert _changes(f) == [
+        ("c", None, {"id": 1, "v": "a"}),
+        ("u", {"id": 1, "v": "a"}, {"id": 1, "v": "b"}),
+        ("u", {"id": 1, "v": "b"}, {"id": 2, "v": "b"}),
+        ("d", {"id": 2, "v": "b"}, None),
+        ("t", None, None),
+    ]
+    for r in recs:
+        assert r["xid"] > 0 and r["commit_time"].endswith("+00:00") and "/" in r["lsn"]
+    lsns = [tuple(int(x, 16) for x in r["lsn"].split("/")) for r in recs]
+    assert lsns == sorted(lsns)
+
+
+def test_unchanged_toast_from_old_row_or_marker(cdc_db: Any, tmp_path: Any) -> None:
+    big = "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400))"
+    cdc_db.execute("CREATE TABLE d (id int PRIMARY KEY, n int, big text);"
+                   "CREATE TABLE f (id int PRIMARY KEY, n int, big text);"
+                   "ALTER TABLE f REPLICA IDENTITY FULL")
+    src = open_source(cdc_db.props(tmp_path, tables="public.d,public.f",
+                                   toast_marker="<toast>"))
+    try:
+        for t in ("d", "f"):
+            cdc_db.execute(f"INSERT INTO {t} VALUES (1, 0, {big})")
+            cdc_db.execute(f"UPDATE {t} SET n = 1")
+        recs = drain(src, lambda r: len(r) >= 4)
+    finally:
+        src.close()
+    by = {(r["table"], r["op"]): r for r in recs}
+    value_d = by["public.d", "c"]["after"]["big"]
+    assert len(value_d) == 12800
+    assert by["public.d", "u"]["after"] == {"id": 1, "n": 1, "big": "<toast>"}
+    value_f = by["public.f", "c"]["after"]["big"]
+    assert by["public.f", "u"]["after"] == {"id": 1, "n": 1, "big": value_f}
+
+
+def test_ddl_is_followed(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, a int)")
+    src = open_source(cdc_db.props(tmp_path, tables="t"))
+    try:
+        cdc_db.execute("INSERT INTO t VALUES (1, 1)")
+        cdc_db.execute("ALTER TABLE t ADD COLUMN j jsonb; ALTER TABLE t ALTER a TYPE numeric")
+        cdc_db.execute("""INSERT INTO t VALUES (2, 2.5, '{"x": [1]}')""")
+        cdc_db.execute("ALTER TABLE t DROP COLUMN a")
+        cdc_db.execute("UPDATE t SET j = '1' WHERE id = 1")
+        recs = drain(src, lambda r: len(r) >= 3)
+    finally:
+        src.close()
+    assert [r["after"] for r in recs] == [
+        {"id": 1, "a": 1}, {"id": 2, "a": "2.5", "j": {"x": [1]}}, {"id": 1, "j": 1}]
+
+
+def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    src = open_source(cdc_db.props(tmp_path, tables="t", fetch_size=100,
+                                   rows_per_collect=300, bytes_per_collect="64k"))
+    batches = []
+    try:
+        cdc_db.execute("INSERT INTO t SELECT i, repeat('x', 50) FROM generate_series(1, 5000) i")
+        deadline = time.monotonic() + 30
+        recs: list[dict[str, Any]] = []
+        while len(recs) < 5000 and time.monotonic() < deadline:
+            data = src.next_batch()
+            if not data:
+                time.sleep(0.02)
+                continue
+            batch = list(msgpack.Unpacker(io.BytesIO(data), raw=False))
+            batches.append(len(batch))
+            recs.extend(e[1] for e in batch)
+            src.commit()
+        queued_max = src.queue.max_bytes
+    finally:
+        src.close()
+    assert sorted(r["after"]["id"] for r in recs) == list(range(1, 5001))
+    assert [r["pos"] for r in recs] == list(range(5000))
+    assert len({r["lsn"] for r in recs}) == 1
+    assert max(batches) <= 300 and len(batches) >= 17
+    assert queued_max <= 1 << 20
+
+
+def test_restart_resumes_without_loss(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    props = cdc_db.props(tmp_path, tables="t")
+    seen: list[dict[str, Any]] = []
+    src = open_source(props)
+    try:
+        for i in range(1, 21):
+            cdc_db.execute(f"INSERT INTO t VALUES ({i})")
+        drain(src, lambda r: len(r) >= 20, out=seen)
+        time.sleep(CONFIRM_DELAY + 0.5)  # the worker confirms what was taken
+    finally:
+        src.close()
+    for i in range(21, 41):
+        cdc_db.execute(f"INSERT INTO t VALUES ({i})")
+    src = open_source(props)
+    again: list[dict[str, Any]] = []
+    try:
+        drain(src, lambda r: any(x["after"]["id"] == 40 for x in r), out=again)
+    finally:
+        src.close()
+    ids = [r["after"]["id"] for r in again]
+    assert ids == list(range(21, 41)), "resumed exactly after the confirmed position"
+    assert not any(r["snapshot"] for r in again)
+
+
+def test_snapshot_resumes_and_overlap_is_marked(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (k text, n int, v int, PRIMARY KEY (k, n))")
+    cdc_db.execute("INSERT INTO t SELECT chr(97 + i %% 26), i, 0 FROM generate_series(1, 100) i")
+    with psycopg.connect(cdc_db.url, autocommit=True) as c:  # an admin made both beforehand
+        c.execute(f"CREATE PUBLICATION {cdc_db.publication} FOR TABLE t")
+        c.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (cdc_db.slot,))
+    cdc_db.execute("UPDATE t SET v = 1 WHERE n <= 3")  # after the slot, before the snapshot
+    props = cdc_db.props(tmp_path, tables="t", fetch_size=10)
+    src = open_source(props)
+    first: list[dict[str, Any]] = []
+    try:
+        src.pause()
+        src.resume()
+        drain(src, lambda r: len(r) >= 30, out=first)
+        time.sleep(CONFIRM_DELAY + 0.5)
+    finally:
+        src.close()
+    src = open_source(props)
+    rest: list[dict[str, Any]] = []
+    try:
+        drain(src, lambda r: sum(x["op"] == "u" for x in r) >= 3, out=rest)
+        cdc_db.execute("UPDATE t SET v = 2 WHERE n = 50")
+        drain(src, lambda r: sum(x["op"] == "u" for x in r) >= 4, out=rest)
+    finally:
+        src.close()
+    snap = [r for r in first + rest if r["op"] == "r"]
+    keys = [(r["after"]["k"], r["after"]["n"]) for r in snap]
+    assert sorted(set(keys)) == sorted((chr(97 + i % 26), i) for i in range(1, 101))
+    assert len(keys) - len(set(keys)) <= 10, "at most the unconfirmed chunk is read again"
+    assert keys[:30] == sorted(keys[:30]), "snapshot in key order (composite, text first)"
+    updates = [r for r in rest if r["op"] == "u"]
+    assert [u["overlap"] for u in updates] == [True, True, True, False]
+    assert all(r["snapshot"] for r in snap) and not any(u["snapshot"] for u in updates)
+
+
+def test_dropped_slot_is_a_loud_error_never_recreated(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    props = cdc_db.props(tmp_path, tables="t")
+    open_source(props).close()
+    with psycopg.connect(cdc_db.url, autocommit=True) as c:
+        c.execute("SELECT pg_drop_replication_slot(%s)", (cdc_db.slot,))
+    with pytest.raises(SlotLostError, match="does not exist"):
+        open_source(props)
+    with psycopg.connect(cdc_db.url, autocommit=True) as c:
+        n = c.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                      (cdc_db.slot,)).fetchone()
+    assert n == (0,)
+
+
+def test_missing_replication_privilege_and_ownership(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    cdc_db.execute("DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN;"
+                   "DROP ROLE IF EXISTS repl; CREATE ROLE repl LOGIN REPLICATION;"
+                   "GRANT SELECT ON t TO plain, repl")
+    base = cdc_db.url.replace("postgres@", "{}@")
+    with pytest.raises(TerminalError, match="REPLICATION"):
+        open_source({**cdc_db.props(tmp_path, tables="t"), "url": base.format("plain")})
+    with pytest.raises(TerminalError, match="owner"):
+        open_source({**cdc_db.props(tmp_path, tables="t"), "url": base.format("repl")})
+
+
+def test_wal_level_not_logical(pg_db: Any, tmp_path: Any) -> None:
+    props = {"url": pg_db.url, "mode": "cdc", "tables": "public.t", "db": str(tmp_path / "p.db")}
+    with pytest.raises(TerminalError, match="wal_level is 'replica'"):
+        open_source(props)
+
+
+def test_heartbeat_measures_lag(cdc_db: Any, tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    src = open_source(cdc_db.props(tmp_path, tables="t", heartbeat_interval="200ms"))
+    try:
+        deadline = time.monotonic() + 10
+        while src.worker.counters["heartbeats"] < 2 and time.monotonic() < deadline:
+            src.next_batch()
+            time.sleep(0.05)
+        assert src.worker.counters["heartbeats"] >= 2
+        assert src.worker.lag is not None and src.worker.lag < 2.0
+    finally:
+        src.close()

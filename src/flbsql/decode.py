@@ -11,6 +11,7 @@ bytes and reason, so nothing is lost silently. Group markers are skipped.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -18,7 +19,7 @@ import msgpack
 from flbsql.mapping import Event, EventTime
 from flbsql.records import BadEntry, decode_chunk
 
-__all__ = ["decode_events"]
+__all__ = ["decode_events", "iter_events"]
 
 _U32X2 = struct.Struct(">II")
 _GROUP = (0xFFFFFFFF, 0xFFFFFFFE)
@@ -46,47 +47,46 @@ def _head(head: Any) -> tuple[int, int] | None:
     return None
 
 
-def _fast(data: bytes | memoryview) -> list[Event]:
+def iter_events(data: bytes | memoryview, bad: list[BadEntry]) -> Iterator[Event]:
+    """Events of a chunk in order, lazily; entries that are not events go to ``bad``.
+
+    Lazy so that a streaming bulk path (PostgreSQL COPY) overlaps decoding with the
+    server's work on the rows already sent.
+    """
     unpacker = msgpack.Unpacker(
         ext_hook=_ext_hook, raw=False, strict_map_key=False,
         unicode_errors="surrogateescape", max_buffer_size=max(len(data), 1 << 20),
     )
     unpacker.feed(data)
-    events: list[Event] = []
-    append = events.append
+    index = 0
+    start = 0
     try:
-        for index, obj in enumerate(unpacker):
+        for obj in unpacker:
             head, body = obj
             if head.__class__ is list:
                 head, meta = head
                 if meta.__class__ is not dict:
                     raise _Odd
             ts = _head(head)
-            if ts is None:
+            if ts is None or body.__class__ is not dict:
                 raise _Odd
-            if ts[1] == 0 and ts[0] in _GROUP:
-                continue
-            if body.__class__ is not dict:
-                raise _Odd
-            append((ts[0], ts[1], body, index))
+            if not (ts[1] == 0 and ts[0] in _GROUP):
+                yield ts[0], ts[1], body, index
+            index += 1
+            start = unpacker.tell()
     except (_Odd, ValueError, TypeError, msgpack.UnpackException):
-        raise _Odd from None
-    if unpacker.tell() != len(data):
-        raise _Odd
-    return events
+        pass
+    if start >= len(data):
+        return
+    for entry in decode_chunk(memoryview(data)[start:]):  # the careful decoder for the rest
+        if isinstance(entry, BadEntry):
+            entry.index += index
+            bad.append(entry)
+        else:
+            yield entry.time.sec, entry.time.nsec, entry.body, entry.index + index
 
 
 def decode_events(data: bytes | memoryview) -> tuple[list[Event], list[BadEntry]]:
     """Events of a chunk in order, and every entry that is not an event."""
-    try:
-        return _fast(data), []
-    except _Odd:
-        pass
-    events: list[Event] = []
     bad: list[BadEntry] = []
-    for entry in decode_chunk(data):
-        if isinstance(entry, BadEntry):
-            bad.append(entry)
-        else:
-            events.append((entry.time.sec, entry.time.nsec, entry.body, entry.index))
-    return events, bad
+    return list(iter_events(data, bad)), bad

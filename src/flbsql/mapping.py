@@ -23,7 +23,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -249,17 +249,30 @@ class Mapper:
         self._fast = (not self.specs and self.columns == [self.tag_column, self.time_column,
                                                             self.json_column])
 
-    def rows(self, tag: str, events: Sequence[Event]) -> tuple[
+    def rows(self, tag: str, events: Iterable[Event]) -> tuple[
             list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
         """Rows, the event position of each row, and (position, error) of unmappable events."""
-        if self._fast:
-            return self._rows_fast(tag, events)
-        rows: list[tuple[Any, ...]] = []
         where: list[int] = []
         bad: list[tuple[int, Exception]] = []
+        rows = list(self.iter_rows(tag, events, [], where, bad))
+        return rows, where, bad
+
+    def iter_rows(self, tag: str, events: Iterable[Event], seen: list[Event] | None,
+                  where: list[int], bad: list[tuple[int, Exception]]
+                  ) -> Iterator[tuple[Any, ...]]:
+        """Rows lazily; each event is appended to ``seen`` (unless None), each row's
+        event position to ``where``, each unmappable event to ``bad`` as (position, error).
+        """
+        if self._fast:
+            yield from self._iter_fast(tag, events, seen, where, bad)
+            return
         paths = [s.path for s in self.specs]
         plan = self._plan()
-        for pos, (sec, nsec, body, _) in enumerate(events):
+        tconv = self._tconv
+        for pos, event in enumerate(events):
+            if seen is not None:
+                seen.append(event)
+            sec, nsec, body, _ = event
             values: list[Any] = []
             name = ""
             try:
@@ -267,7 +280,7 @@ class Mapper:
                     if kind == "tag":
                         values.append(tag)
                     elif kind == "time":
-                        values.append(self._tconv(sec, nsec))
+                        values.append(tconv(sec, nsec))
                     elif kind == "json":
                         rest = body
                         if paths:
@@ -281,30 +294,29 @@ class Mapper:
             except (ValueError, RecordError) as exc:
                 bad.append((pos, RecordError(f"column {name!r}: {exc}")))
                 continue
-            rows.append(tuple(values))
             where.append(pos)
-        return rows, where, bad
+            yield tuple(values)
+
+    def _iter_fast(self, tag: str, events: Iterable[Event], seen: list[Event] | None,
+                   where: list[int], bad: list[tuple[int, Exception]]
+                   ) -> Iterator[tuple[Any, ...]]:
+        """The default (tag, time, json) shape, without per-column dispatch."""
+        tconv = self._tconv
+        jconv = self._convs[2]
+        add_where = where.append
+        for pos, event in enumerate(events):
+            if seen is not None:
+                seen.append(event)
+            try:
+                row = (tag, tconv(event[0], event[1]), jconv(event[2]))
+            except (ValueError, RecordError) as exc:
+                bad.append((pos, RecordError(f"column {self.json_column!r}: {exc}")))
+                continue
+            add_where(pos)
+            yield row
 
     def _plan(self) -> list[tuple[str, str, Converter, tuple[str, ...]]]:
         paths = {s.name: s.path for s in self.specs}
         kinds = {self.tag_column: "tag", self.time_column: "time", self.json_column: "json"}
         return [(name, kinds.get(name, "spec"), conv, paths.get(name, ()))
                 for name, conv in zip(self.columns, self._convs)]
-
-    def _rows_fast(self, tag: str, events: Sequence[Event]) -> tuple[
-            list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
-        """The default (tag, time, json) shape, without per-column dispatch."""
-        tconv = self._tconv
-        jconv = self._convs[2]
-        rows: list[tuple[Any, ...]] = []
-        where: list[int] = []
-        bad: list[tuple[int, Exception]] = []
-        append = rows.append
-        for pos, (sec, nsec, body, _) in enumerate(events):
-            try:
-                append((tag, tconv(sec, nsec), jconv(body)))
-            except (ValueError, RecordError) as exc:
-                bad.append((pos, RecordError(f"column {self.json_column!r}: {exc}")))
-                continue
-            where.append(pos)
-        return rows, where, bad

@@ -14,18 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flbsql.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.config import Config
 from flbsql.deadletter import DeadLetters, Rejected
-from flbsql.decode import decode_events
+from flbsql.decode import iter_events
 from flbsql.dialects.base import Dialect
 from flbsql.errors import ConfigError, FlbSqlError, RecordError, TerminalError
 from flbsql.mapping import Mapper
 from flbsql.outcome import Outcome
 from flbsql.pool import Pool
+from flbsql.records import BadEntry
 
 __all__ = ["Writer"]
 
@@ -58,6 +59,8 @@ class Writer:
         self.dead = DeadLetters(cfg.dead_letter_table, self.dialect, self.mapper.zone, log,
                                 f"table {cfg.table}")
         self._types: list[str] | None = None  # introspected column types, once ready
+        self._streaming = (getattr(self.dialect, "streaming", False) and not self.key
+                           and not self.per_batch and cfg.bulk != "insert")
         self._ready_lock = threading.Lock()
         self.counters = {"rows": 0, "dead_letters": 0, "flushes": 0}
         self._counter_lock = threading.Lock()
@@ -66,25 +69,30 @@ class Writer:
 
     def write(self, data: bytes | memoryview, tag: str) -> Outcome:
         """One chunk, one transaction."""
-        events, bad_entries = decode_events(data)
-        rejected = [Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
-                    for b in bad_entries]
+        bad_entries: list[BadEntry] = []
         with self.pool.connection() as conn:
             self._ensure(conn)  # the mapper's converters follow the table's column types
-            rows, where, unmapped = self.mapper.rows(tag, events)
-            for pos, err in unmapped:
-                sec, nsec, body, index = events[pos]
-                rejected.append(Rejected(index, sec, nsec, body, str(err)))
-            if self.key:
-                rows, where = self._dedupe(rows, where)
+            where: list[int] = []  # event position of each row
+            unmapped: list[tuple[int, Exception]] = []
+            # events are not kept (memory, allocator time): rejects decode the chunk again
+            stream = self.mapper.iter_rows(tag, iter_events(data, bad_entries), None, where,
+                                           unmapped)
+            rows: list[tuple[Any, ...]] = []
+            source: Iterable[tuple[Any, ...]]
+            if self._streaming:  # decode and map while the server works on earlier rows
+                source = stream  # not kept: isolation maps the events again
+            else:
+                rows = list(stream)
+                if self.key:
+                    rows, where = self._dedupe(rows, where)
+                source = rows
             cur = conn.cursor()
             try:
                 self.dialect_begin(conn, cur)
                 sp = Savepoints(cur, self.dialect)
-                for pos, err in self._write_rows(cur, sp, rows):
-                    sec, nsec, body, index = events[where[pos]]
-                    rejected.append(Rejected(index, sec, nsec, body, str(err)))
-                rejected.sort(key=lambda r: r.index)
+                refused = self._write_rows(cur, sp, source, rows,
+                                           lambda: self._remap(tag, data, where))
+                rejected = self._rejected(data, where, unmapped, refused, bad_entries)
                 stored = self.dead.write(cur, sp, tag, rejected)
                 conn.commit()
             except BaseException as exc:
@@ -96,10 +104,28 @@ class Writer:
                 with contextlib.suppress(Exception):
                     cur.close()
         with self._counter_lock:
-            self.counters["rows"] += len(rows) - (len(rejected) - len(unmapped) - len(bad_entries))
+            self.counters["rows"] += len(where) - len(refused)
             self.counters["dead_letters"] += stored
             self.counters["flushes"] += 1
         return Outcome.OK
+
+    @staticmethod
+    def _rejected(data: bytes | memoryview, where: list[int],
+                  unmapped: list[tuple[int, Exception]], refused: list[tuple[int, Exception]],
+                  bad_entries: list[BadEntry]) -> list[Rejected]:
+        out = [Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
+               for b in bad_entries]
+        if not unmapped and not refused:
+            return out
+        seen = list(iter_events(data, []))
+        for pos, err in unmapped:
+            sec, nsec, body, index = seen[pos]
+            out.append(Rejected(index, sec, nsec, body, str(err)))
+        for row_pos, err in refused:
+            sec, nsec, body, index = seen[where[row_pos]]
+            out.append(Rejected(index, sec, nsec, body, str(err)))
+        out.sort(key=lambda r: r.index)
+        return out
 
     def dialect_begin(self, conn: Any, cur: Any) -> None:
         """Open the flush transaction explicitly where savepoints need it (SQLite)."""
@@ -107,14 +133,32 @@ class Writer:
         if begin is not None:
             begin(conn, cur)
 
-    def _write_rows(self, cur: Any, sp: Savepoints, rows: Sequence[tuple[Any, ...]]
-                    ) -> list[tuple[int, Exception]]:
-        """Bulk-write ``rows``; (position, error) of each row the database refused."""
-        if not rows:
-            return []
+    def _remap(self, tag: str, data: bytes | memoryview, where: list[int]
+               ) -> list[tuple[Any, ...]]:
+        """The rows of a stream again (decoding and mapping are deterministic)."""
+        again: list[int] = []
+        rows = list(self.mapper.iter_rows(tag, iter_events(data, []), None, again, []))
+        assert again == where  # noqa: S101 - same events, same converters
+        return rows
+
+    def _write_rows(self, cur: Any, sp: Savepoints, source: Iterable[tuple[Any, ...]],
+                    rows: list[tuple[Any, ...]], remap: Any) -> list[tuple[int, Exception]]:
+        """Bulk-write; (position in ``rows``, error) of each row the database refused.
+
+        ``source`` is ``rows`` itself, or a stream (then ``remap()`` gives its rows).
+        """
         write = self._bulk(cur)
         partial = getattr(self.dialect, "bulk_insert_partial", None)
         locate = getattr(self.dialect, "failed_row", None)
+        if source is not rows:
+            err = sp.attempt(write, source)  # type: ignore[arg-type]
+            for _ in source:  # a failed stream stops early: decode and map the rest
+                pass
+            if err is None:
+                return []
+            if not isinstance(err, RecordError):
+                raise err
+            return isolate(sp, write, remap(), locate, first_error=err)
         bad: list[tuple[int, Exception]] = []
         offset = 0
         for part in chunked(rows, self.per_batch):
@@ -183,4 +227,5 @@ class Writer:
             self._types = [types[c] for c in self.columns]
             self.log.info("table %s ready: columns %s", self.cfg.table,
                           ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types)))
+
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flbsql import sql
-from flbsql.dialects import import_driver
+from flbsql.dialects import import_driver, pgbinary
 from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 from flbsql.url import ConnectParams
 
@@ -45,6 +45,7 @@ class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver = "psycopg"
     extra = "postgres"
+    streaming = True  # bulk_insert consumes an iterator of rows as it goes
     caps = Capabilities(
         paramstyle="format",
         max_identifier_length=63,
@@ -116,7 +117,10 @@ class PostgreSQLDialect(Dialect):
         return False
 
     def failed_row(self, exc: BaseException) -> int | None:
-        """0-based index of the row a COPY failed on, from the error context."""
+        """0-based index of the row a COPY failed on: ours, or the server's context."""
+        row = getattr(exc, "row", None)
+        if isinstance(row, int):
+            return row
         diag = getattr(exc, "diag", None)
         context = getattr(diag, "context", None) or ""
         m = _COPY_LINE.search(context)
@@ -160,7 +164,15 @@ class PostgreSQLDialect(Dialect):
         rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
-        """Binary COPY when every column type is known to psycopg, else text COPY."""
+        """Binary COPY: our encoders for the usual log column types, else psycopg's
+        ``write_row`` (binary when psycopg knows every type, text otherwise)."""
+        encs = pgbinary.encoders(types)
+        if encs is not None:
+            with cur.copy(self.copy_sql(table_sql, columns, True)) as copy:
+                copy.write(pgbinary.HEADER)
+                pgbinary.encode_rows(encs, rows, copy.write)
+                copy.write(pgbinary.TRAILER)
+            return
         registry = cur.adapters.types
         binary = types is not None and all(registry.get(t) is not None for t in types)
         with cur.copy(self.copy_sql(table_sql, columns, binary)) as copy:

@@ -81,7 +81,7 @@ def _bytes(v: Any) -> bytes:
     raise ValueError(f"not bytes or text: {type(v).__name__}")
 
 
-def _text_factory(nul_ok: bool) -> Callable[[Any], str]:
+def _text_factory(nul_ok: bool, max_len: int | None = None) -> Callable[[Any], str]:
     def text(v: Any) -> str:
         if isinstance(v, str):
             out = v
@@ -94,6 +94,9 @@ def _text_factory(nul_ok: bool) -> Callable[[Any], str]:
             out = dumps(v).decode()
         else:
             out = str(v)
+        if max_len is not None and len(out) > max_len:
+            raise ValueError(f"text of {len(out)} characters is longer than the column's "
+                             f"{max_len}")
         if not nul_ok and "\x00" in out:
             raise ValueError("text contains a NUL character, which this database cannot store")
         try:
@@ -141,11 +144,11 @@ def _json_factory(as_bytes: bool, nul_ok: bool) -> Callable[[Any], Any]:
     return to_json
 
 
-def converter(ctype: str, *, nul_ok: bool, json_bytes: bool,
-              tconv: TimeConverter) -> Callable[[Any], Any]:
+def converter(ctype: str, *, nul_ok: bool, json_bytes: bool, tconv: TimeConverter,
+              max_len: int | None = None) -> Callable[[Any], Any]:
     """The converter for a column of generic type ``ctype``."""
     if ctype in ("text", "string"):
-        return _text_factory(nul_ok)
+        return _text_factory(nul_ok, max_len)
     if ctype == "json":
         return _json_factory(json_bytes, nul_ok)
     if ctype == "timestamp":

@@ -241,8 +241,12 @@ class Mapper:
             db_type = db_types.get(name, "")
             tconv = TimeConverter(time_kind(db_type), self.zone)
             json_bytes = caps.json_as_bytes and db_type in ("json", "jsonb")
+            max_len = None
+            m = re.search(r"char\w*\s*\((\d+)", db_type)
+            if m and not caps.enforces_length:
+                max_len = int(m.group(1))
             convs.append(converter(self.generic[name], nul_ok=caps.text_nul,
-                                   json_bytes=json_bytes, tconv=tconv))
+                                   json_bytes=json_bytes, tconv=tconv, max_len=max_len))
             if name == self.time_column:
                 self._tconv = tconv
         self._convs = convs

@@ -68,6 +68,8 @@ class Capabilities:
         create_if_not_exists: ``CREATE TABLE IF NOT EXISTS`` is understood.
         text_nul: text columns can store U+0000 (PostgreSQL cannot).
         json_as_bytes: the bulk path takes JSON documents as UTF-8 bytes.
+        enforces_length: the server rejects text longer than a VARCHAR(n) (SQLite does not,
+            so the mapper checks it to behave like the others).
     """
 
     paramstyle: str = "qmark"
@@ -87,6 +89,7 @@ class Capabilities:
     create_if_not_exists: bool = True
     text_nul: bool = True
     json_as_bytes: bool = False
+    enforces_length: bool = True
     types: dict[str, str] = dataclasses.field(default_factory=lambda: {
         "text": "TEXT",
         "string": "VARCHAR(255)",

@@ -30,8 +30,9 @@ class SQLiteDialect(Dialect):
         max_params=32766,
         has_schemas=False,
         upsert_style="on_conflict",
+        enforces_length=False,
         types={
-            "text": "TEXT", "string": "TEXT", "int": "INTEGER", "float": "REAL",
+            "text": "TEXT", "string": "VARCHAR(255)", "int": "INTEGER", "float": "REAL",
             "bool": "INTEGER", "timestamp": "TEXT", "json": "TEXT", "bytes": "BLOB",
             "decimal": "TEXT",
         },

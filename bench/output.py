@@ -1,0 +1,198 @@
+"""Output benchmark: log records through the test host into PostgreSQL, MariaDB, SQLite.
+
+``python -m bench output [--rows 1000000] [--repeat 3] [--workers 2]`` (``make bench-output``):
+
+- builds a feed file of ``--rows`` realistic log records (about 250 bytes, 9 keys,
+  one nested) in chunks of 8,000 records (about 2 MB, Fluent Bit's chunk size);
+- PostgreSQL: ``build/flbhost -e out_sql.so -i feed -o sql`` into a fresh table,
+  ``--repeat`` times; the baseline is ``psql \\copy`` of the same rows (exported from
+  the first run as COPY text) into an identical table, in the same run;
+- MariaDB and SQLite: one run each (``--repeat`` too with ``--all-repeat``);
+- every run checks that the table holds exactly ``--rows`` rows.
+
+Prints one line per measurement (median rows/s, ratio to \\copy, peak RSS of the host)
+and a JSON summary on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import struct
+import subprocess
+import tempfile
+from typing import Any
+
+import msgpack
+
+from bench.common import emit, median, require_build, run_host, timed, write_frames
+
+PG_ADMIN = os.environ.get("FLBSQL_BENCH_POSTGRES_URL",
+                          os.environ.get("FLBSQL_TEST_POSTGRES_URL",
+                                         "postgresql://postgres@127.0.0.1:5432/postgres"))
+MYSQL_URL = os.environ.get("FLBSQL_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
+DBNAME = "flbsql_bench_output"
+CHUNK = 8000
+LEVELS = ("info", "info", "info", "warn", "error", "debug")
+
+
+def record(i: int, rnd: random.Random) -> dict[str, Any]:
+    """One log record: 9 keys, one nested map, about 250 bytes packed."""
+    return {
+        "host": f"web-{i % 50:02d}.prod.example.com",
+        "service": "checkout-api",
+        "level": LEVELS[i % len(LEVELS)],
+        "message": f"GET /api/v1/orders/{i} completed in {i % 997} ms for user {i * 7919 % 10**5}",
+        "status": 200 if i % 17 else 500,
+        "latency_ms": round(rnd.random() * 300, 3),
+        "trace_id": f"{rnd.getrandbits(128):032x}",
+        "user": {"id": i * 7919 % 100000, "region": "eu-west-1"},
+        "pid": 4242,
+    }
+
+
+def feed_file(rows: int, directory: pathlib.Path) -> pathlib.Path:
+    """The frames file (built once per size and kept in the temp dir)."""
+    path = directory / f"flbsql_bench_output_{rows}.bin"
+    if path.exists():
+        return path
+    rnd = random.Random(42)
+    base = 1_700_000_000
+
+    def chunks() -> Any:
+        for start in range(0, rows, CHUNK):
+            parts = []
+            for i in range(start, min(rows, start + CHUNK)):
+                ts = msgpack.ExtType(0, struct.pack(">II", base + i // 1000, i % 1000 * 10**6))
+                parts.append(msgpack.packb([[ts, {}], record(i, rnd)]))
+            yield b"".join(parts)
+
+    tmp = path.with_suffix(".tmp")
+    write_frames(tmp, chunks())
+    tmp.rename(path)
+    return path
+
+
+def _pg_url() -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + DBNAME
+
+
+def _pg(sql: str, url: str | None = None) -> list[tuple[Any, ...]]:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(url or _pg_url(), autocommit=True) as conn:
+        cur = conn.execute(sql)
+        return cur.fetchall() if cur.description else []
+
+
+def _host_run(url: str, table: str, feed: pathlib.Path, workers: int, rows: int) -> Any:
+    run = run_host("-i", "feed", "-p", f"file={feed}", "-o", "sql", "-p", f"url={url}",
+                   "-p", f"table={table}", "-p", f"workers={workers}",
+                   "-p", "retry_limit=no_limits", "--log-level", "warn").check()
+    if run.stats.get("flush_error") or run.stats.get("flush_retry"):
+        raise RuntimeError(f"flushes failed: {run.stats}\n{run.stderr[-2000:]}")
+    return run
+
+
+def bench_postgres(feed: pathlib.Path, rows: int, repeat: int, workers: int,
+                   tmp: pathlib.Path) -> dict[str, Any]:
+    """Plugin runs and the psql \\copy baseline, alternated, medians reported."""
+    if not _pg(f"SELECT 1 FROM pg_database WHERE datname = '{DBNAME}'", PG_ADMIN):
+        _pg(f'CREATE DATABASE "{DBNAME}"', PG_ADMIN)
+    url = _pg_url()
+    plugin, baseline, rss = [], [], []
+    dump = tmp / "flbsql_bench_output_copy.txt"
+    for n in range(repeat):
+        _pg("DROP TABLE IF EXISTS out_bench")
+        _pg("CREATE TABLE out_bench (tag VARCHAR(255), time TIMESTAMPTZ, data JSONB)")
+        run = _host_run(url, "out_bench", feed, workers, rows)
+        got = _pg("SELECT count(*) FROM out_bench")[0][0]
+        if got != rows:
+            raise RuntimeError(f"PostgreSQL holds {got} rows, expected {rows}")
+        plugin.append(rows / run.wall)
+        rss.append(run.peak_rss_kb)
+        if n == 0:
+            subprocess.run(["psql", url, "-qc", f"\\copy out_bench TO '{dump}'"], check=True)
+        _pg("DROP TABLE IF EXISTS copy_bench")
+        _pg("CREATE TABLE copy_bench (tag VARCHAR(255), time TIMESTAMPTZ, data JSONB)")
+        secs, _ = timed(lambda: subprocess.run(
+            ["psql", url, "-qc", f"\\copy copy_bench FROM '{dump}'"], check=True))
+        baseline.append(rows / secs)
+        emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, \\copy {baseline[-1]:,.0f} rows/s")
+    dump.unlink(missing_ok=True)
+    out = {"rows_per_s": median(plugin), "copy_rows_per_s": median(baseline),
+           "peak_rss_mb": max(rss) / 1024, "runs": plugin, "copy_runs": baseline}
+    out["ratio_to_copy"] = out["rows_per_s"] / out["copy_rows_per_s"]
+    emit(f"postgresql: {out['rows_per_s']:,.0f} rows/s (median of {repeat}), psql \\copy "
+         f"{out['copy_rows_per_s']:,.0f} rows/s, ratio {out['ratio_to_copy']:.0%}, "
+         f"peak RSS {out['peak_rss_mb']:.0f} MB")
+    return out
+
+
+def bench_mysql(feed: pathlib.Path, rows: int, workers: int) -> dict[str, Any]:
+    """One run into MariaDB/MySQL."""
+    import pymysql  # noqa: PLC0415
+
+    from flbsql.url import parse_url  # noqa: PLC0415
+
+    p = parse_url(MYSQL_URL)
+    conn = pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
+                           password=p.password or "", autocommit=True)
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DBNAME}`")
+    cur.execute(f"DROP TABLE IF EXISTS `{DBNAME}`.out_bench")
+    run = _host_run(MYSQL_URL.rstrip("/") + "/" + DBNAME, "out_bench", feed, workers, rows)
+    cur.execute(f"SELECT count(*) FROM `{DBNAME}`.out_bench")
+    got = cur.fetchone()[0]
+    conn.close()
+    if got != rows:
+        raise RuntimeError(f"MariaDB holds {got} rows, expected {rows}")
+    out = {"rows_per_s": rows / run.wall, "peak_rss_mb": run.peak_rss_kb / 1024}
+    emit(f"mariadb: {out['rows_per_s']:,.0f} rows/s, peak RSS {out['peak_rss_mb']:.0f} MB")
+    return out
+
+
+def bench_sqlite(feed: pathlib.Path, rows: int, tmp: pathlib.Path) -> dict[str, Any]:
+    """One run into a SQLite file (one worker: SQLite has one writer)."""
+    import sqlite3  # noqa: PLC0415
+
+    db = tmp / "flbsql_bench_output.db"
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(str(db) + suffix).unlink(missing_ok=True)
+    run = _host_run(str(db), "out_bench", feed, 1, rows)
+    got = sqlite3.connect(db).execute("SELECT count(*) FROM out_bench").fetchone()[0]
+    if got != rows:
+        raise RuntimeError(f"SQLite holds {got} rows, expected {rows}")
+    out = {"rows_per_s": rows / run.wall, "peak_rss_mb": run.peak_rss_kb / 1024}
+    emit(f"sqlite: {out['rows_per_s']:,.0f} rows/s, peak RSS {out['peak_rss_mb']:.0f} MB")
+    db.unlink(missing_ok=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the output benchmark; the last line is the JSON summary."""
+    ap = argparse.ArgumentParser(prog="python -m bench output")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=("postgresql", "mysql", "sqlite"), action="append")
+    args = ap.parse_args(argv)
+    require_build()
+    tmp = pathlib.Path(tempfile.gettempdir())
+    feed = feed_file(args.rows, tmp)
+    emit(f"output benchmark: {args.rows:,} records of "
+         f"{(feed.stat().st_size - 4 * ((args.rows + CHUNK - 1) // CHUNK)) / args.rows:.0f} "
+         f"bytes, workers {args.workers}")
+    only = set(args.only or ("postgresql", "mysql", "sqlite"))
+    summary: dict[str, Any] = {"rows": args.rows, "workers": args.workers}
+    if "postgresql" in only:
+        summary["postgresql"] = bench_postgres(feed, args.rows, args.repeat, args.workers, tmp)
+    if "mysql" in only:
+        summary["mariadb"] = bench_mysql(feed, args.rows, args.workers)
+    if "sqlite" in only:
+        summary["sqlite"] = bench_sqlite(feed, args.rows, tmp)
+    emit(json.dumps(summary))
+    return 0

@@ -89,7 +89,7 @@ def pg_db(request: pytest.FixtureRequest) -> Iterator[TestDB]:
         import psycopg
 
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable(request, f"PostgreSQL ({PG_ADMIN})", exc)
     name = "flbsql_t" + secrets.token_hex(4)
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -112,7 +112,7 @@ def mysql_db(request: pytest.FixtureRequest) -> Iterator[TestDB]:
 
         admin = pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
                                 password=p.password or "", autocommit=True, connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable(request, f"MariaDB ({MYSQL_ADMIN})", exc)
     name = "flbsql_t" + secrets.token_hex(4)
     admin.cursor().execute(f"CREATE DATABASE `{name}`")

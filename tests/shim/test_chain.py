@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import textwrap
 
-import msgpack
 import pytest
 
 from tests.fix_host import (

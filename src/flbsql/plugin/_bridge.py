@@ -59,14 +59,14 @@ def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any)
     try:
         cfg = parse(kind, _getter(ffi, lib, kind_no, api, ins))
         if kind_no == KIND_INPUT:
-            from flbsql.plugin.input import InputPlugin as Plugin  # noqa: PLC0415
+            from flbsql.plugin.input import InputPlugin as Plugin
         else:
-            from flbsql.plugin.output import OutputPlugin as Plugin  # type: ignore[assignment]  # noqa: PLC0415
+            from flbsql.plugin.output import OutputPlugin as Plugin  # type: ignore[assignment]
         plugin = Plugin(cfg, log)
     except FlbSqlError as exc:
         log.error("init failed: %s", exc)
         return int(Outcome.ERROR)
-    except BaseException:  # noqa: BLE001 - every failure becomes FLB_ERROR, with its traceback
+    except BaseException:
         log.error("init failed:\n%s", traceback.format_exc())
         return int(Outcome.ERROR)
     handle = ffi.new_handle(plugin)
@@ -100,7 +100,7 @@ def _install_output(ffi: Any, lib: Any) -> None:
         try:
             return int(plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode(
                 "utf-8", "replace")))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             outcome = to_outcome(exc)
             plugin.log.error("flush failed, returning %s:\n%s", outcome.name,
                              traceback.format_exc())
@@ -111,7 +111,7 @@ def _install_output(ffi: Any, lib: Any) -> None:
         plugin = ffi.from_handle(ctx)
         try:
             plugin.close()
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             plugin.log.error("exit failed:\n%s", traceback.format_exc())
         finally:
             _release(plugin)
@@ -137,7 +137,7 @@ def _install_input(ffi: Any, lib: Any) -> None:
                 data_out[0] = buf
                 size_out[0] = len(payload)
             return 0
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             plugin.log.error("collect failed:\n%s", traceback.format_exc())
             return -1
 
@@ -147,7 +147,7 @@ def _install_input(ffi: Any, lib: Any) -> None:
         try:
             plugin.commit()  # Fluent Bit appended the batch: the position may move
             return 0
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             plugin.log.error("position commit failed:\n%s", traceback.format_exc())
             return -1
 
@@ -166,5 +166,5 @@ def _install_input(ffi: Any, lib: Any) -> None:
                     plugin.close()
                 finally:
                     _release(plugin)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             plugin.log.error("event %d failed:\n%s", event, traceback.format_exc())

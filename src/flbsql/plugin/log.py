@@ -47,7 +47,7 @@ class FluentBitHandler(logging.Handler):
             msg = f"[{self._prefix}] {self.format(record)}"
             self._lib.shim_log(self._kind, self._api, self._ins, _flb_level(record.levelno),
                                msg.encode("utf-8", "replace"))
-        except Exception:  # noqa: BLE001 - a log line must never break a flush
+        except Exception:
             self.handleError(record)
 
 

@@ -40,7 +40,7 @@ def _url() -> str:
 
 def prepare(rows: int) -> str:
     """Create (once) a log table of ``rows`` rows; return its name."""
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
@@ -69,7 +69,7 @@ def prepare(rows: int) -> str:
 
 def copy_rate(table: str) -> tuple[float, int]:
     """rows/s of COPY TO STDOUT read by the client, and the bytes it moved."""
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     n = size = 0
     with psycopg.connect(_url()) as conn, conn.cursor() as cur:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for rows in sizes:
         table = prepare(rows)
-        copy_rps, copy_bytes = copy_rate(table)
+        copy_rps, _ = copy_rate(table)
         res = host_rate(table, rows, opts)
         res.update(rows=rows, copy_rows_per_s=copy_rps, ratio_to_copy=res["rows_per_s"] / copy_rps)
         results.append(res)

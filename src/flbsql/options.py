@@ -210,7 +210,9 @@ OPTIONS: tuple[Option, ...] = (
       kinds=INPUT, group="input", choices=("off", "normal", "full", "extra")),
     O("position_name", "str", None,
       "Name the position is stored under (Fluent Bit's alias is not visible to "
-      "plugins); default the table or query.", kinds=INPUT, group="input"),
+      "plugins); default `<url database>/<table>` or `<url database>/query-<sha1 of "
+      "the query>`. Two inputs on one `db` file need different names.", kinds=INPUT,
+      group="input"),
     O("progress_interval", "duration", 30.0,
       "Log rows read, rows behind and rate this often while catching up.", kinds=INPUT,
       group="input", minimum=0.0),

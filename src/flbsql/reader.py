@@ -276,7 +276,7 @@ class PollSource:
                     while not self._closing:
                         self._cv.wait()
                 return
-            except Exception as exc:  # noqa: BLE001 - logged; the thread must survive
+            except Exception as exc:
                 err = exc if isinstance(exc, FlbSqlError) else self.d.classify(exc)
                 self.log.warning("read failed, retrying in %.1fs: %s",
                                  max(self.cfg.poll_interval, 1.0), err)
@@ -406,7 +406,7 @@ class PollSource:
     def _advance_bound(self) -> bool:
         """Sample the newest row; move the bound to the newest settled sample."""
         assert self.spec is not None and self.query is not None
-        d, spec = self.d, self.spec
+        d = self.d
         horizon_sql = d.input_horizon_sql(self.cfg.table)
         sql, params = self.query.newest()
         if horizon_sql:
@@ -489,7 +489,7 @@ class PollSource:
                 finally:
                     cur.close()
                     conn.rollback()
-        except Exception:  # noqa: BLE001 - progress is best effort
+        except Exception:
             return None
 
 

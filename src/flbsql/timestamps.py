@@ -71,7 +71,7 @@ def to_event_time(value: Any, zone: dt.tzinfo) -> tuple[int, int] | None:
         if not math.isfinite(f) or not 0 <= f <= _MAX_SEC:
             return None
         sec = math.floor(f)
-        return sec, min(int(round((f - sec) * 1e9)), 999_999_999)
+        return sec, min(round((f - sec) * 1e9), 999_999_999)
     if isinstance(value, str):
         try:
             return _from_datetime(dt.datetime.fromisoformat(value.strip()), zone)

@@ -27,6 +27,7 @@ Encoding runs in the fetch thread. A page of rows is packed by one
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -116,10 +117,8 @@ class RowEncoder:
         for i in self.json_idx:
             v = values[i]
             if isinstance(v, (str, bytes)):
-                try:
+                with contextlib.suppress(ValueError):  # not a document: keep the text
                     values[i] = json.loads(v)
-                except ValueError:
-                    pass  # not a document after all: keep the text
         for i in self.utc_idx:
             v = values[i]
             if isinstance(v, dt.datetime) and v.tzinfo is None:

@@ -11,7 +11,6 @@ import time
 
 import msgpack
 import pytest
-
 from tests.fix_db import unique_table
 
 
@@ -27,8 +26,8 @@ def sink_ids(path: pathlib.Path) -> list[int]:
         start = off + 8 + tlen
         if start + dlen > len(data):
             break
-        for ev in msgpack.Unpacker(io.BytesIO(data[start:start + dlen]), raw=False):
-            ids.append(ev[1]["id"])
+        unpacker = msgpack.Unpacker(io.BytesIO(data[start:start + dlen]), raw=False)
+        ids.extend(ev[1]["id"] for ev in unpacker)
         off = start + dlen
     return ids
 

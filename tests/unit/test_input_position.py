@@ -14,14 +14,18 @@ from flbsql.position import Position, decode_value, encode_value
 from flbsql.position_store import PositionStore
 
 VALUES = [
-    None, True, 0, -(2**63), 2**70, 1.5, float("inf"), decimal.Decimal("12345678901234567890.000001"),
+    None, True, 0, -(2**63), 2**70, 1.5, float("inf"),
+    decimal.Decimal("12345678901234567890.000001"),
     "Ünïcode 'q'", dt.datetime(2024, 5, 1, 12, 0, 0, 123456),
     dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
     dt.date(2024, 5, 1), dt.time(23, 59, 59, 999999), uuid.uuid4(), b"\x00\xffbin",
 ]
 
 
-@pytest.mark.parametrize("value", VALUES, ids=[f"{type(v).__name__}{i}" for i, v in enumerate(VALUES)])
+IDS = [f"{type(v).__name__}{i}" for i, v in enumerate(VALUES)]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=IDS)
 def test_values_round_trip_with_their_type(value):
     back = decode_value(encode_value(value))
     assert back == value

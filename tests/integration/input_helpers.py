@@ -8,8 +8,8 @@ from typing import Any
 
 from flbsql.config import parse
 from flbsql.connect import open_pool
-from flbsql.records import Event, decode_chunk
 from flbsql.reader import PollSource
+from flbsql.records import Event, decode_chunk
 
 LOG = logging.getLogger("test.in_sql")
 

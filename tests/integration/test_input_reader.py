@@ -6,12 +6,19 @@ import threading
 import time
 
 import pytest
-
-from flbsql.errors import ConfigError
 from tests.fix_db import unique_table
 from tests.integration.input_helpers import (
-    INTKEY, TEXT, TS, drain, ph, q, settle_quietly, source,
+    INTKEY,
+    TEXT,
+    TS,
+    drain,
+    ph,
+    q,
+    settle_quietly,
+    source,
 )
+
+from flbsql.errors import ConfigError
 
 
 def _composite_table(db):

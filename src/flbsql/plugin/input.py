@@ -67,10 +67,10 @@ class BatchSource(Protocol):
 def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | None]:
     """The source for ``mode``, and the pool the plugin closes after it (if any)."""
     if cfg.mode == "cdc":
-        from flbsql.cdc.source import CdcSource  # noqa: PLC0415
+        from flbsql.cdc.source import CdcSource
 
         return CdcSource(cfg, log), None
-    from flbsql.reader import PollSource  # noqa: PLC0415
+    from flbsql.reader import PollSource
 
     pool = open_pool(cfg, log)
     return PollSource(cfg, pool, log), pool

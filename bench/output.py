@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench output")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)  # 2 contend for the GIL: slower
     ap.add_argument("--only", choices=("postgresql", "mysql", "sqlite"), action="append")
     args = ap.parse_args(argv)
     require_build()

@@ -80,12 +80,17 @@ lint: dev ## ruff check + ruff format --check
 typecheck: dev ## mypy strict
 	$(VENV)/bin/mypy
 
-docs: dev ## regenerate docs/configuration.md from the option table
+docs: dev ## regenerate docs/configuration.md, type-mapping.md and api.md from the code
 	$(VPY) -m flbsql.docgen > docs/configuration.md
+	$(VPY) -m flbsql.docgen type-mapping > docs/type-mapping.md
+	$(VPY) -m flbsql.docgen api > docs/api.md
+
+e2e: ## Fluent Bit + PostgreSQL + MariaDB from docker/compose.yml, smoke pipeline (needs Docker)
+	docker/e2e.sh
 
 clean: ## remove build outputs
 	rm -rf build src/flbsql/lib
 
 .PHONY: help dev shim host build demo test test-unit test-sqlite test-postgres test-mysql \
 	test-oracle test-mssql test-chaos sanitize bench-output bench-input bench-cdc bench lint \
-	typecheck docs clean
+	typecheck docs e2e clean

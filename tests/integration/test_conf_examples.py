@@ -224,3 +224,51 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
         assert count(target, TARGETS[stem][0]) == expected
         assert "hello from dummy" in str(target.query(f"SELECT * FROM {TARGETS[stem][0]}")) or (
             stem == "workers")
+
+
+# --- docker/ agrees with conf/ and the tests ------------------------------------------------
+
+DOCKER = ROOT / "docker"
+
+
+def compose() -> dict[str, Any]:
+    import yaml
+
+    doc: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yml").read_text())
+    return doc
+
+
+def test_image_links_the_libraries_where_plugins_conf_expects_them():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    libs = [v for s in fbconfig.load(CONF / "plugins.conf") for _, v in s.props]
+    for lib in libs:
+        assert f'"-e", "{lib}"' in dockerfile, lib
+    assert "/opt/flbsql/lib/$f" in dockerfile
+    assert "FROM ${FLUENT_BIT_IMAGE} AS build" in dockerfile
+
+
+def test_compose_has_every_service_and_logical_decoding():
+    services = compose()["services"]
+    assert {"postgres", "mariadb", "oracle", "mssql", "openbao", "fluent-bit"} <= set(services)
+    assert "wal_level=logical" in services["postgres"]["command"]
+    assert services["oracle"]["image"].startswith("gvenzl/oracle-free")
+    assert services["mssql"]["image"].startswith("mcr.microsoft.com/mssql/server")
+
+
+def test_e2e_config_passes_the_checker_with_the_compose_environment(monkeypatch):
+    env = compose()["services"]["fluent-bit"]["environment"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    assert checker.check_file(DOCKER / "fluent-bit" / "e2e.conf", connect=False) == []
+
+
+def test_test_urls_script_exports_what_the_fixtures_read():
+    import subprocess
+
+    out = subprocess.run(["sh", str(DOCKER / "test-urls.sh")], capture_output=True, text=True,
+                         check=True, env={"FLBSQL_DEV_PASSWORD": "pw", "PATH": "/usr/bin:/bin"})
+    fixtures = (ROOT / "tests" / "fix_db.py").read_text()
+    for name in ("FLBSQL_TEST_ORACLE_URL", "FLBSQL_TEST_MSSQL_URL"):
+        assert f"export {name}=" in out.stdout
+        assert name in fixtures
+    assert "oracle://flbsql:pw@127.0.0.1:1521/FREEPDB1" in out.stdout

@@ -54,13 +54,22 @@ def host_cmd(*args: str, plugins: Sequence[pathlib.Path] = (OUT_SQL,)) -> list[s
     return cmd + list(args)
 
 
-def run_host(*args: str, plugins: Sequence[pathlib.Path] = (OUT_SQL,),
-             env: dict[str, str] | None = None, timeout: float = 1800) -> HostRun:
+def run_host(
+    *args: str,
+    plugins: Sequence[pathlib.Path] = (OUT_SQL,),
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> HostRun:
     """Run the host to completion; wall time and peak RSS of that process only."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(host_cmd(*args, plugins=plugins), stdout=out, stderr=err,
-                                env={**os.environ, **(env or {})}, text=True)
+        proc = subprocess.Popen(
+            host_cmd(*args, plugins=plugins),
+            stdout=out,
+            stderr=err,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

@@ -27,12 +27,12 @@ import tempfile
 from typing import Any
 
 import msgpack
-
 from bench.common import emit, median, require_build, run_host, timed, write_frames
 
-PG_ADMIN = os.environ.get("FLBSQL_BENCH_POSTGRES_URL",
-                          os.environ.get("FLBSQL_TEST_POSTGRES_URL",
-                                         "postgresql://postgres@127.0.0.1:5432/postgres"))
+PG_ADMIN = os.environ.get(
+    "FLBSQL_BENCH_POSTGRES_URL",
+    os.environ.get("FLBSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
 MYSQL_URL = os.environ.get("FLBSQL_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
 DBNAME = "flbsql_bench_output"
 CHUNK = 8000
@@ -81,7 +81,7 @@ def _pg_url() -> str:
 
 
 def _pg(sql: str, url: str | None = None) -> list[tuple[Any, ...]]:
-    import psycopg  # noqa: PLC0415
+    import psycopg
 
     with psycopg.connect(url or _pg_url(), autocommit=True) as conn:
         cur = conn.execute(sql)
@@ -89,16 +89,32 @@ def _pg(sql: str, url: str | None = None) -> list[tuple[Any, ...]]:
 
 
 def _host_run(url: str, table: str, feed: pathlib.Path, workers: int, rows: int) -> Any:
-    run = run_host("-i", "feed", "-p", f"file={feed}", "-o", "sql", "-p", f"url={url}",
-                   "-p", f"table={table}", "-p", f"workers={workers}",
-                   "-p", "retry_limit=no_limits", "--log-level", "warn").check()
+    run = run_host(
+        "-i",
+        "feed",
+        "-p",
+        f"file={feed}",
+        "-o",
+        "sql",
+        "-p",
+        f"url={url}",
+        "-p",
+        f"table={table}",
+        "-p",
+        f"workers={workers}",
+        "-p",
+        "retry_limit=no_limits",
+        "--log-level",
+        "warn",
+    ).check()
     if run.stats.get("flush_error") or run.stats.get("flush_retry"):
         raise RuntimeError(f"flushes failed: {run.stats}\n{run.stderr[-2000:]}")
     return run
 
 
-def bench_postgres(feed: pathlib.Path, rows: int, repeat: int, workers: int,
-                   tmp: pathlib.Path) -> dict[str, Any]:
+def bench_postgres(
+    feed: pathlib.Path, rows: int, repeat: int, workers: int, tmp: pathlib.Path
+) -> dict[str, Any]:
     """Plugin runs and the psql \\copy baseline, alternated, medians reported."""
     if not _pg(f"SELECT 1 FROM pg_database WHERE datname = '{DBNAME}'", PG_ADMIN):
         _pg(f'CREATE DATABASE "{DBNAME}"', PG_ADMIN)
@@ -118,29 +134,44 @@ def bench_postgres(feed: pathlib.Path, rows: int, repeat: int, workers: int,
             subprocess.run(["psql", url, "-qc", f"\\copy out_bench TO '{dump}'"], check=True)
         _pg("DROP TABLE IF EXISTS copy_bench")
         _pg("CREATE TABLE copy_bench (tag VARCHAR(255), time TIMESTAMPTZ, data JSONB)")
-        secs, _ = timed(lambda: subprocess.run(
-            ["psql", url, "-qc", f"\\copy copy_bench FROM '{dump}'"], check=True))
+        secs, _ = timed(
+            lambda: subprocess.run(
+                ["psql", url, "-qc", f"\\copy copy_bench FROM '{dump}'"], check=True
+            )
+        )
         baseline.append(rows / secs)
         emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, \\copy {baseline[-1]:,.0f} rows/s")
     dump.unlink(missing_ok=True)
-    out = {"rows_per_s": median(plugin), "copy_rows_per_s": median(baseline),
-           "peak_rss_mb": max(rss) / 1024, "runs": plugin, "copy_runs": baseline}
+    out = {
+        "rows_per_s": median(plugin),
+        "copy_rows_per_s": median(baseline),
+        "peak_rss_mb": max(rss) / 1024,
+        "runs": plugin,
+        "copy_runs": baseline,
+    }
     out["ratio_to_copy"] = out["rows_per_s"] / out["copy_rows_per_s"]
-    emit(f"postgresql: {out['rows_per_s']:,.0f} rows/s (median of {repeat}), psql \\copy "
-         f"{out['copy_rows_per_s']:,.0f} rows/s, ratio {out['ratio_to_copy']:.0%}, "
-         f"peak RSS {out['peak_rss_mb']:.0f} MB")
+    emit(
+        f"postgresql: {out['rows_per_s']:,.0f} rows/s (median of {repeat}), psql \\copy "
+        f"{out['copy_rows_per_s']:,.0f} rows/s, ratio {out['ratio_to_copy']:.0%}, "
+        f"peak RSS {out['peak_rss_mb']:.0f} MB"
+    )
     return out
 
 
 def bench_mysql(feed: pathlib.Path, rows: int, workers: int) -> dict[str, Any]:
     """One run into MariaDB/MySQL."""
-    import pymysql  # noqa: PLC0415
+    import pymysql
 
-    from flbsql.url import parse_url  # noqa: PLC0415
+    from flbsql.url import parse_url
 
     p = parse_url(MYSQL_URL)
-    conn = pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
-                           password=p.password or "", autocommit=True)
+    conn = pymysql.connect(
+        host=p.host,
+        port=p.port or 3306,
+        user=p.user or "root",
+        password=p.password or "",
+        autocommit=True,
+    )
     cur = conn.cursor()
     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DBNAME}`")
     cur.execute(f"DROP TABLE IF EXISTS `{DBNAME}`.out_bench")
@@ -157,7 +188,7 @@ def bench_mysql(feed: pathlib.Path, rows: int, workers: int) -> dict[str, Any]:
 
 def bench_sqlite(feed: pathlib.Path, rows: int, tmp: pathlib.Path) -> dict[str, Any]:
     """One run into a SQLite file (one worker: SQLite has one writer)."""
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     db = tmp / "flbsql_bench_output.db"
     for suffix in ("", "-wal", "-shm"):
@@ -183,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     require_build()
     tmp = pathlib.Path(tempfile.gettempdir())
     feed = feed_file(args.rows, tmp)
-    emit(f"output benchmark: {args.rows:,} records of "
-         f"{(feed.stat().st_size - 4 * ((args.rows + CHUNK - 1) // CHUNK)) / args.rows:.0f} "
-         f"bytes, workers {args.workers}")
+    emit(
+        f"output benchmark: {args.rows:,} records of "
+        f"{(feed.stat().st_size - 4 * ((args.rows + CHUNK - 1) // CHUNK)) / args.rows:.0f} "
+        f"bytes, workers {args.workers}"
+    )
     only = set(args.only or ("postgresql", "mysql", "sqlite"))
     summary: dict[str, Any] = {"rows": args.rows, "workers": args.workers}
     if "postgresql" in only:

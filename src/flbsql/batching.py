@@ -34,7 +34,7 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
             yield items
         return
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def rows_per_batch(caps: Any, ncols: int, batch_rows: int = 0) -> int:
@@ -59,7 +59,7 @@ class Savepoints:
         self.cur.execute(self.dialect.savepoint_sql(name))
         try:
             write(rows)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             err = exc if isinstance(exc, FlbSqlError) else self.dialect.classify(exc)
             if not isinstance(err, TerminalError):
                 raise err from exc  # transient/disconnect: the whole flush is retried
@@ -90,8 +90,10 @@ def isolate(
     bad: list[tuple[int, Exception]] = []
     stack: list[tuple[int, int, Exception | None]] = []
     if first_error is not None and locate is None and len(rows) > ISOLATE_SLICE:
-        stack.extend((s, min(s + ISOLATE_SLICE, len(rows)), None)
-                     for s in reversed(range(0, len(rows), ISOLATE_SLICE)))
+        stack.extend(
+            (s, min(s + ISOLATE_SLICE, len(rows)), None)
+            for s in reversed(range(0, len(rows), ISOLATE_SLICE))
+        )
     else:
         stack.append((0, len(rows), first_error))
     while stack:

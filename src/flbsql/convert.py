@@ -95,8 +95,7 @@ def _text_factory(nul_ok: bool, max_len: int | None = None) -> Callable[[Any], s
         else:
             out = str(v)
         if max_len is not None and len(out) > max_len:
-            raise ValueError(f"text of {len(out)} characters is longer than the column's "
-                             f"{max_len}")
+            raise ValueError(f"text of {len(out)} characters is longer than the column's {max_len}")
         if not nul_ok and "\x00" in out:
             raise ValueError("text contains a NUL character, which this database cannot store")
         try:
@@ -116,7 +115,7 @@ def _time_factory(tconv: TimeConverter) -> Callable[[Any], Any]:
             if v < 0:
                 raise ValueError(f"negative epoch time: {v}")
             sec = int(v)
-            return tconv(sec, int(round((v - sec) * 1e9)))
+            return tconv(sec, round((v - sec) * 1e9))
         if isinstance(v, str):
             try:
                 parsed = dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
@@ -133,7 +132,7 @@ def _time_factory(tconv: TimeConverter) -> Callable[[Any], Any]:
 
 
 def _json_factory(as_bytes: bool, nul_ok: bool) -> Callable[[Any], Any]:
-    from flbsql.mapping import _NUL_ESCAPE  # noqa: PLC0415
+    from flbsql.mapping import _NUL_ESCAPE
 
     def to_json(v: Any) -> Any:
         doc = dumps(v)
@@ -144,8 +143,9 @@ def _json_factory(as_bytes: bool, nul_ok: bool) -> Callable[[Any], Any]:
     return to_json
 
 
-def converter(ctype: str, *, nul_ok: bool, json_bytes: bool, tconv: TimeConverter,
-              max_len: int | None = None) -> Callable[[Any], Any]:
+def converter(
+    ctype: str, *, nul_ok: bool, json_bytes: bool, tconv: TimeConverter, max_len: int | None = None
+) -> Callable[[Any], Any]:
     """The converter for a column of generic type ``ctype``."""
     if ctype in ("text", "string"):
         return _text_factory(nul_ok, max_len)
@@ -154,7 +154,11 @@ def converter(ctype: str, *, nul_ok: bool, json_bytes: bool, tconv: TimeConverte
     if ctype == "timestamp":
         return _time_factory(tconv)
     simple: dict[str, Callable[[Any], Any]] = {
-        "int": _int, "float": _float, "bool": _bool, "decimal": _decimal, "bytes": _bytes,
+        "int": _int,
+        "float": _float,
+        "bool": _bool,
+        "decimal": _decimal,
+        "bytes": _bytes,
     }
     return simple[ctype]
 

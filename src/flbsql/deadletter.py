@@ -49,8 +49,9 @@ class Rejected:
 class DeadLetters:
     """Writes rejected records for one writer."""
 
-    def __init__(self, table: str | None, dialect: Any, zone: Any, log: logging.Logger,
-                 target: str) -> None:
+    def __init__(
+        self, table: str | None, dialect: Any, zone: Any, log: logging.Logger, target: str
+    ) -> None:
         """``table`` None: rejected records go to the error log."""
         self.table = table
         self.dialect = dialect
@@ -68,8 +69,12 @@ class DeadLetters:
     def coldefs(self) -> list[tuple[str, str]]:
         """CREATE TABLE columns."""
         t = self.dialect.caps.types
-        return [("tag", t["string"]), ("time", t["timestamp"]), ("error", t["text"]),
-                ("record", t["text"])]
+        return [
+            ("tag", t["string"]),
+            ("time", t["timestamp"]),
+            ("error", t["text"]),
+            ("record", t["text"]),
+        ]
 
     def bind(self, time_type: str) -> None:
         """The introspected type of the ``time`` column."""
@@ -81,18 +86,38 @@ class DeadLetters:
             return 0
         if self.table_sql is not None and self._tconv is not None:
             tconv = self._tconv
-            rows = [(tag, tconv(r.sec, r.nsec) if r.sec is not None else None,
-                     r.error[:4000].replace("\x00", "\\0"), r.record_text()) for r in rejected]
+            rows = [
+                (
+                    tag,
+                    tconv(r.sec, r.nsec) if r.sec is not None else None,
+                    r.error[:4000].replace("\x00", "\\0"),
+                    r.record_text(),
+                )
+                for r in rejected
+            ]
             stmt = sql.insert(self.dialect, self.table_sql, COLUMNS)
             err = sp.attempt(lambda part: cur.executemany(stmt, part), rows)
             if err is None:
                 for r in rejected:
-                    self.log.warning("record %d of tag %s rejected by %s, dead-lettered to %s: %s",
-                                     r.index, tag, self.target, self.table, r.error)
+                    self.log.warning(
+                        "record %d of tag %s rejected by %s, dead-lettered to %s: %s",
+                        r.index,
+                        tag,
+                        self.target,
+                        self.table,
+                        r.error,
+                    )
                 return len(rows)
-            self.log.error("dead-letter table %s refused the records (%s); logging them",
-                           self.table, err)
+            self.log.error(
+                "dead-letter table %s refused the records (%s); logging them", self.table, err
+            )
         for r in rejected:
-            self.log.error("record %d of tag %s rejected by %s: %s; record: %s",
-                           r.index, tag, self.target, r.error, r.record_text())
+            self.log.error(
+                "record %d of tag %s rejected by %s: %s; record: %s",
+                r.index,
+                tag,
+                self.target,
+                r.error,
+                r.record_text(),
+            )
         return 0

@@ -31,7 +31,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-class _Odd(Exception):
+class _Odd(Exception):  # noqa: N818 - internal signal, not an error
     """The chunk needs the careful decoder."""
 
 
@@ -43,7 +43,7 @@ def _head(head: Any) -> tuple[int, int] | None:
         return head, 0
     if cls is float and head >= 0:
         sec = int(head)
-        return sec, int(round((head - sec) * 1e9)) % 1_000_000_000
+        return sec, round((head - sec) * 1e9) % 1_000_000_000
     return None
 
 
@@ -54,8 +54,11 @@ def iter_events(data: bytes | memoryview, bad: list[BadEntry]) -> Iterator[Event
     server's work on the rows already sent.
     """
     unpacker = msgpack.Unpacker(
-        ext_hook=_ext_hook, raw=False, strict_map_key=False,
-        unicode_errors="surrogateescape", max_buffer_size=max(len(data), 1 << 20),
+        ext_hook=_ext_hook,
+        raw=False,
+        strict_map_key=False,
+        unicode_errors="surrogateescape",
+        max_buffer_size=max(len(data), 1 << 20),
     )
     unpacker.feed(data)
     index = 0

@@ -97,8 +97,9 @@ def parse_columns(items: Sequence[str]) -> list[ColumnSpec]:
         name, key, ctype, length = m.groups()
         ctype = ctype or "text"
         if ctype not in TYPES:
-            raise ConfigError("columns", f"{item!r}: unknown type {ctype!r}; one of "
-                              + ", ".join(TYPES))
+            raise ConfigError(
+                "columns", f"{item!r}: unknown type {ctype!r}; one of " + ", ".join(TYPES)
+            )
         path = tuple(key.split("."))
         if not all(path):
             raise ConfigError("columns", f"{item!r}: empty part in key path {key!r}")
@@ -233,7 +234,7 @@ class Mapper:
 
     def bind(self, db_types: dict[str, str]) -> None:
         """Choose converters from the table's real column types (after introspection)."""
-        from flbsql.convert import converter  # noqa: PLC0415 - convert imports this module
+        from flbsql.convert import converter
 
         caps = self.dialect.caps
         convs: list[Converter] = []
@@ -245,27 +246,45 @@ class Mapper:
             m = re.search(r"char\w*\s*\((\d+)", db_type)
             if m and not caps.enforces_length:
                 max_len = int(m.group(1))
-            convs.append(converter(self.generic[name], nul_ok=caps.text_nul,
-                                   json_bytes=json_bytes, tconv=tconv, max_len=max_len))
+            convs.append(
+                converter(
+                    self.generic[name],
+                    nul_ok=caps.text_nul,
+                    json_bytes=json_bytes,
+                    tconv=tconv,
+                    max_len=max_len,
+                )
+            )
             if name == self.time_column:
                 self._tconv = tconv
         self._convs = convs
-        self._fast = (not self.specs and self.columns == [self.tag_column, self.time_column,
-                                                            self.json_column])
+        self._fast = not self.specs and self.columns == [
+            self.tag_column,
+            self.time_column,
+            self.json_column,
+        ]
 
-    def rows(self, tag: str, events: Iterable[Event]) -> tuple[
-            list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
+    def rows(
+        self, tag: str, events: Iterable[Event]
+    ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:
         """Rows, the event position of each row, and (position, error) of unmappable events."""
         where: list[int] = []
         bad: list[tuple[int, Exception]] = []
         rows = list(self.iter_rows(tag, events, [], where, bad))
         return rows, where, bad
 
-    def iter_rows(self, tag: str, events: Iterable[Event], seen: list[Event] | None,
-                  where: list[int], bad: list[tuple[int, Exception]]
-                  ) -> Iterator[tuple[Any, ...]]:
-        """Rows lazily; each event is appended to ``seen`` (unless None), each row's
-        event position to ``where``, each unmappable event to ``bad`` as (position, error).
+    def iter_rows(
+        self,
+        tag: str,
+        events: Iterable[Event],
+        seen: list[Event] | None,
+        where: list[int],
+        bad: list[tuple[int, Exception]],
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows, lazily.
+
+        Each event is appended to ``seen`` (unless None), each row's event position
+        to ``where``, each unmappable event to ``bad`` as (position, error).
         """
         if self._fast:
             yield from self._iter_fast(tag, events, seen, where, bad)
@@ -280,7 +299,7 @@ class Mapper:
             values: list[Any] = []
             name = ""
             try:
-                for name, kind, conv, path in plan:
+                for name, kind, conv, path in plan:  # noqa: B007 - name is in the error
                     if kind == "tag":
                         values.append(tag)
                     elif kind == "time":
@@ -301,9 +320,14 @@ class Mapper:
             where.append(pos)
             yield tuple(values)
 
-    def _iter_fast(self, tag: str, events: Iterable[Event], seen: list[Event] | None,
-                   where: list[int], bad: list[tuple[int, Exception]]
-                   ) -> Iterator[tuple[Any, ...]]:
+    def _iter_fast(
+        self,
+        tag: str,
+        events: Iterable[Event],
+        seen: list[Event] | None,
+        where: list[int],
+        bad: list[tuple[int, Exception]],
+    ) -> Iterator[tuple[Any, ...]]:
         """The default (tag, time, json) shape, without per-column dispatch."""
         tconv = self._tconv
         jconv = self._convs[2]
@@ -322,5 +346,7 @@ class Mapper:
     def _plan(self) -> list[tuple[str, str, Converter, tuple[str, ...]]]:
         paths = {s.name: s.path for s in self.specs}
         kinds = {self.tag_column: "tag", self.time_column: "time", self.json_column: "json"}
-        return [(name, kinds.get(name, "spec"), conv, paths.get(name, ()))
-                for name, conv in zip(self.columns, self._convs)]
+        return [
+            (name, kinds.get(name, "spec"), conv, paths.get(name, ()))
+            for name, conv in zip(self.columns, self._convs, strict=True)
+        ]

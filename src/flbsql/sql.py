@@ -61,7 +61,11 @@ def _non_key(columns: Sequence[str], key: Sequence[str]) -> list[str]:
 
 
 def upsert(
-    d: Dialect, table_sql: str, columns: Sequence[str], key: Sequence[str], update: bool,
+    d: Dialect,
+    table_sql: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    update: bool,
     nrows: int = 1,
 ) -> str:
     """Insert-or-ignore (``update`` False) or insert-or-update, per the dialect's style."""
@@ -72,8 +76,9 @@ def upsert(
     others = _non_key(columns, key)
     if style == "merge":
         return merge(d, table_sql, columns, key, update, nrows)
-    base = insert_values(d, table_sql, columns, nrows) if nrows > 1 else insert(
-        d, table_sql, columns)
+    base = (
+        insert_values(d, table_sql, columns, nrows) if nrows > 1 else insert(d, table_sql, columns)
+    )
     if style == "on_conflict":
         target = column_list(d, key)
         if not update or not others:
@@ -90,7 +95,11 @@ def upsert(
 
 
 def merge(
-    d: Dialect, table_sql: str, columns: Sequence[str], key: Sequence[str], update: bool,
+    d: Dialect,
+    table_sql: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    update: bool,
     nrows: int = 1,
 ) -> str:
     """``MERGE INTO t USING <source> s ON (keys) WHEN [NOT] MATCHED ...``.
@@ -106,13 +115,18 @@ def merge(
     if update and others:
         sets = ", ".join(f"t.{d.quote(c)} = s.{d.quote(c)}" for c in others)
         stmt += f" WHEN MATCHED THEN UPDATE SET {sets}"
-    stmt += (f" WHEN NOT MATCHED THEN INSERT ({column_list(d, columns)}) "
-             f"VALUES ({column_list(d, columns, 's.')})")
+    stmt += (
+        f" WHEN NOT MATCHED THEN INSERT ({column_list(d, columns)}) "
+        f"VALUES ({column_list(d, columns, 's.')})"
+    )
     return stmt + d.merge_terminator  # type: ignore[attr-defined,no-any-return]
 
 
 def create_table(
-    d: Dialect, table_sql: str, coldefs: Sequence[tuple[str, str]], unique: Sequence[str] = (),
+    d: Dialect,
+    table_sql: str,
+    coldefs: Sequence[tuple[str, str]],
+    unique: Sequence[str] = (),
 ) -> str:
     """``CREATE TABLE [IF NOT EXISTS] t ("c" TYPE, ..., UNIQUE (key))``.
 

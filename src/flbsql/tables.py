@@ -33,7 +33,7 @@ def _run(conn: Any, dialect: Dialect, stmt: str) -> Exception | None:
         cur.execute(stmt)
         conn.commit()
         return None
-    except Exception as exc:  # noqa: BLE001 - classified; the caller looks again
+    except Exception as exc:
         with contextlib.suppress(Exception):
             conn.rollback()
         err = exc if isinstance(exc, FlbSqlError) else dialect.classify(exc)
@@ -52,8 +52,15 @@ def _columns(conn: Any, dialect: Dialect, schema: str | None, table: str) -> lis
 
 
 def ensure_table(
-    conn: Any, dialect: Dialect, schema: str | None, table: str, table_sql: str,
-    coldefs: Sequence[tuple[str, str]], key: Sequence[str], cfg: Any, log: logging.Logger,
+    conn: Any,
+    dialect: Dialect,
+    schema: str | None,
+    table: str,
+    table_sql: str,
+    coldefs: Sequence[tuple[str, str]],
+    key: Sequence[str],
+    cfg: Any,
+    log: logging.Logger,
     option: str = "table",
 ) -> dict[str, str]:
     """Create the table or add columns as configured; column name -> database type."""
@@ -80,5 +87,6 @@ def ensure_table(
     if missing:
         raise TerminalError(
             f"{option} {name!r} has no column {', '.join(c for c, _ in missing)}; add it, "
-            "set auto_add_columns on, or set tag_column/time_column/json_column to none")
+            "set auto_add_columns on, or set tag_column/time_column/json_column to none"
+        )
     return {c: (by_name.get(c) or by_name[c.lower()]).type for c, _ in coldefs}

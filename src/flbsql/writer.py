@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from flbsql.batching import Savepoints, chunked, isolate, rows_per_batch
@@ -52,15 +52,21 @@ class Writer:
         self.key: tuple[str, ...] = tuple(cfg.unique_key)
         unknown = [k for k in self.key if k not in self.columns]
         if unknown:
-            raise ConfigError("unique_key", f"{unknown} are not written columns "
-                              f"(written: {self.columns})")
+            raise ConfigError(
+                "unique_key", f"{unknown} are not written columns (written: {self.columns})"
+            )
         self.update = cfg.on_conflict == "update"
         self.per_batch = rows_per_batch(self.dialect.caps, len(self.columns), cfg.batch_rows)
-        self.dead = DeadLetters(cfg.dead_letter_table, self.dialect, self.mapper.zone, log,
-                                f"table {cfg.table}")
+        self.dead = DeadLetters(
+            cfg.dead_letter_table, self.dialect, self.mapper.zone, log, f"table {cfg.table}"
+        )
         self._types: list[str] | None = None  # introspected column types, once ready
-        self._streaming = (getattr(self.dialect, "streaming", False) and not self.key
-                           and not self.per_batch and cfg.bulk != "insert")
+        self._streaming = (
+            getattr(self.dialect, "streaming", False)
+            and not self.key
+            and not self.per_batch
+            and cfg.bulk != "insert"
+        )
         self._ready_lock = threading.Lock()
         self.counters = {"rows": 0, "dead_letters": 0, "flushes": 0}
         self._counter_lock = threading.Lock()
@@ -75,8 +81,9 @@ class Writer:
             where: list[int] = []  # event position of each row
             unmapped: list[tuple[int, Exception]] = []
             # events are not kept (memory, allocator time): rejects decode the chunk again
-            stream = self.mapper.iter_rows(tag, iter_events(data, bad_entries), None, where,
-                                           unmapped)
+            stream = self.mapper.iter_rows(
+                tag, iter_events(data, bad_entries), None, where, unmapped
+            )
             rows: list[tuple[Any, ...]] = []
             source: Iterable[tuple[Any, ...]]
             if self._streaming:  # decode and map while the server works on earlier rows
@@ -90,8 +97,9 @@ class Writer:
             try:
                 self.dialect_begin(conn, cur)
                 sp = Savepoints(cur, self.dialect)
-                refused = self._write_rows(cur, sp, source, rows,
-                                           lambda: self._remap(tag, data, where))
+                refused = self._write_rows(
+                    cur, sp, source, rows, lambda: self._remap(tag, data, where)
+                )
                 rejected = self._rejected(data, where, unmapped, refused, bad_entries)
                 stored = self.dead.write(cur, sp, tag, rejected)
                 conn.commit()
@@ -110,11 +118,17 @@ class Writer:
         return Outcome.OK
 
     @staticmethod
-    def _rejected(data: bytes | memoryview, where: list[int],
-                  unmapped: list[tuple[int, Exception]], refused: list[tuple[int, Exception]],
-                  bad_entries: list[BadEntry]) -> list[Rejected]:
-        out = [Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
-               for b in bad_entries]
+    def _rejected(
+        data: bytes | memoryview,
+        where: list[int],
+        unmapped: list[tuple[int, Exception]],
+        refused: list[tuple[int, Exception]],
+        bad_entries: list[BadEntry],
+    ) -> list[Rejected]:
+        out = [
+            Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
+            for b in bad_entries
+        ]
         if not unmapped and not refused:
             return out
         seen = list(iter_events(data, []))
@@ -133,16 +147,21 @@ class Writer:
         if begin is not None:
             begin(conn, cur)
 
-    def _remap(self, tag: str, data: bytes | memoryview, where: list[int]
-               ) -> list[tuple[Any, ...]]:
+    def _remap(self, tag: str, data: bytes | memoryview, where: list[int]) -> list[tuple[Any, ...]]:
         """The rows of a stream again (decoding and mapping are deterministic)."""
         again: list[int] = []
         rows = list(self.mapper.iter_rows(tag, iter_events(data, []), None, again, []))
-        assert again == where  # noqa: S101 - same events, same converters
+        assert again == where
         return rows
 
-    def _write_rows(self, cur: Any, sp: Savepoints, source: Iterable[tuple[Any, ...]],
-                    rows: list[tuple[Any, ...]], remap: Any) -> list[tuple[int, Exception]]:
+    def _write_rows(
+        self,
+        cur: Any,
+        sp: Savepoints,
+        source: Iterable[tuple[Any, ...]],
+        rows: list[tuple[Any, ...]],
+        remap: Any,
+    ) -> list[tuple[int, Exception]]:
         """Bulk-write; (position in ``rows``, error) of each row the database refused.
 
         ``source`` is ``rows`` itself, or a stream (then ``remap()`` gives its rows).
@@ -163,8 +182,9 @@ class Writer:
         offset = 0
         for part in chunked(rows, self.per_batch):
             if partial is not None and self.cfg.bulk != "insert":
-                failed = partial(cur, self.table_sql, self.columns, part, self._types,
-                                 self.key, self.update)
+                failed = partial(
+                    cur, self.table_sql, self.columns, part, self._types, self.key, self.update
+                )
                 bad.extend((offset + i, e) for i, e in failed)
             else:
                 err = sp.attempt(write, part)
@@ -179,14 +199,16 @@ class Writer:
     def _bulk(self, cur: Any) -> Any:
         d, table_sql, columns, types = self.dialect, self.table_sql, self.columns, self._types
         if self.key:
-            return lambda part: d.upsert(cur, table_sql, columns, part, self.key, self.update,
-                                         types)
+            return lambda part: d.upsert(
+                cur, table_sql, columns, part, self.key, self.update, types
+            )
         if self.cfg.bulk == "insert":  # plain bound executemany, e.g. no COPY privilege
             return lambda part: Dialect.bulk_insert(d, cur, table_sql, columns, part, types)
         return lambda part: d.bulk_insert(cur, table_sql, columns, part, types)
 
-    def _dedupe(self, rows: list[tuple[Any, ...]], where: list[int]
-                ) -> tuple[list[tuple[Any, ...]], list[int]]:
+    def _dedupe(
+        self, rows: list[tuple[Any, ...]], where: list[int]
+    ) -> tuple[list[tuple[Any, ...]], list[int]]:
         """One row per key in a flush (the last one for update, the first for ignore)."""
         idx = [self.columns.index(k) for k in self.key]
         seen: dict[tuple[Any, ...], int] = {}
@@ -210,22 +232,41 @@ class Writer:
         """Introspect (and create or extend) the table once; binds the mapper to its types."""
         if self._types is not None:
             return
-        from flbsql.tables import ensure_table  # noqa: PLC0415
+        from flbsql.tables import ensure_table
 
         with self._ready_lock:
             if self._types is not None:
                 return
-            types = ensure_table(conn, self.dialect, self.schema, self.table, self.table_sql,
-                                 self.mapper.coldefs(self.key), self.key, self.cfg, self.log)
+            types = ensure_table(
+                conn,
+                self.dialect,
+                self.schema,
+                self.table,
+                self.table_sql,
+                self.mapper.coldefs(self.key),
+                self.key,
+                self.cfg,
+                self.log,
+            )
             if self.dead.table:
                 schema, table = self.dialect.split_name(self.dead.table)
-                dl_types = ensure_table(conn, self.dialect, schema, table, str(self.dead.table_sql),
-                                        self.dead.coldefs(), (), self.cfg, self.log,
-                                        option="dead_letter_table")
+                dl_types = ensure_table(
+                    conn,
+                    self.dialect,
+                    schema,
+                    table,
+                    str(self.dead.table_sql),
+                    self.dead.coldefs(),
+                    (),
+                    self.cfg,
+                    self.log,
+                    option="dead_letter_table",
+                )
                 self.dead.bind(dl_types["time"])
             self.mapper.bind(types)
             self._types = [types[c] for c in self.columns]
-            self.log.info("table %s ready: columns %s", self.cfg.table,
-                          ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types)))
-
-
+            self.log.info(
+                "table %s ready: columns %s",
+                self.cfg.table,
+                ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types, strict=True)),
+            )

@@ -63,8 +63,13 @@ def poison_chunk(n: int = 10_000) -> tuple[bytes, set[str]]:
         if i == BAD_JSON:
             parts.append(_bad_utf8_event(i))
             continue
-        body: dict[str, Any] = {"id": f"id-{i:05d}", "status": 200, "host": f"h{i % 7}",
-                                "message": f"line {i}", "extra": {"n": i, "tags": ["a", "b"]}}
+        body: dict[str, Any] = {
+            "id": f"id-{i:05d}",
+            "status": 200,
+            "host": f"h{i % 7}",
+            "message": f"line {i}",
+            "extra": {"n": i, "tags": ["a", "b"]},
+        }
         if i in POISON:
             key, value = POISON[i]
             body[key] = value
@@ -75,13 +80,21 @@ def poison_chunk(n: int = 10_000) -> tuple[bytes, set[str]]:
 
 def mixed_chunk() -> bytes:
     """Both event formats, every timestamp kind, a group, nested data, bytes and ext."""
-    return b"".join([
-        event_v2({"m": "v2", "nested": {"a": [1, {"b": None}]}, "raw": b"\x00\x01"},
-                 sec=1_700_000_000, nsec=250_000_000, meta={"k": "v"}),
-        msgpack.packb([[event_time(0xFFFFFFFF, 0), {}], {"resource": {}}]),  # group start
-        event_classic({"m": "classic-int"}, ts=1_700_000_001),
-        event_classic({"m": "classic-float"}, ts=1_700_000_002.5),
-        event_classic({"m": "classic-eventtime", "ext": msgpack.ExtType(5, b"xy")},
-                      ts=event_time(1_700_000_003, 0)),
-        msgpack.packb([[event_time(0xFFFFFFFE, 0), {}], {}]),  # group end
-    ])
+    return b"".join(
+        [
+            event_v2(
+                {"m": "v2", "nested": {"a": [1, {"b": None}]}, "raw": b"\x00\x01"},
+                sec=1_700_000_000,
+                nsec=250_000_000,
+                meta={"k": "v"},
+            ),
+            msgpack.packb([[event_time(0xFFFFFFFF, 0), {}], {"resource": {}}]),  # group start
+            event_classic({"m": "classic-int"}, ts=1_700_000_001),
+            event_classic({"m": "classic-float"}, ts=1_700_000_002.5),
+            event_classic(
+                {"m": "classic-eventtime", "ext": msgpack.ExtType(5, b"xy")},
+                ts=event_time(1_700_000_003, 0),
+            ),
+            msgpack.packb([[event_time(0xFFFFFFFE, 0), {}], {}]),  # group end
+        ]
+    )

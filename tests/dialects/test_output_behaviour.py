@@ -28,8 +28,10 @@ def test_default_shape_both_formats(any_db, make_writer):
     table = unique_table("out")
     w = make_writer(any_db, table)
     assert w.write(mixed_chunk(), "app.log") is Outcome.OK
-    rows = any_db.query(f"SELECT {qt(any_db, 'tag')}, {qt(any_db, 'time')}, "
-                        f"{qt(any_db, 'data')} FROM {qt(any_db, table)}")
+    rows = any_db.query(
+        f"SELECT {qt(any_db, 'tag')}, {qt(any_db, 'time')}, "
+        f"{qt(any_db, 'data')} FROM {qt(any_db, table)}"
+    )
     assert len(rows) == 4  # the group markers are not records
     by_msg = {as_json(r[2])["m"]: r for r in rows}
     assert set(by_msg) == {"v2", "classic-int", "classic-float", "classic-eventtime"}
@@ -43,15 +45,28 @@ def test_default_shape_both_formats(any_db, make_writer):
 
 def test_column_mapping_overflow_and_zone(any_db, make_writer):
     table = unique_table("map")
-    w = make_writer(any_db, table, columns="uid=user.id:int,level=level:string(16),"
-                    "ok=ok:bool,lat=latency:float", time_zone="Europe/Paris",
-                    time_column="ts", tag_column="none", json_column="rest")
-    body = {"user": {"id": "42", "name": "ann"}, "level": "warn", "ok": 1, "latency": 1.5,
-            "msg": "hi"}
+    w = make_writer(
+        any_db,
+        table,
+        columns="uid=user.id:int,level=level:string(16),ok=ok:bool,lat=latency:float",
+        time_zone="Europe/Paris",
+        time_column="ts",
+        tag_column="none",
+        json_column="rest",
+    )
+    body = {
+        "user": {"id": "42", "name": "ann"},
+        "level": "warn",
+        "ok": 1,
+        "latency": 1.5,
+        "msg": "hi",
+    }
     assert w.write(event_v2(body, sec=1_700_000_000), "t") is Outcome.OK
-    (row,) = any_db.query(f"SELECT {qt(any_db, 'uid')}, {qt(any_db, 'level')}, "
-                          f"{qt(any_db, 'ok')}, {qt(any_db, 'lat')}, {qt(any_db, 'rest')}, "
-                          f"{qt(any_db, 'ts')} FROM {qt(any_db, table)}")
+    (row,) = any_db.query(
+        f"SELECT {qt(any_db, 'uid')}, {qt(any_db, 'level')}, "
+        f"{qt(any_db, 'ok')}, {qt(any_db, 'lat')}, {qt(any_db, 'rest')}, "
+        f"{qt(any_db, 'ts')} FROM {qt(any_db, table)}"
+    )
     assert row[0] == 42 and row[1] == "warn" and bool(row[2]) is True and row[3] == 1.5
     assert as_json(row[4]) == {"user": {"name": "ann"}, "msg": "hi"}
     ts = row[5]
@@ -76,11 +91,11 @@ def test_poison_chunk_dead_letters_and_idempotent_replay(any_db, make_writer):
         w = make_writer(any_db, table, **props)
         assert w.write(chunk, "app") is Outcome.OK
         assert count(any_db, table) == 10_000 - expected_bad
-        errors = any_db.query(f"SELECT {qt(any_db, 'error')}, {qt(any_db, 'record')} "
-                              f"FROM {qt(any_db, dead)}")
+        errors = any_db.query(
+            f"SELECT {qt(any_db, 'error')}, {qt(any_db, 'record')} FROM {qt(any_db, dead)}"
+        )
         assert len(errors) == expected_bad
-        stored = {r[0] for r in any_db.query(f"SELECT {qt(any_db, 'id')} "
-                                             f"FROM {qt(any_db, table)}")}
+        stored = {r[0] for r in any_db.query(f"SELECT {qt(any_db, 'id')} FROM {qt(any_db, table)}")}
         assert not stored & poison_ids - ({"id-06666"} if not nul_is_poison else set())
         assert all(err for err, _ in errors)
         assert any("status" in err for err, _ in errors)
@@ -95,8 +110,9 @@ def test_auto_add_columns(any_db, make_writer):
     make_writer(any_db, table).write(event_v2({"a": 1}), "t")
     w = make_writer(any_db, table, columns="a=a:int", auto_add_columns=True)
     assert w.write(event_v2({"a": 7, "b": 2}), "t") is Outcome.OK
-    assert any_db.query(f"SELECT {qt(any_db, 'a')} FROM {qt(any_db, table)} "
-                        f"WHERE {qt(any_db, 'a')} IS NOT NULL") == [(7,)]
+    assert any_db.query(
+        f"SELECT {qt(any_db, 'a')} FROM {qt(any_db, table)} WHERE {qt(any_db, 'a')} IS NOT NULL"
+    ) == [(7,)]
 
 
 def test_missing_column_without_auto_add_fails_the_flush(any_db, make_writer):

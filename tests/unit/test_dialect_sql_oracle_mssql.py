@@ -36,15 +36,20 @@ class RecordingCursor:
 def test_oracle_array_dml_insert_and_merge():
     d = get_dialect("oracle")
     cur = RecordingCursor()
-    d.bulk_insert(cur, d.table_sql("app.logs"), ["tag", "data"], [("a", "{}")],
-                  ["varchar2", "clob"])
-    assert cur.calls[0][:3] == ("executemany", 'INSERT INTO "app"."logs" ("tag", "data") '
-                                "VALUES (:1, :2)", [("a", "{}")])
+    d.bulk_insert(
+        cur, d.table_sql("app.logs"), ["tag", "data"], [("a", "{}")], ["varchar2", "clob"]
+    )
+    assert cur.calls[0][:3] == (
+        "executemany",
+        'INSERT INTO "app"."logs" ("tag", "data") VALUES (:1, :2)',
+        [("a", "{}")],
+    )
     assert cur.sizes[0] is None and cur.sizes[1] is not None  # CLOB bound as a LOB
     d.upsert(cur, '"logs"', ["id", "v"], [(1, "x")], ["id"], update=False)
     assert cur.calls[1][1] == (
         'MERGE INTO "logs" t USING (SELECT :1 AS "id", :2 AS "v" FROM dual) s '
-        'ON (t."id" = s."id") WHEN NOT MATCHED THEN INSERT ("id", "v") VALUES (s."id", s."v")')
+        'ON (t."id" = s."id") WHEN NOT MATCHED THEN INSERT ("id", "v") VALUES (s."id", s."v")'
+    )
 
 
 def test_oracle_batch_errors_isolate_rows_in_one_round_trip():
@@ -63,12 +68,19 @@ def _ora_exc(code):
     return Exception(SimpleNamespace(full_code=code, isrecoverable=False))
 
 
-@pytest.mark.parametrize(("code", "kind"), [
-    ("ORA-03113", DisconnectError), ("DPY-4011", DisconnectError),
-    ("ORA-00060", TransientError), ("DPY-4024", TransientError),
-    ("ORA-12899", RecordError), ("ORA-01722", RecordError), ("ORA-00001", RecordError),
-    ("ORA-00942", TerminalError),
-])
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("ORA-03113", DisconnectError),
+        ("DPY-4011", DisconnectError),
+        ("ORA-00060", TransientError),
+        ("DPY-4024", TransientError),
+        ("ORA-12899", RecordError),
+        ("ORA-01722", RecordError),
+        ("ORA-00001", RecordError),
+        ("ORA-00942", TerminalError),
+    ],
+)
 def test_oracle_classify(code, kind):
     err = get_dialect("oracle").classify(_ora_exc(code))
     assert type(err) is kind
@@ -91,7 +103,9 @@ def test_mssql_values_batches_respect_1000_rows_and_2100_params():
     sizes = [len(c[2]) // 3 for c in cur.calls]
     assert sizes == [699, 699, 699, 403]  # 2,099 parameters / 3 columns
     assert all(len(c[2]) <= 2099 for c in cur.calls)
-    assert cur.calls[0][1].startswith("INSERT INTO [dbo].[logs] ([a], [b], [c]) VALUES (%s, %s, %s), ")
+    assert cur.calls[0][1].startswith(
+        "INSERT INTO [dbo].[logs] ([a], [b], [c]) VALUES (%s, %s, %s), "
+    )
     cur = RecordingCursor()
     d.bulk_insert(cur, "[t]", ["a"], [(i,) for i in range(1500)])
     assert [len(c[2]) for c in cur.calls] == [1000, 500]
@@ -104,15 +118,25 @@ def test_mssql_merge_statement():
     assert cur.calls[0][1] == (
         "MERGE INTO [t] WITH (HOLDLOCK) AS t USING (VALUES (%s, %s), (%s, %s)) AS s ([id], [v]) "
         "ON (t.[id] = s.[id]) WHEN MATCHED THEN UPDATE SET t.[v] = s.[v] "
-        "WHEN NOT MATCHED THEN INSERT ([id], [v]) VALUES (s.[id], s.[v]);")
+        "WHEN NOT MATCHED THEN INSERT ([id], [v]) VALUES (s.[id], s.[v]);"
+    )
     assert cur.calls[0][2] == (1, "a", 2, "b")
 
 
-@pytest.mark.parametrize(("number", "kind"), [
-    (20047, DisconnectError), (20006, DisconnectError), (1205, TransientError),
-    (8152, RecordError), (245, RecordError), (8114, RecordError), (2627, RecordError),
-    (2601, RecordError), (208, TerminalError),
-])
+@pytest.mark.parametrize(
+    ("number", "kind"),
+    [
+        (20047, DisconnectError),
+        (20006, DisconnectError),
+        (1205, TransientError),
+        (8152, RecordError),
+        (245, RecordError),
+        (8114, RecordError),
+        (2627, RecordError),
+        (2601, RecordError),
+        (208, TerminalError),
+    ],
+)
 def test_mssql_classify(number, kind):
     import pymssql
 

@@ -23,34 +23,60 @@ from flbsql.url import ConnectParams
 
 __all__ = ["DIALECT", "MSSQLDialect"]
 
-DISCONNECT_NUMBERS = frozenset({
-    20002,  # connection failed
-    20004,  # read from the server failed
-    20006,  # write to the server failed
-    20009,  # unable to connect: server unavailable or does not exist
-    20017,  # unexpected EOF from the server
-    20047,  # DBPROCESS is dead or not enabled
-    233, 10053, 10054,  # transport-level / connection reset
-    6005,  # SHUTDOWN is in progress
-})
-TRANSIENT_NUMBERS = frozenset({
-    20003,  # adaptive server timeout
-    701, 8645,  # memory
-    1105, 9002,  # filegroup / log full
-    1204, 1205, 1222,  # locks, deadlock victim, lock timeout
-    4060,  # cannot open database (failover)
-    10928, 10929, 40197, 40501, 40613, 49918, 49919, 49920,  # Azure throttling
-})
-RECORD_NUMBERS = frozenset({
-    220, 232, 8115,  # arithmetic overflow
-    241, 242,  # date/time conversion / out of range
-    245, 8114, 8169,  # conversion failed
-    515,  # cannot insert NULL
-    547,  # constraint (check, foreign key)
-    2601, 2627,  # duplicate key
-    2628, 8152,  # string or binary data would be truncated
-    13609,  # JSON text is not properly formatted
-})
+DISCONNECT_NUMBERS = frozenset(
+    {
+        20002,  # connection failed
+        20004,  # read from the server failed
+        20006,  # write to the server failed
+        20009,  # unable to connect: server unavailable or does not exist
+        20017,  # unexpected EOF from the server
+        20047,  # DBPROCESS is dead or not enabled
+        233,
+        10053,
+        10054,  # transport-level / connection reset
+        6005,  # SHUTDOWN is in progress
+    }
+)
+TRANSIENT_NUMBERS = frozenset(
+    {
+        20003,  # adaptive server timeout
+        701,
+        8645,  # memory
+        1105,
+        9002,  # filegroup / log full
+        1204,
+        1205,
+        1222,  # locks, deadlock victim, lock timeout
+        4060,  # cannot open database (failover)
+        10928,
+        10929,
+        40197,
+        40501,
+        40613,
+        49918,
+        49919,
+        49920,  # Azure throttling
+    }
+)
+RECORD_NUMBERS = frozenset(
+    {
+        220,
+        232,
+        8115,  # arithmetic overflow
+        241,
+        242,  # date/time conversion / out of range
+        245,
+        8114,
+        8169,  # conversion failed
+        515,  # cannot insert NULL
+        547,  # constraint (check, foreign key)
+        2601,
+        2627,  # duplicate key
+        2628,
+        8152,  # string or binary data would be truncated
+        13609,  # JSON text is not properly formatted
+    }
+)
 
 
 def number_of(exc: BaseException) -> int | None:
@@ -79,9 +105,15 @@ class MSSQLDialect(Dialect):
         upsert_style="merge",
         create_if_not_exists=False,
         types={
-            "text": "NVARCHAR(MAX)", "string": "NVARCHAR(255)", "int": "BIGINT",
-            "float": "FLOAT", "bool": "BIT", "timestamp": "DATETIME2(6)",
-            "json": "NVARCHAR(MAX)", "bytes": "VARBINARY(MAX)", "decimal": "DECIMAL(38, 10)",
+            "text": "NVARCHAR(MAX)",
+            "string": "NVARCHAR(255)",
+            "int": "BIGINT",
+            "float": "FLOAT",
+            "bool": "BIT",
+            "timestamp": "DATETIME2(6)",
+            "json": "NVARCHAR(MAX)",
+            "bytes": "VARBINARY(MAX)",
+            "decimal": "DECIMAL(38, 10)",
         },
     )
     merge_terminator = ";"
@@ -90,7 +122,7 @@ class MSSQLDialect(Dialect):
         return import_driver(self.name, "pymssql", self.extra)
 
     def connect_kwargs(self, params: ConnectParams) -> dict[str, Any]:
-        """pymssql keywords; FreeTDS ``encryption`` from ssl_mode.
+        """Pymssql keywords; FreeTDS ``encryption`` from ssl_mode.
 
         FreeTDS verifies certificates from its own configuration (``ca file`` in
         freetds.conf), so ``ssl_ca`` is not passed here.
@@ -112,7 +144,7 @@ class MSSQLDialect(Dialect):
         }
 
     def connect(self, params: ConnectParams) -> Connection:
-        """pymssql connection, autocommit off."""
+        """Pymssql connection, autocommit off."""
         pymssql = self._pymssql()
         return pymssql.connect(**self.connect_kwargs(params))  # type: ignore[no-any-return]
 
@@ -132,8 +164,7 @@ class MSSQLDialect(Dialect):
             return DisconnectError(msg)
         if number in TRANSIENT_NUMBERS:
             return TransientError(msg)
-        if number in RECORD_NUMBERS or isinstance(
-                exc, (pymssql.DataError, pymssql.IntegrityError)):
+        if number in RECORD_NUMBERS or isinstance(exc, (pymssql.DataError, pymssql.IntegrityError)):
             return RecordError(msg)
         if isinstance(exc, pymssql.Error):
             return TerminalError(msg)
@@ -163,7 +194,9 @@ class MSSQLDialect(Dialect):
         cur.execute(
             "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
             "WHERE TABLE_SCHEMA = COALESCE(%s, SCHEMA_NAME()) AND TABLE_NAME = %s "
-            "ORDER BY ORDINAL_POSITION", (schema, table))
+            "ORDER BY ORDINAL_POSITION",
+            (schema, table),
+        )
         return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in cur.fetchall()]
 
     def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
@@ -175,15 +208,18 @@ class MSSQLDialect(Dialect):
             "AND k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME "
             "WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY' "
             "AND c.TABLE_SCHEMA = COALESCE(%s, SCHEMA_NAME()) AND c.TABLE_NAME = %s "
-            "ORDER BY k.ORDINAL_POSITION", (schema, table))
+            "ORDER BY k.ORDINAL_POSITION",
+            (schema, table),
+        )
         return [r[0] for r in cur.fetchall()]
 
     # -- bulk path -----------------------------------------------------------------------
 
     def rows_per_statement(self, ncols: int) -> int:
         """Rows in one VALUES list: 1,000 and 2,099 // ncols parameters."""
-        return max(1, min(self.caps.max_rows_per_insert or 1000,
-                          self.caps.max_params // max(1, ncols)))
+        return max(
+            1, min(self.caps.max_rows_per_insert or 1000, self.caps.max_params // max(1, ncols))
+        )
 
     def merge_target(self, table_sql: str) -> str:
         """``t WITH (HOLDLOCK) AS t``: HOLDLOCK closes the MERGE race window."""
@@ -207,20 +243,30 @@ class MSSQLDialect(Dialect):
             cur.execute(stmt, tuple(v for row in part for v in row))
 
     def bulk_insert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
         """Multi-row VALUES statements."""
-        self._run(cur, lambda n: sql.insert_values(self, table_sql, columns, n),
-                  len(columns), rows)
+        self._run(cur, lambda n: sql.insert_values(self, table_sql, columns, n), len(columns), rows)
 
     def upsert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-        key: Sequence[str], update: bool, types: Sequence[str] | None = None,
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        update: bool,
+        types: Sequence[str] | None = None,
     ) -> None:
         """``MERGE`` over multi-row VALUES sources."""
-        self._run(cur, lambda n: sql.upsert(self, table_sql, columns, key, update, n),
-                  len(columns), rows)
+        self._run(
+            cur, lambda n: sql.upsert(self, table_sql, columns, key, update, n), len(columns), rows
+        )
 
 
 DIALECT = MSSQLDialect()

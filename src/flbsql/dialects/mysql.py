@@ -27,52 +27,59 @@ from flbsql.url import ConnectParams
 __all__ = ["DIALECT", "MySQLDialect"]
 
 # client (CR_*) and server (ER_*) error numbers, from MySQL's errmsg.h / mysqld_error.h
-DISCONNECT_ERRNOS = frozenset({
-    2003,  # CR_CONN_HOST_ERROR
-    2006,  # CR_SERVER_GONE_ERROR
-    2013,  # CR_SERVER_LOST
-    2014,  # CR_COMMANDS_OUT_OF_SYNC
-    2045,  # CR_NAMEDPIPEOPEN_ERROR
-    2055,  # CR_SERVER_LOST_EXTENDED
-    1053,  # ER_SERVER_SHUTDOWN
-    1077,  # ER_NORMAL_SHUTDOWN
-    1152,  # ER_ABORTING_CONNECTION
-    1153,  # ER_NET_PACKET_TOO_LARGE (the server drops the connection)
-    1927,  # MariaDB ER_CONNECTION_KILLED
-    4031,  # ER_CLIENT_INTERACTION_TIMEOUT
-})
-TRANSIENT_ERRNOS = frozenset({
-    1021,  # ER_DISK_FULL
-    1040,  # ER_CON_COUNT_ERROR
-    1114,  # ER_RECORD_FILE_FULL
-    1203,  # ER_TOO_MANY_USER_CONNECTIONS
-    1205,  # ER_LOCK_WAIT_TIMEOUT
-    1213,  # ER_LOCK_DEADLOCK
-    1290,  # ER_OPTION_PREVENTS_STATEMENT (--read-only during failover)
-    1317,  # ER_QUERY_INTERRUPTED
-    1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
-    1836,  # ER_READ_ONLY_MODE
-    1969,  # MariaDB ER_STATEMENT_TIMEOUT
-    3024,  # ER_QUERY_TIMEOUT
-})
-RECORD_ERRNOS = frozenset({
-    1048,  # ER_BAD_NULL_ERROR
-    1062,  # ER_DUP_ENTRY
-    1264,  # ER_WARN_DATA_OUT_OF_RANGE
-    1265,  # WARN_DATA_TRUNCATED
-    1292,  # ER_TRUNCATED_WRONG_VALUE
-    1300,  # ER_INVALID_CHARACTER_STRING
-    1366,  # ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
-    1367,  # ER_ILLEGAL_VALUE_FOR_TYPE
-    1406,  # ER_DATA_TOO_LONG
-    1411,  # ER_WRONG_VALUE_FOR_TYPE
-    1416,  # ER_CANT_CREATE_GEOMETRY_OBJECT
-    1451, 1452,  # foreign key
-    1690,  # ER_DATA_OUT_OF_RANGE
-    3140,  # ER_INVALID_JSON_TEXT (MySQL)
-    3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
-    4025,  # MariaDB ER_CONSTRAINT_FAILED (the JSON_VALID check of a JSON column)
-})
+DISCONNECT_ERRNOS = frozenset(
+    {
+        2003,  # CR_CONN_HOST_ERROR
+        2006,  # CR_SERVER_GONE_ERROR
+        2013,  # CR_SERVER_LOST
+        2014,  # CR_COMMANDS_OUT_OF_SYNC
+        2045,  # CR_NAMEDPIPEOPEN_ERROR
+        2055,  # CR_SERVER_LOST_EXTENDED
+        1053,  # ER_SERVER_SHUTDOWN
+        1077,  # ER_NORMAL_SHUTDOWN
+        1152,  # ER_ABORTING_CONNECTION
+        1153,  # ER_NET_PACKET_TOO_LARGE (the server drops the connection)
+        1927,  # MariaDB ER_CONNECTION_KILLED
+        4031,  # ER_CLIENT_INTERACTION_TIMEOUT
+    }
+)
+TRANSIENT_ERRNOS = frozenset(
+    {
+        1021,  # ER_DISK_FULL
+        1040,  # ER_CON_COUNT_ERROR
+        1114,  # ER_RECORD_FILE_FULL
+        1203,  # ER_TOO_MANY_USER_CONNECTIONS
+        1205,  # ER_LOCK_WAIT_TIMEOUT
+        1213,  # ER_LOCK_DEADLOCK
+        1290,  # ER_OPTION_PREVENTS_STATEMENT (--read-only during failover)
+        1317,  # ER_QUERY_INTERRUPTED
+        1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+        1836,  # ER_READ_ONLY_MODE
+        1969,  # MariaDB ER_STATEMENT_TIMEOUT
+        3024,  # ER_QUERY_TIMEOUT
+    }
+)
+RECORD_ERRNOS = frozenset(
+    {
+        1048,  # ER_BAD_NULL_ERROR
+        1062,  # ER_DUP_ENTRY
+        1264,  # ER_WARN_DATA_OUT_OF_RANGE
+        1265,  # WARN_DATA_TRUNCATED
+        1292,  # ER_TRUNCATED_WRONG_VALUE
+        1300,  # ER_INVALID_CHARACTER_STRING
+        1366,  # ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+        1367,  # ER_ILLEGAL_VALUE_FOR_TYPE
+        1406,  # ER_DATA_TOO_LONG
+        1411,  # ER_WRONG_VALUE_FOR_TYPE
+        1416,  # ER_CANT_CREATE_GEOMETRY_OBJECT
+        1451,
+        1452,  # foreign key
+        1690,  # ER_DATA_OUT_OF_RANGE
+        3140,  # ER_INVALID_JSON_TEXT (MySQL)
+        3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+        4025,  # MariaDB ER_CONSTRAINT_FAILED (the JSON_VALID check of a JSON column)
+    }
+)
 
 
 def errno_of(exc: BaseException) -> int | None:
@@ -98,9 +105,15 @@ class MySQLDialect(Dialect):
         upsert_style="mysql",
         transactional_ddl=False,
         types={
-            "text": "LONGTEXT", "string": "VARCHAR(255)", "int": "BIGINT", "float": "DOUBLE",
-            "bool": "BOOLEAN", "timestamp": "DATETIME(6)", "json": "JSON",
-            "bytes": "LONGBLOB", "decimal": "DECIMAL(38, 10)",
+            "text": "LONGTEXT",
+            "string": "VARCHAR(255)",
+            "int": "BIGINT",
+            "float": "DOUBLE",
+            "bool": "BOOLEAN",
+            "timestamp": "DATETIME(6)",
+            "json": "JSON",
+            "bytes": "LONGBLOB",
+            "decimal": "DECIMAL(38, 10)",
         },
     )
 
@@ -137,7 +150,7 @@ class MySQLDialect(Dialect):
             "write_timeout": timeout,
             "ssl": self.ssl_args(params),
             "init_command": "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), "
-                            "'STRICT_ALL_TABLES'), time_zone = '+00:00'",
+            "'STRICT_ALL_TABLES'), time_zone = '+00:00'",
         }
 
     def connect(self, params: ConnectParams) -> Connection:
@@ -151,14 +164,16 @@ class MySQLDialect(Dialect):
                 raise
             conn = pymysql.connect(**{**kwargs, "ssl": None})  # prefer: plaintext fallback
         if params.ssl_mode in ("require", "verify-ca", "verify-full") and not isinstance(
-                getattr(conn, "_sock", None), ssl.SSLSocket):
+            getattr(conn, "_sock", None), ssl.SSLSocket
+        ):
             conn.close()
             raise TerminalError(f"mysql: ssl_mode {params.ssl_mode} but the server offers no TLS")
         cur = conn.cursor()
         cur.execute("SELECT @@max_allowed_packet")
         server_max = int(cur.fetchone()[0])
-        conn.flbsql_max_stmt = max(64 << 10, min(server_max, self.caps.max_statement_bytes
-                                                 or server_max) - 4096)
+        conn.flbsql_max_stmt = max(
+            64 << 10, min(server_max, self.caps.max_statement_bytes or server_max) - 4096
+        )
         return conn  # type: ignore[no-any-return]
 
     def ping(self, conn: Connection) -> None:
@@ -182,7 +197,8 @@ class MySQLDialect(Dialect):
         if errno in TRANSIENT_ERRNOS:
             return TransientError(msg)
         if errno in RECORD_ERRNOS or isinstance(
-                exc, (pymysql.err.DataError, pymysql.err.IntegrityError)):
+            exc, (pymysql.err.DataError, pymysql.err.IntegrityError)
+        ):
             return RecordError(msg)
         return super().classify(exc) if errno is None else TerminalError(msg)
 
@@ -192,7 +208,9 @@ class MySQLDialect(Dialect):
         cur.execute(
             "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
             "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
-            "ORDER BY ordinal_position", (schema, table))
+            "ORDER BY ordinal_position",
+            (schema, table),
+        )
         return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in cur.fetchall()]
 
     def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
@@ -201,7 +219,9 @@ class MySQLDialect(Dialect):
         cur.execute(
             "SELECT column_name FROM information_schema.key_column_usage "
             "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
-            "AND constraint_name = 'PRIMARY' ORDER BY ordinal_position", (schema, table))
+            "AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+            (schema, table),
+        )
         return [r[0] for r in cur.fetchall()]
 
     def _sized(self, cur: Any) -> Any:
@@ -232,7 +252,6 @@ class MySQLDialect(Dialect):
         """Multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``."""
         self._sized(cur).executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
-
     # -- input ---------------------------------------------------------------------------
 
     def input_row_values(self) -> bool:
@@ -258,12 +277,13 @@ class MySQLDialect(Dialect):
             cur.execute(
                 "SELECT check_clause FROM information_schema.check_constraints "
                 "WHERE constraint_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
-                (schema, table))
+                (schema, table),
+            )
             for (clause,) in cur.fetchall():
                 m = re.fullmatch(r"\s*json_valid\(`([^`]+)`\)\s*", str(clause))
                 if m:
                     kinds[m.group(1)] = "json"
-        except Exception:  # noqa: BLE001 - MySQL < 8.0.16 has no such view
+        except Exception:
             conn.rollback()
         finally:
             cur.close()

@@ -22,41 +22,69 @@ from flbsql.url import ConnectParams
 
 __all__ = ["DIALECT", "OracleDialect"]
 
-DISCONNECT_CODES = frozenset({
-    "ORA-00028",  # session killed
-    "ORA-01012",  # not logged on
-    "ORA-01033", "ORA-01034", "ORA-01089",  # starting up / not available / shutting down
-    "ORA-02396",  # idle time exceeded
-    "ORA-03113", "ORA-03114", "ORA-03135", "ORA-03156",  # end-of-file / lost contact
-    "ORA-12170", "ORA-12514", "ORA-12528", "ORA-12537", "ORA-12541", "ORA-12547",
-    "DPY-1001",  # not connected
-    "DPY-4011",  # the database or network closed the connection
-    "DPY-6005",  # cannot connect
-})
-TRANSIENT_CODES = frozenset({
-    "ORA-00018", "ORA-00020",  # sessions / processes exceeded
-    "ORA-00054",  # resource busy
-    "ORA-00060",  # deadlock
-    "ORA-00257",  # archiver stuck
-    "ORA-01013",  # user requested cancel (call_timeout)
-    "ORA-01555",  # snapshot too old
-    "ORA-01653", "ORA-01654", "ORA-01688", "ORA-01691",  # unable to extend (space)
-    "ORA-04031", "ORA-04036",  # memory
-    "ORA-08177",  # cannot serialize
-    "ORA-30006",  # resource busy with WAIT timeout
-    "DPY-4024",  # call timeout
-})
-RECORD_CODES = frozenset({
-    "ORA-00001",  # unique constraint
-    "ORA-01400",  # cannot insert NULL
-    "ORA-01401", "ORA-12899",  # value too large for column
-    "ORA-01438",  # value larger than specified precision
-    "ORA-01461",  # can bind a LONG value only for insert into a LONG column
-    "ORA-01722",  # invalid number
-    "ORA-01830", "ORA-01840", "ORA-01841", "ORA-01843", "ORA-01847", "ORA-01861",  # dates
-    "ORA-02290", "ORA-02291",  # check (IS JSON), foreign key
-    "ORA-40441",  # JSON syntax error
-})
+DISCONNECT_CODES = frozenset(
+    {
+        "ORA-00028",  # session killed
+        "ORA-01012",  # not logged on
+        "ORA-01033",
+        "ORA-01034",
+        "ORA-01089",  # starting up / not available / shutting down
+        "ORA-02396",  # idle time exceeded
+        "ORA-03113",
+        "ORA-03114",
+        "ORA-03135",
+        "ORA-03156",  # end-of-file / lost contact
+        "ORA-12170",
+        "ORA-12514",
+        "ORA-12528",
+        "ORA-12537",
+        "ORA-12541",
+        "ORA-12547",
+        "DPY-1001",  # not connected
+        "DPY-4011",  # the database or network closed the connection
+        "DPY-6005",  # cannot connect
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "ORA-00018",
+        "ORA-00020",  # sessions / processes exceeded
+        "ORA-00054",  # resource busy
+        "ORA-00060",  # deadlock
+        "ORA-00257",  # archiver stuck
+        "ORA-01013",  # user requested cancel (call_timeout)
+        "ORA-01555",  # snapshot too old
+        "ORA-01653",
+        "ORA-01654",
+        "ORA-01688",
+        "ORA-01691",  # unable to extend (space)
+        "ORA-04031",
+        "ORA-04036",  # memory
+        "ORA-08177",  # cannot serialize
+        "ORA-30006",  # resource busy with WAIT timeout
+        "DPY-4024",  # call timeout
+    }
+)
+RECORD_CODES = frozenset(
+    {
+        "ORA-00001",  # unique constraint
+        "ORA-01400",  # cannot insert NULL
+        "ORA-01401",
+        "ORA-12899",  # value too large for column
+        "ORA-01438",  # value larger than specified precision
+        "ORA-01461",  # can bind a LONG value only for insert into a LONG column
+        "ORA-01722",  # invalid number
+        "ORA-01830",
+        "ORA-01840",
+        "ORA-01841",
+        "ORA-01843",
+        "ORA-01847",
+        "ORA-01861",  # dates
+        "ORA-02290",
+        "ORA-02291",  # check (IS JSON), foreign key
+        "ORA-40441",  # JSON syntax error
+    }
+)
 
 
 def code_of(exc: BaseException) -> str | None:
@@ -82,9 +110,15 @@ class OracleDialect(Dialect):
         transactional_ddl=False,
         create_if_not_exists=False,
         types={
-            "text": "CLOB", "string": "VARCHAR2(255 CHAR)", "int": "NUMBER(19)",
-            "float": "BINARY_DOUBLE", "bool": "NUMBER(1)", "timestamp": "TIMESTAMP(6)",
-            "json": "CLOB", "bytes": "BLOB", "decimal": "NUMBER",
+            "text": "CLOB",
+            "string": "VARCHAR2(255 CHAR)",
+            "int": "NUMBER(19)",
+            "float": "BINARY_DOUBLE",
+            "bool": "NUMBER(1)",
+            "timestamp": "TIMESTAMP(6)",
+            "json": "CLOB",
+            "bytes": "BLOB",
+            "decimal": "NUMBER",
         },
     )
     merge_terminator = ""
@@ -95,8 +129,10 @@ class OracleDialect(Dialect):
     def connect_kwargs(self, params: ConnectParams) -> dict[str, Any]:
         """Thin-mode keywords; TLS (tcps) for require and stricter modes."""
         kw: dict[str, Any] = {
-            "user": params.user, "password": params.password,
-            "host": params.host or "localhost", "port": params.port or 1521,
+            "user": params.user,
+            "password": params.password,
+            "host": params.host or "localhost",
+            "port": params.port or 1521,
             "service_name": params.database,
             "tcp_connect_timeout": params.connect_timeout,
         }
@@ -162,7 +198,9 @@ class OracleDialect(Dialect):
         cur.execute(
             "SELECT column_name, data_type, nullable FROM all_tab_columns "
             "WHERE owner = NVL(:1, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) "
-            "AND table_name = :2 ORDER BY column_id", [schema, table])
+            "AND table_name = :2 ORDER BY column_id",
+            [schema, table],
+        )
         return [Column(r[0], str(r[1]).lower(), r[2] == "Y") for r in cur.fetchall()]
 
     def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
@@ -173,7 +211,9 @@ class OracleDialect(Dialect):
             "ON cc.owner = c.owner AND cc.constraint_name = c.constraint_name "
             "WHERE c.constraint_type = 'P' "
             "AND c.owner = NVL(:1, SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA')) "
-            "AND c.table_name = :2 ORDER BY cc.position", [schema, table])
+            "AND c.table_name = :2 ORDER BY cc.position",
+            [schema, table],
+        )
         return [r[0] for r in cur.fetchall()]
 
     # -- bulk path -----------------------------------------------------------------------
@@ -184,22 +224,25 @@ class OracleDialect(Dialect):
 
     def merge_source(self, columns: Sequence[str], nrows: int) -> str:
         """One row of binds from ``dual`` (array DML repeats it per row)."""
-        cols = ", ".join(f"{self.placeholder(i)} AS {self.quote(c)}"
-                         for i, c in enumerate(columns))
+        cols = ", ".join(f"{self.placeholder(i)} AS {self.quote(c)}" for i, c in enumerate(columns))
         return f"(SELECT {cols} FROM dual) s"
 
     def _input_sizes(self, cur: Any, types: Sequence[str] | None) -> None:
         if not types:
             return
         oracledb = self._oracledb()
-        lob = {"clob": oracledb.DB_TYPE_CLOB, "nclob": oracledb.DB_TYPE_NCLOB,
-               "blob": oracledb.DB_TYPE_BLOB}
+        lob = {
+            "clob": oracledb.DB_TYPE_CLOB,
+            "nclob": oracledb.DB_TYPE_NCLOB,
+            "blob": oracledb.DB_TYPE_BLOB,
+        }
         sizes = [lob.get(t) for t in types]
         if any(sizes):
             cur.setinputsizes(*sizes)
 
-    def _array_dml(self, cur: Any, stmt: str, rows: Sequence[Sequence[Any]],
-                   types: Sequence[str] | None) -> list[tuple[int, Exception]]:
+    def _array_dml(
+        self, cur: Any, stmt: str, rows: Sequence[Sequence[Any]], types: Sequence[str] | None
+    ) -> list[tuple[int, Exception]]:
         self._input_sizes(cur, types)
         cur.executemany(stmt, list(rows), batcherrors=True)
         failed = []
@@ -212,16 +255,29 @@ class OracleDialect(Dialect):
         return failed
 
     def bulk_insert_partial(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-        types: Sequence[str] | None = None, key: Sequence[str] = (), update: bool = False,
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
+        key: Sequence[str] = (),
+        update: bool = False,
     ) -> list[tuple[int, Exception]]:
         """Array DML with batch errors: the good rows stay, the bad ones are returned."""
-        stmt = (sql.upsert(self, table_sql, columns, key, update) if key
-                else sql.insert(self, table_sql, columns))
+        stmt = (
+            sql.upsert(self, table_sql, columns, key, update)
+            if key
+            else sql.insert(self, table_sql, columns)
+        )
         return self._array_dml(cur, stmt, rows, types)
 
     def bulk_insert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
         """Array DML; any rejected row raises (the writer then isolates it)."""
@@ -229,8 +285,14 @@ class OracleDialect(Dialect):
         cur.executemany(sql.insert(self, table_sql, columns), list(rows))
 
     def upsert(
-        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-        key: Sequence[str], update: bool, types: Sequence[str] | None = None,
+        self,
+        cur: Any,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str],
+        update: bool,
+        types: Sequence[str] | None = None,
     ) -> None:
         """``MERGE`` as array DML."""
         self._input_sizes(cur, types)

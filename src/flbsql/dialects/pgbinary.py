@@ -62,13 +62,25 @@ def _timestamp(v: dt.datetime) -> bytes:
 
 
 _ENCODERS: dict[str, Encoder] = {
-    "text": _text, "character varying": _text, "varchar": _text, "name": _text,
-    "character": _text, "bpchar": _text, "json": _text, "jsonb": _jsonb, "bytea": _bytea,
-    "timestamp with time zone": _timestamptz, "timestamptz": _timestamptz,
-    "timestamp without time zone": _timestamp, "timestamp": _timestamp,
-    "bigint": lambda v: _I8(8, v), "integer": lambda v: _I4(4, v),
-    "smallint": lambda v: _I2(2, v), "double precision": lambda v: _F8(8, v),
-    "real": lambda v: _F4(4, v), "boolean": lambda v: _BOOL[bool(v)],
+    "text": _text,
+    "character varying": _text,
+    "varchar": _text,
+    "name": _text,
+    "character": _text,
+    "bpchar": _text,
+    "json": _text,
+    "jsonb": _jsonb,
+    "bytea": _bytea,
+    "timestamp with time zone": _timestamptz,
+    "timestamptz": _timestamptz,
+    "timestamp without time zone": _timestamp,
+    "timestamp": _timestamp,
+    "bigint": lambda v: _I8(8, v),
+    "integer": lambda v: _I4(4, v),
+    "smallint": lambda v: _I2(2, v),
+    "double precision": lambda v: _F8(8, v),
+    "real": lambda v: _F4(4, v),
+    "boolean": lambda v: _BOOL[bool(v)],
 }
 
 
@@ -93,8 +105,12 @@ def _memo(enc: Encoder) -> Encoder:
     return cached
 
 
-def encode_rows(encs: Sequence[Encoder], rows: Sequence[Sequence[Any]],
-                write: Callable[[bytes], Any], flush_bytes: int = 1 << 16) -> None:
+def encode_rows(
+    encs: Sequence[Encoder],
+    rows: Sequence[Sequence[Any]],
+    write: Callable[[bytes], Any],
+    flush_bytes: int = 1 << 16,
+) -> None:
     """Encode ``rows`` and pass ~``flush_bytes`` buffers to ``write`` (no header/trailer).
 
     Raises:
@@ -111,7 +127,7 @@ def encode_rows(encs: Sequence[Encoder], rows: Sequence[Sequence[Any]],
     try:
         for i, row in enumerate(rows):  # noqa: B007 - i names the failing row
             append(nfields)
-            for enc, v in zip(encs, row):
+            for enc, v in zip(encs, row, strict=True):
                 b = null if v is None else enc(v)
                 append(b)
                 size += len(b)

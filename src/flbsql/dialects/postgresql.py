@@ -34,7 +34,7 @@ def _passthrough_json(obj: Any) -> Any:
     """JSON dumper for adapted documents: bytes/str were encoded by the mapper."""
     if isinstance(obj, (bytes, str)):
         return obj
-    import orjson  # noqa: PLC0415
+    import orjson
 
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
 
@@ -55,9 +55,15 @@ class PostgreSQLDialect(Dialect):
         text_nul=False,
         json_as_bytes=True,
         types={
-            "text": "TEXT", "string": "VARCHAR(255)", "int": "BIGINT",
-            "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
-            "json": "JSONB", "bytes": "BYTEA", "decimal": "NUMERIC",
+            "text": "TEXT",
+            "string": "VARCHAR(255)",
+            "int": "BIGINT",
+            "float": "DOUBLE PRECISION",
+            "bool": "BOOLEAN",
+            "timestamp": "TIMESTAMPTZ",
+            "json": "JSONB",
+            "bytes": "BYTEA",
+            "decimal": "NUMERIC",
         },
     )
 
@@ -67,7 +73,7 @@ class PostgreSQLDialect(Dialect):
     # -- connections -------------------------------------------------------------------
 
     def connect_kwargs(self, params: ConnectParams) -> dict[str, Any]:
-        """libpq keywords: timeouts, keepalives and TLS from ``params``."""
+        """Libpq keywords: timeouts, keepalives and TLS from ``params``."""
         stmt_ms = int(params.statement_timeout * 1000)
         kw: dict[str, Any] = {
             "host": params.host or "localhost",
@@ -83,18 +89,17 @@ class PostgreSQLDialect(Dialect):
             "tcp_user_timeout": stmt_ms,  # a silent peer fails the call instead of hanging
             "sslmode": params.ssl_mode,
         }
-        for opt, key in (("ssl_ca", "sslrootcert"), ("ssl_cert", "sslcert"),
-                         ("ssl_key", "sslkey")):
+        for opt, key in (("ssl_ca", "sslrootcert"), ("ssl_cert", "sslcert"), ("ssl_key", "sslkey")):
             if getattr(params, opt):
                 kw[key] = getattr(params, opt)
         kw.update(params.query)  # extra libpq keywords from the URL query string
         return {k: v for k, v in kw.items() if v is not None}
 
     def connect(self, params: ConnectParams) -> Connection:
-        """psycopg connection, autocommit off, JSON pass-through dumper."""
+        """Psycopg connection, autocommit off, JSON pass-through dumper."""
         psycopg = self._psycopg()
         conn = psycopg.connect(autocommit=False, **self.connect_kwargs(params))
-        from psycopg.types.json import set_json_dumps  # noqa: PLC0415
+        from psycopg.types.json import set_json_dumps
 
         set_json_dumps(_passthrough_json, conn)
         return conn  # type: ignore[no-any-return]
@@ -112,9 +117,8 @@ class PostgreSQLDialect(Dialect):
             return True
         if isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc):
             return True
-        if isinstance(exc, psycopg.OperationalError) and state is None:
-            return True  # libpq reports lost connections without a SQLSTATE
-        return False
+        # libpq reports lost connections without a SQLSTATE
+        return isinstance(exc, psycopg.OperationalError) and state is None
 
     def failed_row(self, exc: BaseException) -> int | None:
         """0-based index of the row a COPY failed on: ours, or the server's context."""
@@ -135,7 +139,9 @@ class PostgreSQLDialect(Dialect):
         cur.execute(
             "SELECT attname, format_type(atttypid, NULL), NOT attnotnull FROM pg_attribute "
             "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
-            "ORDER BY attnum", (name,))
+            "ORDER BY attnum",
+            (name,),
+        )
         return [Column(r[0], str(r[1]).lower(), bool(r[2])) for r in cur.fetchall()]
 
     def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
@@ -146,7 +152,9 @@ class PostgreSQLDialect(Dialect):
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
             "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
             "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
-            "ORDER BY array_position(i.indkey::int2[], a.attnum)", (name,))
+            "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            (name,),
+        )
         return [r[0] for r in cur.fetchall()]
 
     # -- bulk path ---------------------------------------------------------------------
@@ -164,8 +172,11 @@ class PostgreSQLDialect(Dialect):
         rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
-        """Binary COPY: our encoders for the usual log column types, else psycopg's
-        ``write_row`` (binary when psycopg knows every type, text otherwise)."""
+        """Binary COPY through our encoders, else psycopg's ``write_row``.
+
+        Our encoders cover the usual log column types; otherwise ``write_row`` is
+        binary when psycopg knows every type, text when it does not.
+        """
         encs = pgbinary.encoders(types)
         if encs is not None:
             with cur.copy(self.copy_sql(table_sql, columns, True)) as copy:
@@ -200,12 +211,14 @@ class PostgreSQLDialect(Dialect):
         """COPY into a temp table, then ``INSERT ... SELECT ... ON CONFLICT``."""
         stage = self.staging_table(table_sql, columns)
         cols = sql.column_list(self, columns)
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
-                    f"SELECT {cols} FROM {table_sql} WITH NO DATA")
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {cols} FROM {table_sql} WITH NO DATA"
+        )
         self.bulk_insert(cur, stage, columns, rows, types)
         stmt = sql.upsert(self, table_sql, columns, key, update)
         head, _, tail = stmt.partition(" VALUES ")
-        tail = tail[tail.index(")") + 1:]  # drop the placeholder row, keep ON CONFLICT
+        tail = tail[tail.index(")") + 1 :]  # drop the placeholder row, keep ON CONFLICT
         cur.execute(f"{head} SELECT {cols} FROM {stage}{tail}")
         cur.execute(f"TRUNCATE {stage}")
 
@@ -222,15 +235,19 @@ class PostgreSQLDialect(Dialect):
         flight in the snapshot (``pg_snapshot_xip``), as virtual ids.
         """
         if table is None:
-            return ("ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
-                    "'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND "
-                    "l.transactionid::text::bigint IN (SELECT x::text::bigint % 4294967296 "
-                    "FROM pg_snapshot_xip(pg_current_snapshot()) x))")
+            return (
+                "ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
+                "'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND "
+                "l.transactionid::text::bigint IN (SELECT x::text::bigint % 4294967296 "
+                "FROM pg_snapshot_xip(pg_current_snapshot()) x))"
+            )
         literal = "'" + self.table_sql(table).replace("'", "''") + "'"
-        return ("ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
-                f"'relation' AND l.relation = to_regclass({literal}) AND l.granted AND "
-                "l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', "
-                "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())")
+        return (
+            "ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
+            f"'relation' AND l.relation = to_regclass({literal}) AND l.granted AND "
+            "l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', "
+            "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())"
+        )
 
     def input_cursor(self, conn: Connection) -> Any:
         """Binary results: timestamps, numbers and JSON load in C without text parsing."""
@@ -239,8 +256,10 @@ class PostgreSQLDialect(Dialect):
     def input_settled(self, conn: Connection, horizon: Any) -> bool:
         """True when none of the virtual transactions in ``horizon`` is running."""
         cur = conn.cursor()
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' "
-                    "AND virtualxid = ANY(%s)", (list(horizon),))
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY(%s)",
+            (list(horizon),),
+        )
         return int(cur.fetchone()[0]) == 0
 
 

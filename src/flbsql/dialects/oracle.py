@@ -245,7 +245,7 @@ class OracleDialect(Dialect):
     ) -> list[tuple[int, Exception]]:
         self._input_sizes(cur, types)
         cur.executemany(stmt, list(rows), batcherrors=True)
-        failed = []
+        failed: list[tuple[int, Exception]] = []
         for err in cur.getbatcherrors():
             msg = f"oracle: {err.full_code}: {err.message}"
             kind = self.classify_code(err.full_code, msg) or TerminalError(msg)

@@ -16,6 +16,7 @@ from typing import Any
 
 from flbsql.cdc import OP_DELETE, OP_INSERT, OP_TRUNCATE, OP_UPDATE, format_lsn
 from flbsql.cdc.types import Decoder, TypeInfo, build_decoder
+from flbsql.cdc.types import text as _text
 
 __all__ = ["UNCHANGED", "PgOutputDecoder", "Relation", "pg_time"]
 
@@ -39,35 +40,45 @@ def _cstring(buf: bytes, off: int) -> tuple[str, int]:
     return buf[off:end].decode(), end + 1
 
 
-def parse_tuple(buf: bytes, off: int) -> tuple[list[Any], int]:
-    """A TupleData at ``off`` -> (values as text/None/UNCHANGED, offset after it)."""
+def parse_tuple(buf: bytes, off: int,
+                decoders: list[Decoder | None] | None = None) -> tuple[list[Any], bool, int]:
+    """A TupleData at ``off`` -> (values, any unchanged TOAST, offset after it).
+
+    Values are decoded with ``decoders`` (None: keep the text); NULL is None and an
+    unchanged TOAST value is :data:`UNCHANGED`.
+    """
     (ncols,) = _I16.unpack_from(buf, off)
     off += 2
     values: list[Any] = []
     append = values.append
     unpack = _U32.unpack_from
-    for _ in range(ncols):
+    unchanged = False
+    for i in range(ncols):
         kind = buf[off]
         if kind == 116:  # 't'
             (length,) = unpack(buf, off + 1)
             start = off + 5
             off = start + length
-            append(buf[start:off].decode())
+            text = buf[start:off].decode()
+            dec = decoders[i] if decoders is not None else None
+            append(text if dec is None else dec(text))
         elif kind == 110:  # 'n'
             append(None)
             off += 1
         elif kind == 117:  # 'u'
             append(UNCHANGED)
+            unchanged = True
             off += 1
         else:  # 'b' is not requested (binary=false)
             raise ValueError(f"unexpected tuple column kind {chr(kind)!r}")
-    return values, off
+    return values, unchanged, off
 
 
 class Relation:
     """A published table as the last ``R`` message described it."""
 
-    __slots__ = ("decoders", "key_idx", "names", "oid", "qualname", "replident", "type_oids")
+    __slots__ = ("decoders", "fast", "key_idx", "names", "oid", "qualname", "replident",
+                 "type_oids")
 
     def __init__(self, oid: int, qualname: str, replident: str, names: list[str],
                  type_oids: list[int], key_idx: list[int], decoders: list[Decoder]) -> None:
@@ -79,9 +90,11 @@ class Relation:
         self.type_oids = type_oids
         self.key_idx = key_idx
         self.decoders = decoders
+        self.fast: list[Decoder | None] = [None if d is _text else d for d in decoders]
 
 
 TypeResolver = Callable[[list[int]], Mapping[int, TypeInfo]]
+Change = tuple[str, Relation, int, "dict[str, Any] | None", "dict[str, Any] | None"]
 
 
 class PgOutputDecoder:
@@ -158,35 +171,38 @@ class PgOutputDecoder:
     # -- changes ----------------------------------------------------------------------
 
     def _body(self, op: str, rel: Relation, before: dict[str, Any] | None,
-              after: dict[str, Any] | None) -> dict[str, Any]:
+              after: dict[str, Any] | None) -> Change:
         pos = self.pos
         self.pos = pos + 1
-        return {"op": op, "table": rel.qualname, "lsn": self.lsn_text, "pos": pos,
-                "xid": self.xid, "commit_time": self.commit_time, "snapshot": False,
-                "overlap": self.overlap, "before": before, "after": after}
+        return (op, rel, pos, before, after)
 
-    def _row(self, rel: Relation, values: list[Any], old: list[Any] | None) -> dict[str, Any]:
-        row: dict[str, Any] = {}
-        for i, (name, dec, text) in enumerate(zip(rel.names, rel.decoders, values,
-                                                  strict=True)):
-            if text is None:
-                row[name] = None
-            elif text is UNCHANGED:
-                prev = old[i] if old is not None else UNCHANGED
-                row[name] = self.toast_marker if prev is UNCHANGED else (
-                    None if prev is None else dec(prev))
-            else:
-                row[name] = dec(text)
-        return row
+    def to_body(self, change: Change) -> dict[str, Any]:
+        """A change as the record body (key order as :func:`flbsql.cdc.body`)."""
+        op, rel, pos, before, after = change
+        return {"op": op, "table": rel.qualname, "lsn": self.lsn_text, "xid": self.xid,
+                "commit_time": self.commit_time, "snapshot": False, "overlap": self.overlap,
+                "pos": pos, "before": before, "after": after}
+
+    def _row(self, rel: Relation, values: list[Any], unchanged: bool,
+             old: list[Any] | None) -> dict[str, Any]:
+        if unchanged:  # TOASTed values not sent: from the old row, else the marker
+            for i, v in enumerate(values):
+                if v is UNCHANGED:
+                    prev = old[i] if old is not None else UNCHANGED
+                    values[i] = self.toast_marker if prev is UNCHANGED else prev
+        return dict(zip(rel.names, values, strict=True))
 
     def _old(self, rel: Relation, kind: int, values: list[Any]) -> dict[str, Any]:
         if kind == 75:  # 'K': only the replica identity columns are meaningful
-            return {rel.names[i]: (None if values[i] is None else rel.decoders[i](values[i]))
-                    for i in rel.key_idx}
-        return self._row(rel, values, None)
+            return {rel.names[i]: values[i] for i in rel.key_idx}
+        return self._row(rel, list(values), UNCHANGED in values, None)
 
     def change(self, buf: bytes) -> list[dict[str, Any]]:
         """``I``/``U``/``D``/``T`` -> record bodies (empty for tables not captured)."""
+        return [self.to_body(c) for c in self.changes(buf)]
+
+    def changes(self, buf: bytes) -> list[Change]:
+        """``I``/``U``/``D``/``T`` -> (op, relation, pos, before, after) tuples."""
         tag = buf[0]
         if tag == 84:  # 'T'
             return self._truncate(buf)
@@ -196,25 +212,27 @@ class PgOutputDecoder:
             self.pos += 1
             return []
         kind = buf[5]
+        fast = rel.fast
         if tag == 73:  # 'I'
-            new, _ = parse_tuple(buf, 6)
-            return [self._body(OP_INSERT, rel, None, self._row(rel, new, None))]
+            new, unchanged, _ = parse_tuple(buf, 6, fast)
+            return [self._body(OP_INSERT, rel, None, self._row(rel, new, unchanged, None))]
         if tag == 85:  # 'U'
             old_vals = None
             before = None
             off = 5
             if kind in (75, 79):  # 'K' / 'O'
-                old_vals, off = parse_tuple(buf, 6)
+                old_vals, _, off = parse_tuple(buf, 6, fast)
                 before = self._old(rel, kind, old_vals)
-            new, _ = parse_tuple(buf, off + 1)
+            new, unchanged, _ = parse_tuple(buf, off + 1, fast)
             full_old = old_vals if kind == 79 else None
-            return [self._body(OP_UPDATE, rel, before, self._row(rel, new, full_old))]
+            return [self._body(OP_UPDATE, rel, before,
+                               self._row(rel, new, unchanged, full_old))]
         if tag == 68:  # 'D'
-            old_vals, _ = parse_tuple(buf, 6)
+            old_vals, _, _ = parse_tuple(buf, 6, fast)
             return [self._body(OP_DELETE, rel, self._old(rel, kind, old_vals), None)]
         raise ValueError(f"unexpected pgoutput message {chr(tag)!r}")
 
-    def _truncate(self, buf: bytes) -> list[dict[str, Any]]:
+    def _truncate(self, buf: bytes) -> list[Change]:
         (nrels,) = _U32.unpack_from(buf, 1)
         out = []
         for i in range(nrels):

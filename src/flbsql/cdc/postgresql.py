@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -147,6 +148,7 @@ class PgCdc:
         self.main: Any = None
         self.dec: Any = None
         self._text_oids: dict[int, list[int]] = {}
+        self.reader: str | None = None
 
     # -- connections --------------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class PgCdc:
                 with contextlib.suppress(Exception):
                     conn.close()
         self.main = self.dec = None
+        self.reader = None  # a temporary slot: gone with its session
 
     # -- prerequisites -------------------------------------------------------------------
 
@@ -274,17 +277,35 @@ class PgCdc:
         return parse_lsn(
             self.dec.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
 
-    def peek(self, slot: str, publication: str, upto_lsn: int, nchanges: int,
-             itersize: int) -> Iterator[bytes]:
-        """Pgoutput messages up to ``upto_lsn``, streamed through a server-side cursor."""
+    def open_reader(self, slot: str) -> str:
+        """A temporary copy of ``slot`` that this session consumes (no re-decoding).
+
+        Peeking the durable slot would decode everything since its confirmed position
+        on every call, and the durable slot may only move once Fluent Bit took the
+        records. So the changes are *consumed* from a temporary copy (dropped by the
+        server with this session), and the durable slot is advanced separately. After
+        a reconnect the copy starts again at the durable slot's position.
+        """
+        reader = f"{slot[:50]}_rd_{secrets.token_hex(3)}"
+        self.dec.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)",
+                         (slot, reader))
+        self.reader = reader
+        return reader
+
+    def read_changes(self, publication: str, upto_lsn: int, nchanges: int,
+                     itersize: int) -> Iterator[bytes]:
+        """pgoutput messages up to ``upto_lsn``, consumed from the reader slot and
+        streamed through a server-side cursor (memory stays bounded)."""
+        if self.reader is None:
+            raise TransientError("no reader slot (reconnecting)")
         conn = self.dec
         with conn.transaction():
-            cur = conn.cursor(name="flbsql_cdc_peek", binary=True)
+            cur = conn.cursor(name="flbsql_cdc_read", binary=True)
             try:
                 cur.execute(
-                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::text::pg_lsn, "
+                    "SELECT data FROM pg_logical_slot_get_binary_changes(%s, %s::text::pg_lsn, "
                     "%s, 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                    (slot, f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}", nchanges,
+                    (self.reader, f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}", nchanges,
                      publication))
                 while rows := cur.fetchmany(itersize):
                     for (data,) in rows:

@@ -82,8 +82,12 @@ _BASE: dict[int, Decoder] = {
 _NUMERIC = 1700
 
 
-def _text(text: str) -> str:
-    return text
+def text(value: str) -> str:
+    """The identity decoder (types kept as PostgreSQL's text)."""
+    return value
+
+
+_text = text
 
 
 def _numeric_float(text: str) -> float:

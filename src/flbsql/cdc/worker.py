@@ -50,6 +50,7 @@ NCHANGES = 100_000  # changes per peek (stops at the next transaction end)
 HEALTH_INTERVAL = 30.0
 _B, _C, _R, _M = 66, 67, 82, 77
 _CHANGES = frozenset((73, 85, 68, 84))  # I U D T
+_NIL = b"\xc0"
 
 
 def _resolve(value: str | None) -> str | None:
@@ -204,6 +205,7 @@ class Worker(threading.Thread):
                      "rows": 0, "snapshot_end_lsn": None, "slot_created_lsn": self.confirmed}
             self.store.save(state)
             self.state = state
+        pg.open_reader(cfg.slot)
         for q, info in self._infos.items():
             catalog = self._resolve_types(list(info.type_oids))
             self._snap_dec[q] = [build_decoder(t, catalog, cfg.decimal) for t in info.type_oids]
@@ -303,8 +305,8 @@ class Worker(threading.Thread):
             after = {c: (None if v is None else d(v))
                      for c, d, v in zip(info.columns, decoders, r[:ncols], strict=True)}
             parts.append(encode_event(sec, nsec, pack({
-                "op": OP_READ, "table": q, "lsn": lsn_text, "pos": pos, "xid": None,
-                "commit_time": None, "snapshot": True, "overlap": False, "before": None,
+                "op": OP_READ, "table": q, "lsn": lsn_text, "xid": None, "commit_time": None,
+                "snapshot": True, "overlap": False, "pos": pos, "before": None,
                 "after": after})))
             pos += 1
         done = len(rows) < self.chunk_rows
@@ -332,22 +334,28 @@ class Worker(threading.Thread):
         rows = size = total = n = 0
         skip_txn = False
         skip_pos = 0
-        head = b""
         self.counters["peeks"] += 1
-        for data in pg.peek(cfg.slot, cfg.publication, upto, NCHANGES, cfg.fetch_size):
+        optab: dict[tuple[str, int], bytes] = {}
+        pre = mid = b""
+        for data in pg.read_changes(cfg.publication, upto, NCHANGES, cfg.fetch_size):
             n += 1
             tag = data[0]
             if tag in _CHANGES:
                 if skip_txn:
                     continue
-                for body in dec.change(data):
-                    if body["pos"] < skip_pos:
+                for op, rel, pos, before, after in dec.changes(data):
+                    if pos < skip_pos:
                         continue
-                    packed = pack(body)
-                    parts.append(head)
-                    parts.append(packed)
+                    opt = optab.get((op, rel.oid))
+                    if opt is None:
+                        opt = optab[op, rel.oid] = (b"\xa2op" + pack(op) + b"\xa5table"
+                                                    + pack(rel.qualname))
+                    event = b"".join((pre, opt, mid, pack(pos), b"\xa6before",
+                                      _NIL if before is None else pack(before), b"\xa5after",
+                                      _NIL if after is None else pack(after)))
+                    parts.append(event)
                     rows += 1
-                    size += len(packed) + 14
+                    size += len(event)
                 if rows >= self.chunk_rows or size >= self.chunk_bytes:  # mid-transaction
                     self._put(Chunk(b"".join(parts), rows, None))
                     total += rows
@@ -359,8 +367,12 @@ class Worker(threading.Thread):
                 skip_pos = self.partial[1] if self.partial and self.partial[0] == final else 0
                 dec.overlap = final <= snap_end
                 micros = dec.commit_micros
-                head = (_V2_HEAD + _U32X2.pack(micros // 1_000_000 + _PG_EPOCH_UNIX,
-                                               (micros % 1_000_000) * 1000) + b"\x80")
+                pre = (_V2_HEAD + _U32X2.pack(micros // 1_000_000 + _PG_EPOCH_UNIX,
+                                              (micros % 1_000_000) * 1000) + b"\x80\x8a")
+                mid = b"".join((b"\xa3lsn", pack(dec.lsn_text), b"\xa3xid", pack(dec.xid),
+                                b"\xabcommit_time", pack(dec.commit_time), b"\xa8snapshot\xc2",
+                                b"\xa7overlap", b"\xc3" if dec.overlap else b"\xc2", b"\xa3pos"))
+                optab.clear()
             elif tag == _C:
                 end = dec.commit(data)
                 if skip_txn:

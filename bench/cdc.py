@@ -1,0 +1,198 @@
+"""CDC benchmark: changes/s by transaction size, and end-to-end latency.
+
+``python -m bench cdc [--changes 200000] [--latency-seconds 15]`` (``make bench-cdc``)
+starts a throwaway ``wal_level=logical`` cluster from the local server binaries
+(``tests/fix_pgcluster.py``; the shared server is not touched) and measures:
+
+- **throughput**: a backlog of N inserted rows committed in transactions of 1,
+  100 or 10,000 rows (generated server-side), then ``build/flbhost`` with
+  ``in_sql.so mode=cdc snapshot=never`` and ``-o null`` until every change was
+  counted. changes/s = N / (wall time from the first collect to the last record);
+  the process start (about 0.5 s: interpreter, connections, slot copy) is shown
+  separately. The collect interval is Fluent Bit's fixed 1 s.
+- **latency**: a steady workload (10-row transactions at about 200/s) while the host
+  streams to a sink file; the bench tails the file and stamps each chunk on
+  arrival. latency = arrival - commit_time of each record; p50 and p99.
+
+Prints one line per measurement and a JSON summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pathlib
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import msgpack
+
+from bench.common import HOST, IN_SQL, emit, median, require_build, run_host
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GEN = {
+    1: "DO $$ BEGIN FOR k IN 0..{n}-1 LOOP INSERT INTO {t} VALUES (k, k, md5(k::text), now());"
+       " COMMIT; END LOOP; END $$",
+    100: "DO $$ BEGIN FOR k IN 0..{n}/100-1 LOOP INSERT INTO {t} SELECT i, i, md5(i::text), "
+         "now() FROM generate_series(k*100, k*100+99) i; COMMIT; END LOOP; END $$",
+    10_000: "DO $$ BEGIN FOR k IN 0..{n}/10000-1 LOOP INSERT INTO {t} SELECT i, i, "
+            "md5(i::text), now() FROM generate_series(k*10000, k*10000+9999) i; COMMIT; "
+            "END LOOP; END $$",
+}
+
+
+def _props(url: str, table: str, tag: str, db: pathlib.Path, **extra: Any) -> list[str]:
+    kv = {"url": url, "mode": "cdc", "tables": table, "slot": f"s_{tag}",
+          "publication": f"p_{tag}", "db": str(db), "snapshot": "never",
+          "rows_per_collect": 400_000, "bytes_per_collect": "48M", "fetch_size": 5000,
+          "heartbeat_interval": "1s", **extra}
+    out: list[str] = []
+    for k, v in kv.items():
+        out += ["-p", f"{k}={v}"]
+    return out
+
+
+def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> dict[str, Any]:
+    """Backlog of n changes in transactions of ``size`` rows, then drain it."""
+    import psycopg
+
+    table, tag = f"bench_{size}", f"b{size}"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"DROP TABLE IF EXISTS {table}")
+        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, "
+                  "ts timestamptz)")
+        c.execute(f"CREATE PUBLICATION p_{tag} FOR TABLE {table}")
+        c.execute(f"SELECT pg_create_logical_replication_slot('s_{tag}', 'pgoutput')")
+        t0 = time.perf_counter()
+        c.execute(GEN[size].format(n=n, t=table))  # type: ignore[arg-type]
+        c.execute("SELECT pg_switch_wal()")
+        gen = time.perf_counter() - t0
+    run = run_host("-i", "sql", *_props(url, table, tag, tmp / f"{tag}.db"), "-o", "null",
+                   "--interval", "1000", "--first-delay", "400",
+                   "--stop-after-records", str(n), "--grace", "1000",
+                   plugins=(IN_SQL,), timeout=600).check()
+    got = run.stats.get("records_out", 0)
+    # The first collect is at 0.4 s; the last record lands at a collect boundary.
+    busy = max(run.wall - 0.4, 1e-3)
+    return {"txn_rows": size, "changes": n, "received": got, "wall_s": round(run.wall, 2),
+            "changes_per_s": round(got / busy), "generate_s": round(gen, 2),
+            "peak_rss_mb": round(run.peak_rss_kb / 1024, 1)}
+
+
+def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float]) -> None:
+    off = 0
+    buf = b""
+    while not stop.is_set() or buf:
+        try:
+            with open(path, "rb") as f:
+                f.seek(off)
+                new = f.read()
+        except FileNotFoundError:
+            new = b""
+        now = time.time()
+        off += len(new)
+        buf += new
+        while len(buf) >= 4:
+            (tl,) = struct.unpack_from("<I", buf, 0)
+            if len(buf) < 8 + tl:
+                break
+            (dl,) = struct.unpack_from("<I", buf, 4 + tl)
+            if len(buf) < 8 + tl + dl:
+                break
+            chunk = buf[8 + tl: 8 + tl + dl]
+            buf = buf[8 + tl + dl:]
+            for ev in msgpack.Unpacker(io.BytesIO(chunk), raw=False):
+                ct = ev[1].get("commit_time")
+                if ct:
+                    from datetime import datetime
+
+                    lat.append(now - datetime.fromisoformat(ct).timestamp())
+        if not new:
+            if stop.is_set():
+                break
+            time.sleep(0.005)
+
+
+def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
+    """A steady workload; commit -> arrival at the sink."""
+    import psycopg
+
+    table, tag = "bench_lat", "lat"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, "
+                  "ts timestamptz)")
+    sink = tmp / "lat.bin"
+    cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql",
+           *_props(url, table, tag, tmp / "lat.db", snapshot="initial"), "-o", "sink",
+           "-p", f"file={sink}", "--interval", "1000"]
+    lat: list[float] = []
+    stop = threading.Event()
+    tail = threading.Thread(target=_tail, args=(sink, stop, lat), daemon=True)
+    with open(tmp / "lat.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            time.sleep(1.5)
+            tail.start()
+            k = 0
+            with psycopg.connect(url, autocommit=True) as c:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    with c.transaction():
+                        c.execute(f"INSERT INTO {table} SELECT i, i, md5(i::text), now() "
+                                  "FROM generate_series(%s::int8, %s::int8) i", (k, k + 9))
+                    k += 10
+                    time.sleep(0.005)
+            time.sleep(3)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            stop.set()
+            tail.join(10)
+    lat.sort()
+    q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
+    return {"changes": k, "received": len(lat), "p50_s": round(q(0.50), 3),
+            "p99_s": round(q(0.99), 3), "max_s": round(lat[-1], 3) if lat else None,
+            "mean_s": round(sum(lat) / len(lat), 3) if lat else None,
+            "median_check": round(median(lat), 3) if lat else None}
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``python -m bench cdc``."""
+    ap = argparse.ArgumentParser(prog="python -m bench cdc")
+    ap.add_argument("--changes", type=int, default=200_000,
+                    help="changes per throughput run (1-row runs use a fifth)")
+    ap.add_argument("--latency-seconds", type=float, default=15.0)
+    args = ap.parse_args(argv)
+    require_build()
+    sys.path.insert(0, str(ROOT))
+    from tests.fix_pgcluster import start_cluster
+
+    cluster = start_cluster(wal_level="logical", max_replication_slots=20, max_wal_senders=20,
+                            max_wal_size="1GB", synchronous_commit="on")
+    results: dict[str, Any] = {"throughput": [], "latency": None}
+    try:
+        cluster.execute("CREATE DATABASE bench")
+        url = cluster.url("bench")
+        with tempfile.TemporaryDirectory(prefix="flbsql-bench-cdc-") as d:
+            tmp = pathlib.Path(d)
+            for size in (1, 100, 10_000):
+                n = args.changes // 5 if size == 1 else args.changes
+                r = throughput(cluster, url, size, n, tmp)
+                results["throughput"].append(r)
+                emit(f"cdc {size:>6}-row transactions: {r['changes_per_s']:>8,} changes/s "
+                     f"({r['received']:,}/{n:,} changes, wall {r['wall_s']} s, "
+                     f"peak RSS {r['peak_rss_mb']} MB)")
+            lat = latency(url, args.latency_seconds, tmp)
+            results["latency"] = lat
+            emit(f"cdc latency commit -> output: p50 {lat['p50_s']} s, p99 {lat['p99_s']} s "
+                 f"(max {lat['max_s']} s, {lat['received']:,} changes, 10-row txns)")
+    finally:
+        cluster.destroy()
+    emit(json.dumps(results))
+    return 0

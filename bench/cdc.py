@@ -7,9 +7,10 @@ starts a throwaway ``wal_level=logical`` cluster from the local server binaries
 - **throughput**: a backlog of N inserted rows committed in transactions of 1,
   100 or 10,000 rows (generated server-side), then ``build/flbhost`` with
   ``in_sql.so mode=cdc snapshot=never`` and ``-o null`` until every change was
-  counted. changes/s = N / (wall time from the first collect to the last record);
-  the process start (about 0.5 s: interpreter, connections, slot copy) is shown
-  separately. The collect interval is Fluent Bit's fixed 1 s.
+  written to a sink file that the bench follows. changes/s = N / (time from the
+  first possible collect, 0.4 s after start, to the arrival of the last record).
+  The collect interval is Fluent Bit's fixed 1 s, so results are quantised by it:
+  use ``--changes`` large enough for several seconds of work.
 - **latency**: a steady workload (10-row transactions at about 200/s) while the host
   streams to a sink file; the bench tails the file and stamps each chunk on
   arrival. latency = arrival - commit_time of each record; p50 and p99.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pathlib
 import struct
 import subprocess
@@ -32,8 +34,7 @@ import time
 from typing import Any
 
 import msgpack
-
-from bench.common import HOST, IN_SQL, emit, median, require_build, run_host
+from bench.common import HOST, IN_SQL, emit, median, require_build
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GEN = {
@@ -73,19 +74,36 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
         c.execute(GEN[size].format(n=n, t=table))  # type: ignore[arg-type]
         c.execute("SELECT pg_switch_wal()")
         gen = time.perf_counter() - t0
-    run = run_host("-i", "sql", *_props(url, table, tag, tmp / f"{tag}.db"), "-o", "null",
-                   "--interval", "1000", "--first-delay", "400",
-                   "--stop-after-records", str(n), "--grace", "1000",
-                   plugins=(IN_SQL,), timeout=600).check()
-    got = run.stats.get("records_out", 0)
-    # The first collect is at 0.4 s; the last record lands at a collect boundary.
-    busy = max(run.wall - 0.4, 1e-3)
-    return {"txn_rows": size, "changes": n, "received": got, "wall_s": round(run.wall, 2),
-            "changes_per_s": round(got / busy), "generate_s": round(gen, 2),
-            "peak_rss_mb": round(run.peak_rss_kb / 1024, 1)}
+    sink = tmp / f"{tag}.bin"
+    cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql",
+           *_props(url, table, tag, tmp / f"{tag}.db"), "-o", "sink", "-p", f"file={sink}",
+           "--interval", "1000", "--stop-after-records", str(n), "--grace", "1000"]
+    arrivals: list[tuple[float, int]] = []
+    stop = threading.Event()
+    tail = threading.Thread(target=_tail, args=(sink, stop, [], arrivals), daemon=True)
+    tail.start()
+    start = time.time()
+    with open(tmp / f"{tag}.log", "w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stop.set()
+        tail.join(60)
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"flbhost exited {proc.returncode}:\n{log.read()[-3000:]}")
+    got = sum(c for _, c in arrivals)
+    first_collect = start + 0.4  # --first-delay: nothing can arrive before
+    busy = max(arrivals[-1][0] - first_collect, 1e-3) if arrivals else float("inf")
+    return {"txn_rows": size, "changes": n, "received": got,
+            "seconds": round(busy, 2), "changes_per_s": round(got / busy),
+            "collects": len(arrivals), "generate_s": round(gen, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float]) -> None:
+def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float],
+          arrivals: list[tuple[float, int]] | None = None) -> None:
+    """Follow the sink file; stamp each chunk on arrival (latency or counts)."""
     off = 0
     buf = b""
     while not stop.is_set() or buf:
@@ -107,6 +125,9 @@ def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float]) -> None:
                 break
             chunk = buf[8 + tl: 8 + tl + dl]
             buf = buf[8 + tl + dl:]
+            if arrivals is not None:
+                arrivals.append((now, chunk.count(b"\x92\x92\xd7\x00")))
+                continue
             for ev in msgpack.Unpacker(io.BytesIO(chunk), raw=False):
                 ct = ev[1].get("commit_time")
                 if ct:
@@ -165,7 +186,7 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Entry point of ``python -m bench cdc``."""
     ap = argparse.ArgumentParser(prog="python -m bench cdc")
-    ap.add_argument("--changes", type=int, default=200_000,
+    ap.add_argument("--changes", type=int, default=500_000,
                     help="changes per throughput run (1-row runs use a fifth)")
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     args = ap.parse_args(argv)
@@ -186,8 +207,8 @@ def main(argv: list[str]) -> int:
                 r = throughput(cluster, url, size, n, tmp)
                 results["throughput"].append(r)
                 emit(f"cdc {size:>6}-row transactions: {r['changes_per_s']:>8,} changes/s "
-                     f"({r['received']:,}/{n:,} changes, wall {r['wall_s']} s, "
-                     f"peak RSS {r['peak_rss_mb']} MB)")
+                     f"({r['received']:,}/{n:,} changes in {r['seconds']} s from the first "
+                     f"collect, {r['collects']} collects, peak RSS {r['peak_rss_mb']} MB)")
             lat = latency(url, args.latency_seconds, tmp)
             results["latency"] = lat
             emit(f"cdc latency commit -> output: p50 {lat['p50_s']} s, p99 {lat['p99_s']} s "

@@ -133,6 +133,13 @@ def _remove(body: dict[Any, Any], path: tuple[str, ...]) -> None:
             del body[path[0]]
 
 
+def _record_error(column: str, exc: Exception) -> RecordError:
+    """The dead-letter text for a value that cannot be converted for ``column``."""
+    detail = str(exc) if isinstance(exc, (ValueError, RecordError)) else (
+        f"{type(exc).__name__}: {exc}")
+    return RecordError(f"column {column!r}: {detail}")
+
+
 def time_kind(db_type: str | None) -> str:
     """How a column takes a time: aware datetime, naive datetime in the zone, or ISO text."""
     t = (db_type or "").lower()
@@ -314,8 +321,8 @@ class Mapper:
                     else:
                         value = _lookup(body, path)
                         values.append(None if value is None else conv(value))
-            except (ValueError, RecordError) as exc:
-                bad.append((pos, RecordError(f"column {name!r}: {exc}")))
+            except Exception as exc:  # any conversion failure is this record's own problem
+                bad.append((pos, _record_error(name, exc)))
                 continue
             where.append(pos)
             yield tuple(values)
@@ -335,10 +342,13 @@ class Mapper:
         for pos, event in enumerate(events):
             if seen is not None:
                 seen.append(event)
+            name = self.time_column
             try:
-                row = (tag, tconv(event[0], event[1]), jconv(event[2]))
-            except (ValueError, RecordError) as exc:
-                bad.append((pos, RecordError(f"column {self.json_column!r}: {exc}")))
+                when = tconv(event[0], event[1])
+                name = self.json_column
+                row = (tag, when, jconv(event[2]))
+            except Exception as exc:  # any conversion failure is this record's own problem
+                bad.append((pos, _record_error(name, exc)))
                 continue
             add_where(pos)
             yield row

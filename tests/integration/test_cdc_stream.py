@@ -229,3 +229,30 @@ def test_heartbeat_measures_lag(cdc_db: Any, tmp_path: Any) -> None:
         assert src.worker.lag is not None and src.worker.lag < 2.0
     finally:
         src.close()
+
+
+def test_lost_slot_is_detected_and_never_recreated(cdc_db: Any, pg_logical: Any,
+                                                   tmp_path: Any) -> None:
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, pad text)")
+    props = cdc_db.props(tmp_path, tables="t")
+    open_source(props).close()
+    pg_logical.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+    pg_logical.execute("SELECT pg_reload_conf()")
+    try:
+        for _ in range(4):  # WAL beyond the limit, then a checkpoint invalidates the slot
+            cdc_db.execute("INSERT INTO t SELECT i, repeat('x', 500) FROM generate_series("
+                           "(SELECT coalesce(max(id), 0) + 1 FROM t), "
+                           "(SELECT coalesce(max(id), 0) + 2000 FROM t)) i")
+            cdc_db.execute("SELECT pg_switch_wal()")
+        pg_logical.execute("CHECKPOINT")
+        status = pg_logical.execute(
+            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'")
+        assert status == [("lost",)]
+        with pytest.raises(SlotLostError, match="lost"):
+            open_source(props)
+        status = pg_logical.execute(
+            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'")
+        assert status == [("lost",)], "the lost slot is left alone, not recreated"
+    finally:
+        pg_logical.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+        pg_logical.execute("SELECT pg_reload_conf()")

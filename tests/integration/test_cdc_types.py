@@ -44,7 +44,8 @@ TYPES: dict[str, tuple[str, str, str]] = {
     "c_qchar": ('"char"', "'x'", "'\\'"),
     "c_name": ("name", "'some_name'", "''"),
     "c_bytea": ("bytea", "'\\xdeadbeef00'", "''"),
-    "c_uuid": ("uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'00000000-0000-0000-0000-000000000000'"),
+    "c_uuid": ("uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+               "'00000000-0000-0000-0000-000000000000'"),
     "c_json": ("json", "'{\"b\": [1, 2.5, null], \"a\": \"x\"}'", "'\"just a string\"'"),
     "c_jsonb": ("jsonb", "'{\"b\": [1, 2.5, null], \"a\": {\"n\": true}}'", "'[]'"),
     "c_xml": ("xml", "'<a x=\"1\">t</a>'", "'<b/>'"),
@@ -123,7 +124,7 @@ def test_every_type_identical_from_snapshot_and_stream(cdc_db: Any, tmp_path: An
         for col in TYPES:
             a = msgpack.packb(snap_row[col], use_bin_type=True)
             b = msgpack.packb(change_row[col], use_bin_type=True)
-            assert a == b, f"row {i} {col}: snapshot {snap_row[col]!r} != change {change_row[col]!r}"
+            assert a == b, f"row {i} {col}: {snap_row[col]!r} != {change_row[col]!r}"
     assert all(v is None for k, v in by_id[2].items() if k != "id")
     row, edge = by_id[1], by_id[3]
     assert row["c_int8"] == 9223372036854775807 and row["c_int2"] == -32768

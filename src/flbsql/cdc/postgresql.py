@@ -77,7 +77,7 @@ def classify(exc: BaseException) -> Exception:
         return exc
     state = getattr(exc, "sqlstate", None)
     text = str(exc).strip()
-    if state == "55000" and "can no longer get changes" in text:
+    if state == "55000" and ("can no longer get changes" in text or "invalidated" in text):
         return SlotLostError(text, state)
     if isinstance(exc, psycopg.OperationalError) and state is None:
         return DisconnectError(text, state)
@@ -294,8 +294,10 @@ class PgCdc:
 
     def read_changes(self, publication: str, upto_lsn: int, nchanges: int,
                      itersize: int) -> Iterator[bytes]:
-        """pgoutput messages up to ``upto_lsn``, consumed from the reader slot and
-        streamed through a server-side cursor (memory stays bounded)."""
+        """Pgoutput messages up to ``upto_lsn``, consumed from the reader slot.
+
+        Rows are streamed through a server-side cursor, so memory stays bounded.
+        """
         if self.reader is None:
             raise TransientError("no reader slot (reconnecting)")
         conn = self.dec
@@ -335,6 +337,9 @@ class PgCdc:
         ctid) again at the end, for the position.
         """
         cols = [sql.Identifier(c) for c in table.columns]
+        key_sql: sql.Composable
+        casts: sql.Composable
+        order: sql.Composable
         if table.key:
             keys = [sql.Identifier(k) for k in table.key]
             key_sql = sql.SQL("({})").format(sql.SQL(", ").join(keys))

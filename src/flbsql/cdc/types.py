@@ -101,8 +101,9 @@ class TypeInfo:
 
     def __init__(self, oid: int, typtype: str, elem: int, basetype: int, delim: str,
                  category: str = "A") -> None:
-        """From ``pg_type``: oid, typtype, typelem (arrays), typbasetype (domains),
-        typdelim and typcategory ("A" for arrays; point and box have a typelem too).
+        """From ``pg_type``: oid, typtype, typelem, typbasetype, typdelim, typcategory.
+
+        Arrays have category "A" (point and box have a typelem too, but are not arrays).
         """
         self.oid = oid
         self.typtype = typtype
@@ -152,7 +153,7 @@ def parse_array(text: str, element: Decoder, delim: str = ",") -> Any:
     pos = 0
     n = len(text)
 
-    def parse_level() -> list[Any]:
+    def parse_level() -> list[Any]:  # noqa: PLR0912 - a small state machine
         nonlocal pos
         if text[pos] != "{":
             raise ValueError(f"bad array literal {text[:40]!r}")

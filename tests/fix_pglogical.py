@@ -26,10 +26,60 @@ LOGICAL_SETTINGS: dict[str, Any] = {
 }
 
 
+class DockerCluster:
+    """The PgCluster surface the CDC tests use, on a Testcontainers postgres:15."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.host = container.get_container_host_ip()
+        self.port = int(container.get_exposed_port(5432))
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}:test@{self.host}:{self.port}/{database}"
+
+    def running(self) -> bool:
+        return True
+
+    def start(self) -> None:  # pragma: no cover - never stopped by the CDC tests
+        pass
+
+    def execute(self, sql: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as c:
+            cur = c.execute(sql)  # type: ignore[arg-type]
+            return list(cur.fetchall()) if cur.description else []
+
+
 @pytest.fixture(scope="session")
-def pg_logical(pg_cluster_factory: Callable[..., PgCluster]) -> PgCluster:
-    """A running cluster with wal_level=logical (shared by the session's CDC tests)."""
-    return pg_cluster_factory(**LOGICAL_SETTINGS)
+def pg_logical(request: pytest.FixtureRequest,
+               pg_cluster_factory: Callable[..., PgCluster]) -> Iterator[Any]:
+    """A running cluster with wal_level=logical (shared by the session's CDC tests).
+
+    From the local server binaries; without them, a Testcontainers postgres:15 when
+    Docker works (else skip, or fail under --require-services).
+    """
+    from tests.fix_pgcluster import find_pg_bin
+
+    if find_pg_bin() is not None:
+        yield pg_cluster_factory(**LOGICAL_SETTINGS)
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        args = " ".join(f"-c {k}={v}" for k, v in LOGICAL_SETTINGS.items())
+        container = PostgresContainer("postgres:15", password="test").with_command(
+            f"postgres {args}")
+        container.start()
+    except Exception as exc:
+        msg = f"no PostgreSQL binaries and no Docker for a logical cluster: {exc}"
+        if request.config.getoption("--require-services"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        yield DockerCluster(container)
+    finally:
+        container.stop()
 
 
 @dataclass(frozen=True)
@@ -48,7 +98,7 @@ class CdcDB(TestDB):
 
 
 @pytest.fixture
-def cdc_db(pg_logical: PgCluster) -> Iterator[CdcDB]:
+def cdc_db(pg_logical: Any) -> Iterator[CdcDB]:
     """A fresh database; its slots are dropped and the database removed afterwards."""
     if not pg_logical.running():
         pg_logical.start()

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import msgpack
-from bench.common import HOST, IN_SQL, emit, median, require_build
+from bench.common import HOST, IN_SQL, emit, require_build
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GEN = {
@@ -179,8 +179,7 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
     q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
     return {"changes": k, "received": len(lat), "p50_s": round(q(0.50), 3),
             "p99_s": round(q(0.99), 3), "max_s": round(lat[-1], 3) if lat else None,
-            "mean_s": round(sum(lat) / len(lat), 3) if lat else None,
-            "median_check": round(median(lat), 3) if lat else None}
+            "mean_s": round(sum(lat) / len(lat), 3) if lat else None}
 
 
 def main(argv: list[str]) -> int:

@@ -263,9 +263,10 @@ class Worker(threading.Thread):
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
         warn = self.cfg.slot_warn_bytes
         msg = ("slot %s: wal_status=%s retained=%d bytes pending=%d bytes safe_wal_size=%s "
-               "lag=%s")
+               "lag=%s; changes=%d snapshot_rows=%d")
         args = (self.cfg.slot, h.wal_status, h.retained_bytes, h.pending_bytes,
-                h.safe_wal_size, f"{self.lag:.2f}s" if self.lag is not None else "n/a")
+                h.safe_wal_size, f"{self.lag:.2f}s" if self.lag is not None else "n/a",
+                self.counters["changes"], self.counters["snapshot_rows"])
         if (h.wal_status in ("unreserved", "extended") or h.retained_bytes > warn
                 or (h.safe_wal_size is not None and h.safe_wal_size < warn)):
             self.log.warning(msg + " (WAL kept for the slot is growing; see docs/cdc.md)",

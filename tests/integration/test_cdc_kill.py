@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from tests.fix_host import Host, props, sink_records
 
 pytestmark = [pytest.mark.cdc, pytest.mark.postgres, pytest.mark.chaos, pytest.mark.shim]
@@ -62,7 +61,7 @@ class Workload(threading.Thread):
                                 next_id += 1
                     self.txns += 1
                     time.sleep(0.002)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
 
 

@@ -52,6 +52,15 @@ COUNTERS: dict[str, str] = {
     "errors": "Errors logged by the instance (failed reads, flushes, commits).",
     "retries": "Flushes answered with FLB_RETRY (the chunk stays with Fluent Bit).",
     "dead_lettered": "Records written to the dead-letter table or log instead of the table.",
+    "db_connects": "Database connections opened by the instance's pool.",
+    "db_connect_failures": "Failed attempts to open a database connection.",
+    "db_recycles": "Connections replaced: max_lifetime, failed ping, new credentials.",
+}
+# pool.stats() keys summed into each db_* counter
+_POOL_COUNTERS = {
+    "db_connects": ("connects",),
+    "db_connect_failures": ("connect_failures",),
+    "db_recycles": ("recycles", "pings_failed", "rotations", "discarded"),
 }
 GAUGES: dict[str, str] = {
     "lag_rows": "Rows the input is behind the source table.",
@@ -102,6 +111,7 @@ class Metrics:
         self._last_logged = dict(self._counters)
         self._gauges: dict[str, float] = {}
         self._cursor_time: float | None = None
+        self._pool_stats: Callable[[], dict[str, int]] | None = None
         self._next_log = clock() + interval if interval > 0 else float("inf")
         self._server_key: tuple[str, int] | None = None
         self._closed = False
@@ -135,6 +145,10 @@ class Metrics:
             address=cfg["metrics.address"],
             log=log,
         )
+
+    def attach_pool(self, stats: Callable[[], dict[str, int]]) -> None:
+        """Report a connection pool's counters (``Pool.stats``) as the db_* counters."""
+        self._pool_stats = stats
 
     def inc(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a counter."""
@@ -170,6 +184,11 @@ class Metrics:
             values.update(self._gauges)
             if self._cursor_time is not None:
                 values["cursor_age_seconds"] = max(0.0, self._clock() - self._cursor_time)
+            pool_stats = self._pool_stats
+        if pool_stats is not None:
+            stats = pool_stats()
+            for name, keys in _POOL_COUNTERS.items():
+                values[name] = sum(stats.get(k, 0) for k in keys)
         return values
 
     def log_line(self) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 from flbsql.config import Config
 from flbsql.errors import ConfigError, FlbSqlError
 from flbsql.keyset import KeysetQuery
+from flbsql.metrics import Metrics
 from flbsql.pool import Pool
 from flbsql.position import BOUNDARY_MAX, Position, Signpost
 from flbsql.position_store import PositionStore
@@ -84,6 +85,7 @@ class PollSource:
         self.cfg = cfg
         self.pool = pool
         self.log = log
+        self.metrics: Metrics | None = None  # set by the plugin
         self.d = pool.dialect
         self.zone = parse_zone(cfg.time_zone)
         self.time_column = cfg.time_column if cfg.is_set("time_column") and (
@@ -466,6 +468,8 @@ class PollSource:
             return
         if st["since_rows"]:
             behind = self._rows_behind()
+            if self.metrics is not None:
+                self.metrics.set("lag_rows", behind)
             self.log.info("read %d rows (%d in total), %s rows behind, %.0f rows/s",
                           st["since_rows"], st["rows"], "?" if behind is None else behind,
                           st["since_rows"] / elapsed)

@@ -24,6 +24,7 @@ from flbsql.decode import iter_events
 from flbsql.dialects.base import Dialect
 from flbsql.errors import ConfigError, FlbSqlError, RecordError, TerminalError
 from flbsql.mapping import Mapper
+from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome
 from flbsql.pool import Pool
 from flbsql.records import BadEntry
@@ -68,6 +69,7 @@ class Writer:
             and cfg.bulk != "insert"
         )
         self._ready_lock = threading.Lock()
+        self.metrics: Metrics | None = None  # set by the plugin
         self.counters = {"rows": 0, "dead_letters": 0, "flushes": 0}
         self._counter_lock = threading.Lock()
 
@@ -115,6 +117,10 @@ class Writer:
             self.counters["rows"] += len(where) - len(refused)
             self.counters["dead_letters"] += stored
             self.counters["flushes"] += 1
+        if self.metrics is not None:
+            self.metrics.inc("rows_in", len(where) + len(unmapped) + len(bad_entries))
+            self.metrics.inc("rows_out", len(where) - len(refused))
+            self.metrics.inc("dead_lettered", len(rejected))
         return Outcome.OK
 
     @staticmethod

@@ -226,3 +226,25 @@ def test_a_missing_table_option_names_it(host, tmp_path):
     r = host.run("-i", "feed", *props(file=frames), "-o", "sql", *props(url=tmp_path / "o.db"))
     assert r.returncode == 255
     assert "option 'table'" in r.log
+
+
+def test_metrics_and_background_thread_lines_reach_fluent_bits_logger(host, tmp_path):
+    src = tmp_path / "src.db"
+    conn = sqlite3.connect(src)
+    conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, msg TEXT)")
+    conn.executemany("INSERT INTO ev (msg) VALUES (?)", [(f"m{i}",) for i in range(300)])
+    conn.commit()
+    conn.close()
+    r = host.run("--interval", "200", "--first-delay", "50", "--duration", "2500",
+                 "-i", "sql", *props(url=src, table="ev", db=tmp_path / "pos.db",
+                                     rows_per_collect=50, fetch_size=50,
+                                     progress_interval="300ms", **{"metrics.interval": "1s"}),
+                 "-o", "null")
+    assert r.returncode == 0, r.log
+    # logged by the reader's own thread, written by the input thread through log_print
+    progress = [ln for ln in r.log.splitlines() if "[in_sql] read " in ln]
+    assert progress and all(re.match(r"^\[\d{4}/\d\d/\d\d [\d:.]+\] \[ info\] ", ln)
+                            for ln in progress), r.log
+    lines = [ln for ln in r.log.splitlines() if "metrics in_sql" in ln]
+    assert lines, r.log
+    assert "rows_in=300" in lines[-1] and "rows_out=300" in lines[-1], lines[-1]

@@ -21,7 +21,7 @@ from flbsql import __version__
 from flbsql.config import parse
 from flbsql.errors import FlbSqlError
 from flbsql.outcome import Outcome, to_outcome
-from flbsql.plugin.log import instance_logger
+from flbsql.plugin.log import callback_scope, instance_logger
 
 __all__ = ["install"]
 
@@ -52,8 +52,14 @@ def _getter(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any) -> Any:
 
 
 def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any) -> int:
-    kind = "input" if kind_no == KIND_INPUT else "output"
     log = instance_logger(lib, kind_no, api, ins, f"{'in' if kind_no == 1 else 'out'}_sql")
+    with callback_scope(log):
+        return _init_scoped(ffi, kind_no, api, ins, handle_out, log, lib)
+
+
+def _init_scoped(ffi: Any, kind_no: int, api: Any, ins: Any, handle_out: Any, log: Any,
+                 lib: Any) -> int:
+    kind = "input" if kind_no == KIND_INPUT else "output"
     log.info("flbsql %s on Python %s (%s), instance %d of this process", __version__,
              sys.version.split()[0], sys.prefix, next(_instance_no))
     try:
@@ -97,24 +103,26 @@ def _install_output(ffi: Any, lib: Any) -> None:
     @ffi.def_extern(error=int(Outcome.RETRY), onerror=_last_resort)
     def py_output_flush(ctx: Any, data: Any, size: int, tag: Any) -> int:
         plugin = ffi.from_handle(ctx)
-        try:
-            return int(plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode(
-                "utf-8", "replace")))
-        except BaseException as exc:
-            outcome = to_outcome(exc)
-            plugin.log.error("flush failed, returning %s:\n%s", outcome.name,
-                             traceback.format_exc())
-            return int(outcome)
+        with callback_scope(plugin.log):
+            try:
+                return int(plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode(
+                    "utf-8", "replace")))
+            except BaseException as exc:
+                outcome = to_outcome(exc)
+                plugin.log.error("flush failed, returning %s:\n%s", outcome.name,
+                                 traceback.format_exc())
+                return int(outcome)
 
     @ffi.def_extern(error=int(Outcome.OK), onerror=_last_resort)
     def py_output_exit(ctx: Any) -> int:
         plugin = ffi.from_handle(ctx)
-        try:
-            plugin.close()
-        except BaseException:
-            plugin.log.error("exit failed:\n%s", traceback.format_exc())
-        finally:
-            _release(plugin)
+        with callback_scope(plugin.log):
+            try:
+                plugin.close()
+            except BaseException:
+                plugin.log.error("exit failed:\n%s", traceback.format_exc())
+            finally:
+                _release(plugin)
         return int(Outcome.OK)
 
 
@@ -126,45 +134,56 @@ def _install_input(ffi: Any, lib: Any) -> None:
     @ffi.def_extern(error=-1, onerror=_last_resort)
     def py_input_collect(ctx: Any, data_out: Any, size_out: Any) -> int:
         plugin = ffi.from_handle(ctx)
-        try:
-            payload: bytes = plugin.collect()
-            if payload:
-                buf = lib.shim_alloc(len(payload))
-                if buf == ffi.NULL:
-                    plugin.abort_batch()
-                    return -1
-                ffi.memmove(buf, payload, len(payload))
-                data_out[0] = buf
-                size_out[0] = len(payload)
-            return 0
-        except BaseException:
-            plugin.log.error("collect failed:\n%s", traceback.format_exc())
-            return -1
+        with callback_scope(plugin.log):
+            return _collect(ffi, lib, plugin, data_out, size_out)
 
     @ffi.def_extern(error=-1, onerror=_last_resort)
     def py_input_cleanup(ctx: Any) -> int:
         plugin = ffi.from_handle(ctx)
-        try:
-            plugin.commit()  # Fluent Bit appended the batch: the position may move
-            return 0
-        except BaseException:
-            plugin.log.error("position commit failed:\n%s", traceback.format_exc())
-            return -1
+        with callback_scope(plugin.log):
+            try:
+                plugin.commit()  # Fluent Bit appended the batch: the position may move
+                return 0
+            except BaseException:
+                plugin.log.error("position commit failed:\n%s", traceback.format_exc())
+                return -1
 
     @ffi.def_extern(onerror=_last_resort)
     def py_input_event(ctx: Any, event: int) -> None:
         plugin = ffi.from_handle(ctx)
-        try:
-            if event == EV_PAUSE:
-                plugin.pause()
-            elif event == EV_RESUME:
-                plugin.resume()
-            elif event == EV_PRE_EXIT:
-                plugin.pause()
-            elif event == EV_EXIT:
-                try:
-                    plugin.close()
-                finally:
-                    _release(plugin)
-        except BaseException:
-            plugin.log.error("event %d failed:\n%s", event, traceback.format_exc())
+        with callback_scope(plugin.log):
+            _event(plugin, event)
+
+
+def _collect(ffi: Any, lib: Any, plugin: Any, data_out: Any, size_out: Any) -> int:
+    """One input callback: hand a malloc'd copy of the batch to Fluent Bit."""
+    try:
+        payload: bytes = plugin.collect()
+        if payload:
+            buf = lib.shim_alloc(len(payload))
+            if buf == ffi.NULL:
+                plugin.abort_batch()
+                return -1
+            ffi.memmove(buf, payload, len(payload))
+            data_out[0] = buf
+            size_out[0] = len(payload)
+        return 0
+    except BaseException:
+        plugin.log.error("collect failed:\n%s", traceback.format_exc())
+        return -1
+
+
+def _event(plugin: Any, event: int) -> None:
+    """Pause, resume, pre-exit and exit of an input instance."""
+    try:
+        if event in (EV_PAUSE, EV_PRE_EXIT):
+            plugin.pause()
+        elif event == EV_RESUME:
+            plugin.resume()
+        elif event == EV_EXIT:
+            try:
+                plugin.close()
+            finally:
+                _release(plugin)
+    except BaseException:
+        plugin.log.error("event %d failed:\n%s", event, traceback.format_exc())

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from flbsql.config import Config
 from flbsql.connect import open_pool
+from flbsql.metrics import Metrics, count_events
 from flbsql.pool import Pool
 
 __all__ = ["BatchSource", "InputPlugin"]
@@ -84,17 +85,37 @@ class InputPlugin:
         self.cfg = cfg
         self.log = log
         self._lock = threading.Lock()
-        self.source, self.pool = open_source(cfg, log)
+        self.metrics = Metrics.from_config(
+            cfg, "in_sql", cfg.position_name or cfg.table or cfg.slot, log)
+        try:
+            self.source, self.pool = open_source(cfg, log)
+        except BaseException:
+            self.metrics.close()
+            raise
+        if self.pool is not None:
+            self.metrics.attach_pool(self.pool.stats)
+        self.source.metrics = self.metrics  # type: ignore[attr-defined]
+        self._batch_rows = 0
 
     def collect(self) -> bytes:
         """The next batch of encoded events, or b"" when nothing is due."""
         with self._lock:
-            return self.source.next_batch()
+            self.metrics.tick()
+            try:
+                payload = self.source.next_batch()
+            except BaseException:
+                self.metrics.inc("errors")
+                raise
+            self._batch_rows = count_events(payload) if payload else 0
+            self.metrics.inc("rows_in", self._batch_rows)
+            return payload
 
     def commit(self) -> None:
         """Fluent Bit took the last batch: move the position past it."""
         with self._lock:
             self.source.commit()
+            self.metrics.inc("rows_out", self._batch_rows)
+            self._batch_rows = 0
 
     def abort_batch(self) -> None:
         """The last batch could not be handed over; it will be read again."""
@@ -112,6 +133,8 @@ class InputPlugin:
     def close(self) -> None:
         """Stop, store the position, release connections."""
         try:
+            self.log.info("%s", self.metrics.log_line())
+            self.metrics.close()
             self.source.close()
         finally:
             if self.pool is not None:

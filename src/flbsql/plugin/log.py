@@ -9,10 +9,21 @@ objects it owns; so two instances never mix their lines.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["FLB_LEVELS", "TRACE", "FluentBitHandler", "instance_logger"]
+__all__ = ["FLB_LEVELS", "TRACE", "FluentBitHandler", "callback_scope", "instance_logger"]
+
+# True on a thread while it runs a Fluent Bit callback. Only such threads have
+# Fluent Bit's log context; a line logged by any other thread (a reader or CDC
+# worker, the pool) would go straight to stderr (ABI doc section 7), so it is
+# held back and written by the next callback of the same instance.
+_scope = threading.local()
+_DEFERRED_MAX = 1000
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -40,15 +51,58 @@ class FluentBitHandler(logging.Handler):
         self._api = api
         self._ins = ins
         self._prefix = prefix
+        self._deferred: collections.deque[tuple[int, str]] = collections.deque()
+        self._dropped = 0
+        self._defer_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format and forward; never raises into the caller."""
+        """Format and forward (or hold back off a callback thread); never raises."""
         try:
             msg = f"[{self._prefix}] {self.format(record)}"
-            self._lib.shim_log(self._kind, self._api, self._ins, _flb_level(record.levelno),
-                               msg.encode("utf-8", "replace"))
+            level = _flb_level(record.levelno)
+            if getattr(_scope, "active", False):
+                self._send(level, msg)
+                return
+            with self._defer_lock:
+                if len(self._deferred) >= _DEFERRED_MAX:
+                    self._dropped += 1
+                else:
+                    self._deferred.append((level, msg))
         except Exception:
             self.handleError(record)
+
+    def _send(self, level: int, msg: str) -> None:
+        self._lib.shim_log(self._kind, self._api, self._ins, level,
+                           msg.encode("utf-8", "replace"))
+
+    def drain(self) -> None:
+        """Write the lines other threads logged since the last callback."""
+        with self._defer_lock:
+            lines = list(self._deferred)
+            self._deferred.clear()
+            dropped, self._dropped = self._dropped, 0
+        for level, msg in lines:
+            self._send(level, msg)
+        if dropped:
+            self._send(2, f"[{self._prefix}] {dropped} log lines of background threads "
+                          "were dropped (more than 1000 between two callbacks)")
+
+
+@contextlib.contextmanager
+def callback_scope(logger: logging.Logger | None) -> Iterator[None]:
+    """Mark this thread as running a Fluent Bit callback; flush held-back lines."""
+    outer = getattr(_scope, "active", False)
+    _scope.active = True
+    handlers = [h for h in (logger.handlers if logger else ())
+                if isinstance(h, FluentBitHandler)]
+    try:
+        for h in handlers:
+            h.drain()
+        yield
+    finally:
+        for h in handlers:
+            h.drain()
+        _scope.active = outer
 
 
 def instance_logger(lib: Any, kind_no: int, api: Any, ins: Any, prefix: str) -> logging.Logger:

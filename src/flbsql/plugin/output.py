@@ -6,7 +6,8 @@ import logging
 
 from flbsql.config import Config
 from flbsql.connect import open_pool
-from flbsql.outcome import Outcome
+from flbsql.metrics import Metrics
+from flbsql.outcome import Outcome, to_outcome
 from flbsql.writer import Writer
 
 __all__ = ["OutputPlugin"]
@@ -21,12 +22,27 @@ class OutputPlugin:
         self.log = log
         self.pool = open_pool(cfg, log)
         self.writer = Writer(cfg, self.pool, log)
+        self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table, log)
+        self.metrics.attach_pool(self.pool.stats)
+        self.writer.metrics = self.metrics
         log.info("writing to %s table %s", self.pool.params, cfg.table)
 
     def flush(self, data: bytes | memoryview, tag: str) -> Outcome:
         """Write one chunk; see :meth:`flbsql.writer.Writer.write`."""
-        return self.writer.write(data, tag)
+        try:
+            return self.writer.write(data, tag)
+        except BaseException as exc:  # counted here, mapped to a code by the bridge
+            self.metrics.inc("errors")
+            if to_outcome(exc) is Outcome.RETRY:
+                self.metrics.inc("retries")
+            raise
+        finally:
+            self.metrics.tick()
 
     def close(self) -> None:
         """Release connections (Python is never finalised inside Fluent Bit)."""
-        self.pool.close()
+        try:
+            self.log.info("%s", self.metrics.log_line())
+            self.metrics.close()
+        finally:
+            self.pool.close()

@@ -23,10 +23,13 @@ def _changes(records: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
 
 
 def test_operations_and_old_rows(cdc_db: Any, tmp_path: Any) -> None:
+    # snapshot never: with a snapshot, a row inserted right after Init may be read by
+    # the snapshot too (op r, and the change marked overlap), which is correct but
+    # not what these stream-only tests count.
     cdc_db.execute("CREATE TABLE d (id int PRIMARY KEY, v text);"
                    "CREATE TABLE f (id int PRIMARY KEY, v text);"
                    "ALTER TABLE f REPLICA IDENTITY FULL")
-    src = open_source(cdc_db.props(tmp_path, tables="public.d,f"))
+    src = open_source(cdc_db.props(tmp_path, tables="public.d,f", snapshot="never"))
     try:
         for t in ("d", "f"):
             cdc_db.execute(f"INSERT INTO {t} VALUES (1, 'a')")
@@ -65,7 +68,7 @@ def test_unchanged_toast_from_old_row_or_marker(cdc_db: Any, tmp_path: Any) -> N
                    "CREATE TABLE f (id int PRIMARY KEY, n int, big text);"
                    "ALTER TABLE f REPLICA IDENTITY FULL")
     src = open_source(cdc_db.props(tmp_path, tables="public.d,public.f",
-                                   toast_marker="<toast>"))
+                                   toast_marker="<toast>", snapshot="never"))
     try:
         for t in ("d", "f"):
             cdc_db.execute(f"INSERT INTO {t} VALUES (1, 0, {big})")
@@ -83,7 +86,7 @@ def test_unchanged_toast_from_old_row_or_marker(cdc_db: Any, tmp_path: Any) -> N
 
 def test_ddl_is_followed(cdc_db: Any, tmp_path: Any) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, a int)")
-    src = open_source(cdc_db.props(tmp_path, tables="t"))
+    src = open_source(cdc_db.props(tmp_path, tables="t", snapshot="never"))
     try:
         cdc_db.execute("INSERT INTO t VALUES (1, 1)")
         cdc_db.execute("ALTER TABLE t ADD COLUMN j jsonb; ALTER TABLE t ALTER a TYPE numeric")
@@ -99,7 +102,7 @@ def test_ddl_is_followed(cdc_db: Any, tmp_path: Any) -> None:
 
 def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-    src = open_source(cdc_db.props(tmp_path, tables="t", fetch_size=100,
+    src = open_source(cdc_db.props(tmp_path, tables="t", fetch_size=100, snapshot="never",
                                    rows_per_collect=300, bytes_per_collect="64k"))
     batches = []
     try:
@@ -127,7 +130,7 @@ def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -
 
 def test_restart_resumes_without_loss(cdc_db: Any, tmp_path: Any) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    props = cdc_db.props(tmp_path, tables="t")
+    props = cdc_db.props(tmp_path, tables="t", snapshot="never")
     seen: list[dict[str, Any]] = []
     src = open_source(props)
     try:

@@ -5,20 +5,21 @@ One record format serves snapshot rows and changes (``docs/cdc.md``). The body i
     {"op": "r" | "c" | "u" | "d" | "t",   # read (snapshot), create, update, delete, truncate
      "table": "schema.table",
      "lsn": "0/16B3748",                  # commit LSN of the transaction (snapshot: WAL
-                                          # position when the chunk was read)
-     "pos": 0,                            # position in the transaction (snapshot: row no.)
+                                          # insert position when the chunk was read)
      "xid": 1234 | None,                  # transaction id (None for snapshot rows)
      "commit_time": "2024-...+00:00" | None,
      "snapshot": bool,                    # True for rows read by the initial snapshot
      "overlap": bool,                     # a change that may already be in the snapshot
+     "pos": 0,                            # position in the transaction (snapshot: row no.)
      "before": {...} | None,              # old row (FULL) or old key (DEFAULT) when sent
      "after": {...} | None}               # new row (None for delete and truncate)
 
 ``(lsn, pos)`` identifies a change: a change delivered twice (after a crash) has the
 same pair. Modules: :mod:`.types` (text -> value by type OID), :mod:`.pgoutput`
-(message decoder), :mod:`.postgresql` (slot, publication, snapshot, peek/advance,
-health, heartbeat; the only module that imports psycopg) and :mod:`.source` (the
-input's batch source).
+(message decoder), :mod:`.postgresql` (slot, publication, snapshot, read/advance,
+health, heartbeat; the only module that imports psycopg), :mod:`.worker` (the
+background thread), :mod:`.state` (the position file) and :mod:`.source` (the
+input's batch source, ``mode cdc``).
 """
 
 from __future__ import annotations

@@ -120,11 +120,12 @@ class Host:
         return cmd + list(args)
 
     def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
-            plugins: Sequence[pathlib.Path] | None = None, check: bool = False) -> HostResult:
+            plugins: Sequence[pathlib.Path] | None = None, check: bool = False,
+            cwd: pathlib.Path | None = None) -> HostResult:
         """Run to completion; the last stdout line is the stats JSON."""
         proc = subprocess.run(self.command(*args, plugins=plugins), capture_output=True,
                               text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                              check=False)
+                              check=False, cwd=cwd)
         stats: dict[str, Any] = {}
         for line in reversed(proc.stdout.strip().splitlines()):
             if line.startswith("{"):

@@ -131,7 +131,7 @@ def test_random_property_sets_fail_init_cleanly_or_work(host, tmp_path_factory, 
         if "\x00" in v or "\n" in v:
             continue
         args += ["-p", f"{k}={v}"]
-    r = host.run("-i", "feed", *props(file=frames), "-o", "sql", *args, timeout=60)
+    r = host.run("-i", "feed", *props(file=frames), "-o", "sql", *args, timeout=60, cwd=tmp)
     assert r.returncode in (0, 255), r.log[-3000:]
     if r.returncode == 255:
         assert "failed to initialize" in r.log

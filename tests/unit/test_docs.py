@@ -89,16 +89,6 @@ def test_api_doc_lists_public_names():
 
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
-# Pages that other work in progress is writing (issue 6: docs/cdc.md). A link to one of
-# them may dangle only while it is listed here; once the page exists, remove it.
-PENDING = {"cdc.md"}
-
-
-def test_pending_pages_are_still_pending():
-    written = sorted(p for p in PENDING if (DOCS / p).exists())
-    assert not written, f"{written} exist now: remove them from PENDING in {__file__}"
-
-
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
 def test_relative_links_in_docs_resolve(page):
     text = (DOCS / page).read_text()

@@ -68,6 +68,9 @@ class Capabilities:
         create_if_not_exists: ``CREATE TABLE IF NOT EXISTS`` is understood.
         text_nul: text columns can store U+0000 (PostgreSQL cannot).
         json_as_bytes: the bulk path takes JSON documents as UTF-8 bytes.
+        epoch_micros: record times for zone-aware columns may be passed as
+            :class:`flbsql.mapping.EpochMicros` (the driver adapts them), which spares
+            building a datetime per row on the hot path.
         enforces_length: the server rejects text longer than a VARCHAR(n) (SQLite does not,
             so the mapper checks it to behave like the others).
     """
@@ -89,6 +92,7 @@ class Capabilities:
     create_if_not_exists: bool = True
     text_nul: bool = True
     json_as_bytes: bool = False
+    epoch_micros: bool = False
     enforces_length: bool = True
     types: dict[str, str] = dataclasses.field(default_factory=lambda: {
         "text": "TEXT",

@@ -15,7 +15,9 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["HEADER", "TRAILER", "encode_rows", "encoders"]
+from flbsql.mapping import EpochMicros
+
+__all__ = ["HEADER", "TRAILER", "encode_rows", "encoders", "register_epoch_dumper"]
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = b"\xff\xff"
@@ -49,7 +51,12 @@ def _bytea(v: Any) -> bytes:
     return _LEN(len(b)) + b
 
 
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
+
+
 def _timestamptz(v: dt.datetime) -> bytes:
+    if v.__class__ is EpochMicros:  # the record time, already an integer
+        return _I8(8, v - _PG_EPOCH_US)
     if v.tzinfo is None:
         raise ValueError("naive datetime for a timestamptz column")
     return _I8(8, (v - _PG_EPOCH_TZ) // _US)
@@ -157,3 +164,23 @@ def encode_rows(
         raise err from exc
     if parts:
         write(b"".join(parts))
+
+
+def register_epoch_dumper(conn: Any) -> None:
+    """Let psycopg bind :class:`EpochMicros` wherever our encoders are not used
+    (``write_row`` fallback, ``bulk insert``, upserts) as a timestamptz."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class EpochMicrosDumper(Dumper):
+        format = Format.TEXT
+        oid = conn.adapters.types["timestamptz"].oid
+
+        def dump(self, obj: Any) -> bytes:
+            when = _UNIX_EPOCH_TZ + dt.timedelta(microseconds=int(obj))
+            return when.isoformat().encode()
+
+    conn.adapters.register_dumper(EpochMicros, EpochMicrosDumper)
+
+
+_UNIX_EPOCH_TZ = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

@@ -54,6 +54,7 @@ class PostgreSQLDialect(Dialect):
         upsert_style="on_conflict",
         text_nul=False,
         json_as_bytes=True,
+        epoch_micros=True,
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
@@ -99,6 +100,7 @@ class PostgreSQLDialect(Dialect):
         """Psycopg connection, autocommit off, JSON pass-through dumper."""
         psycopg = self._psycopg()
         conn = psycopg.connect(autocommit=False, **self.connect_kwargs(params))
+        pgbinary.register_epoch_dumper(conn)
         from psycopg.types.json import set_json_dumps
 
         set_json_dumps(_passthrough_json, conn)

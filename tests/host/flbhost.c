@@ -96,7 +96,7 @@ struct ins {
     /* input thread */
     pthread_t th; int th_up; pthread_mutex_t mu; pthread_cond_t cv;
     int init_done, init_ret, cmd_prerun, prerun_done, started, want_paused, paused, cmd_exit;
-    unsigned char *feed; size_t feed_len;
+    FILE *feed; long feed_up;   /* feed: frames streamed, at most feed_up chunks in flight */
     /* output */
     pthread_t *wth; struct task *qh, *qt; pthread_cond_t wcv; int wstop; FILE *sink;
     struct ins *next;
@@ -322,7 +322,10 @@ static void engine_ingest(struct ins *in, unsigned char *data, size_t len)
 static void task_finish(struct task *t)  /* G.mu held */
 {
     struct chunk *c = t->c;
-    if (--c->pending == 0) { free(c->tag); free(c->data); free(c); G.live_chunks--; }
+    if (--c->pending == 0) {
+        free(c->tag); free(c->data); free(c); G.live_chunks--;
+        pthread_cond_broadcast(&G.cv);   /* a feed may be waiting for room */
+    }
     free(t); G.tasks--;
     pthread_cond_broadcast(&G.cv);
 }
@@ -467,29 +470,37 @@ static void proxy_collect(struct ins *in)
     else free(data);
 }
 static void feed_emit(struct ins *in)
-{   /* frames: u32le length + msgpack bytes; one chunk per frame */
-    size_t off = 0;
-    while (off + 4 <= in->feed_len) {
-        const unsigned char *p = in->feed + off;
-        size_t n = p[0] | p[1] << 8 | p[2] << 16 | (size_t) p[3] << 24;
-        if (n > in->feed_len - off - 4) break;
+{   /* frames: u32le length + msgpack bytes; one chunk per frame, streamed from the file with
+     * at most feed_up chunks in flight (like storage.max_chunks_up / mem_buf_limit pausing) */
+    unsigned char hdr[4];
+    size_t n;
+    while (fread(hdr, 1, 4, in->feed) == 4) {
+        n = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (size_t) hdr[3] << 24;
         unsigned char *b = malloc(n ? n : 1);
         if (!b) abort();
-        memcpy(b, p + 4, n); engine_ingest(in, b, n); off += 4 + n;
+        if (fread(b, 1, n, in->feed) != n) {
+            free(b);
+            hlog(L_WARN, "[input:feed:%s] truncated frame ignored", in->name);
+            break;
+        }
+        pthread_mutex_lock(&G.mu);
+        while (G.live_chunks >= in->feed_up && !G.stop) pthread_cond_wait(&G.cv, &G.mu);
+        int stopping = G.stop;
+        pthread_mutex_unlock(&G.mu);
+        if (stopping) { free(b); break; }
+        engine_ingest(in, b, n);
     }
-    if (off != in->feed_len)
-        hlog(L_WARN, "[input:feed:%s] truncated frame at offset %zu ignored", in->name, off);
-    free(in->feed); in->feed = NULL;
+    fclose(in->feed); in->feed = NULL;
     pthread_mutex_lock(&G.mu); G.feeds_done++; pthread_cond_broadcast(&G.cv); pthread_mutex_unlock(&G.mu);
 }
 static int input_init(struct ins *in)
 {
     if (in->kind == K_FEED) {
-        const char *f = get_prop("file", in); FILE *fp = f ? fopen(f, "rb") : NULL; long sz;
-        if (!fp) { hlog(L_ERROR, "[input:feed:%s] cannot open file '%s'", in->name, f ? f : "(unset)"); return -1; }
-        fseek(fp, 0, SEEK_END); sz = ftell(fp); rewind(fp);
-        in->feed = malloc(sz > 0 ? sz : 1); in->feed_len = fread(in->feed, 1, sz > 0 ? sz : 0, fp);
-        fclose(fp);
+        const char *f = get_prop("file", in), *up = get_prop("chunks_up", in);
+        in->feed = f ? fopen(f, "rb") : NULL;
+        if (!in->feed) { hlog(L_ERROR, "[input:feed:%s] cannot open file '%s'", in->name, f ? f : "(unset)"); return -1; }
+        in->feed_up = up ? atol(up) : 32;
+        if (in->feed_up < 1) in->feed_up = 1;
         return 0;
     }
     /* mirrors flb_proxy_input_cb_init + go.c proxy_go_input_init */
@@ -977,7 +988,7 @@ int main(int argc, char **argv)
     struct ins *lists[2] = { G.inputs, G.outputs };
     for (int l = 0; l < 2; l++) for (struct ins *x = lists[l], *n; x; x = n) {
         n = x->next; free_props(x->props); free_props(x->raw);
-        free(x->tag); free(x->match); free(x->alias); free(x->sect); free(x->ctx); free(x->feed);
+        free(x->tag); free(x->match); free(x->alias); free(x->sect); free(x->ctx); if (x->feed) fclose(x->feed);
         pthread_mutex_destroy(&x->mu); pthread_cond_destroy(&x->cv); pthread_cond_destroy(&x->wcv); free(x);
     }
     if (rc == 1) return 1;   /* configuration error: no run, no stats */

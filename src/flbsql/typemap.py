@@ -43,6 +43,8 @@ from flbsql.timestamps import to_event_time
 __all__ = ["RowEncoder"]
 
 _U32X2 = struct.Struct(">II")
+_V2_HEAD = b"\x92\x92\xd7\x00"  # [[EventTime (fixext 8, type 0) ... ; then {} and the body
+_MAX_EVENT_SEC = 0xFFFFFFFD  # EventTime seconds; 0xFFFFFFFE/F mark groups
 _UTC = dt.timezone.utc
 
 
@@ -135,11 +137,19 @@ class RowEncoder:
         if self.time_idx is None:
             head = [ingest, meta]
             items = [[head, self._row(r)] for r in rows]
-        else:
+        else:  # per-row headers written by hand: no ExtType objects, one pack per body
             t, zone = self.time_idx, self.time_zone
-            items = []
+            pack, row_of, head = self._packer.pack, self._row, _V2_HEAD
+            default_head = head + _U32X2.pack(sec, int((now - sec) * 1e9)) + b"\x80"
+            parts = []
             for r in rows:
-                et = to_event_time(r[t], zone)
-                ts = ingest if et is None else msgpack.ExtType(0, _U32X2.pack(*et))
-                items.append([[ts, meta], self._row(r)])
+                v = r[t]
+                if v.__class__ is dt.datetime and v.tzinfo is not None:  # the usual column
+                    ts = v.timestamp()
+                    et = (int(ts), v.microsecond * 1000) if 0 <= ts <= _MAX_EVENT_SEC else None
+                else:
+                    et = to_event_time(v, zone)
+                hdr = default_head if et is None else head + _U32X2.pack(*et) + b"\x80"
+                parts.append(hdr + pack(row_of(r)))
+            return b"".join(parts)
         return _strip_array_header(self._packer.pack(items))

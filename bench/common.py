@@ -129,3 +129,30 @@ def require_build() -> None:
     missing = [p for p in (HOST, OUT_SQL, IN_SQL) if not p.exists()]
     if missing:
         sys.exit(f"missing {', '.join(map(str, missing))}: run `make build` first")
+
+
+def result(
+    bench: str,
+    database: str,
+    case: str,
+    measured: dict[str, Any],
+    *,
+    target_rps: float | None = None,
+    target_ratio: float | None = None,
+    unit: str = "rows/s",
+) -> dict[str, Any]:
+    """One row of the benchmark table (docs/benchmarks.md).
+
+    ``measured`` carries ``rows_per_s`` (median), ``baseline`` (the raw database
+    operation, measured in the same run), ``baseline_rows_per_s``, ``ratio``,
+    ``peak_rss_mb`` and the individual ``runs``.
+    """
+    met: bool | None = None
+    if target_rps is not None or target_ratio is not None:
+        met = (target_rps is None or measured["rows_per_s"] >= target_rps) and (
+            target_ratio is None or measured.get("ratio", 0) >= target_ratio)
+    target = " and ".join(
+        t for t in (f">= {target_rps:,.0f} {unit}" if target_rps else "",
+                    f">= {target_ratio:.0%} of baseline" if target_ratio else "") if t)
+    return {"benchmark": bench, "database": database, "case": case, "unit": unit,
+            **measured, "target": target or None, "met": met}

@@ -27,7 +27,7 @@ import tempfile
 from typing import Any
 
 import msgpack
-from bench.common import emit, median, require_build, run_host, timed, write_frames
+from bench.common import emit, median, require_build, result, run_host, timed, write_frames
 
 PG_ADMIN = os.environ.get(
     "FLBSQL_BENCH_POSTGRES_URL",
@@ -142,69 +142,104 @@ def bench_postgres(
         baseline.append(rows / secs)
         emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, \\copy {baseline[-1]:,.0f} rows/s")
     dump.unlink(missing_ok=True)
-    out = {
-        "rows_per_s": median(plugin),
-        "copy_rows_per_s": median(baseline),
-        "peak_rss_mb": max(rss) / 1024,
-        "runs": plugin,
-        "copy_runs": baseline,
-    }
-    out["ratio_to_copy"] = out["rows_per_s"] / out["copy_rows_per_s"]
-    emit(
-        f"postgresql: {out['rows_per_s']:,.0f} rows/s (median of {repeat}), psql \\copy "
-        f"{out['copy_rows_per_s']:,.0f} rows/s, ratio {out['ratio_to_copy']:.0%}, "
-        f"peak RSS {out['peak_rss_mb']:.0f} MB"
-    )
-    return out
+    return _summary("postgresql", "psql \\copy", plugin, baseline, rss)
 
 
-def bench_mysql(feed: pathlib.Path, rows: int, workers: int) -> dict[str, Any]:
-    """One run into MariaDB/MySQL."""
+def _mysql_conn() -> Any:
     import pymysql
 
     from flbsql.url import parse_url
 
     p = parse_url(MYSQL_URL)
-    conn = pymysql.connect(
-        host=p.host,
-        port=p.port or 3306,
-        user=p.user or "root",
-        password=p.password or "",
-        autocommit=True,
-    )
+    return pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
+                           password=p.password or "", autocommit=True, charset="utf8mb4",
+                           local_infile=True)
+
+
+def bench_mysql(feed: pathlib.Path, rows: int, repeat: int, workers: int,
+                tmp: pathlib.Path) -> dict[str, Any]:
+    """Plugin runs into MariaDB/MySQL; baseline ``LOAD DATA LOCAL INFILE`` of the same rows."""
+    conn = _mysql_conn()
     cur = conn.cursor()
     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DBNAME}`")
-    cur.execute(f"DROP TABLE IF EXISTS `{DBNAME}`.out_bench")
-    run = _host_run(MYSQL_URL.rstrip("/") + "/" + DBNAME, "out_bench", feed, workers, rows)
-    cur.execute(f"SELECT count(*) FROM `{DBNAME}`.out_bench")
-    got = cur.fetchone()[0]
+    cur.execute(f"USE `{DBNAME}`")
+    plugin, baseline, rss = [], [], []
+    dump = tmp / "flbsql_bench_output_mysql.tsv"
+    for n in range(repeat):
+        cur.execute("DROP TABLE IF EXISTS out_bench")
+        run = _host_run(MYSQL_URL.rstrip("/") + "/" + DBNAME, "out_bench", feed, workers, rows)
+        cur.execute("SELECT count(*) FROM out_bench")
+        got = cur.fetchone()[0]
+        if got != rows:
+            raise RuntimeError(f"MariaDB holds {got} rows, expected {rows}")
+        plugin.append(rows / run.wall)
+        rss.append(run.peak_rss_kb)
+        if n == 0:  # the rows as written, as the server's own bulk-load input
+            cur.execute("SELECT tag, time, data FROM out_bench")
+            with open(dump, "w") as f:
+                for tag, when, data in cur.fetchall():
+                    f.write(f"{tag}\t{when}\t{data}\n")
+        cur.execute("DROP TABLE IF EXISTS load_bench")
+        cur.execute("CREATE TABLE load_bench LIKE out_bench")
+        secs, _ = timed(lambda: cur.execute(
+            f"LOAD DATA LOCAL INFILE '{dump}' INTO TABLE load_bench FIELDS ESCAPED BY '' "
+            "(tag, time, data)"))
+        baseline.append(rows / secs)
+        emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, LOAD DATA {baseline[-1]:,.0f} rows/s")
+    cur.execute("DROP TABLE IF EXISTS load_bench")
     conn.close()
-    if got != rows:
-        raise RuntimeError(f"MariaDB holds {got} rows, expected {rows}")
-    out = {"rows_per_s": rows / run.wall, "peak_rss_mb": run.peak_rss_kb / 1024}
-    emit(f"mariadb: {out['rows_per_s']:,.0f} rows/s, peak RSS {out['peak_rss_mb']:.0f} MB")
-    return out
+    dump.unlink(missing_ok=True)
+    return _summary("mariadb", "LOAD DATA LOCAL INFILE", plugin, baseline, rss)
 
 
-def bench_sqlite(feed: pathlib.Path, rows: int, tmp: pathlib.Path) -> dict[str, Any]:
-    """One run into a SQLite file (one worker: SQLite has one writer)."""
+def bench_sqlite(feed: pathlib.Path, rows: int, repeat: int, tmp: pathlib.Path) -> dict[str, Any]:
+    """Plugin runs into a SQLite file (one writer); baseline executemany of the same rows."""
     import sqlite3
 
     db = tmp / "flbsql_bench_output.db"
+    plugin, baseline, rss = [], [], []
+    for n in range(repeat):
+        for suffix in ("", "-wal", "-shm"):
+            pathlib.Path(str(db) + suffix).unlink(missing_ok=True)
+        run = _host_run(str(db), "out_bench", feed, 1, rows)
+        conn = sqlite3.connect(db)
+        got = conn.execute("SELECT count(*) FROM out_bench").fetchone()[0]
+        if got != rows:
+            raise RuntimeError(f"SQLite holds {got} rows, expected {rows}")
+        plugin.append(rows / run.wall)
+        rss.append(run.peak_rss_kb)
+        data = conn.execute("SELECT tag, time, data FROM out_bench").fetchall()
+        conn.execute("CREATE TABLE load_bench AS SELECT * FROM out_bench WHERE 0")
+        conn.commit()
+
+        def load() -> None:
+            with conn:  # one transaction, as the plugin's flushes are
+                conn.executemany("INSERT INTO load_bench VALUES (?, ?, ?)", data)
+
+        secs, _ = timed(load)
+        baseline.append(rows / secs)
+        conn.close()
+        emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, executemany "
+             f"{baseline[-1]:,.0f} rows/s")
     for suffix in ("", "-wal", "-shm"):
         pathlib.Path(str(db) + suffix).unlink(missing_ok=True)
-    run = _host_run(str(db), "out_bench", feed, 1, rows)
-    got = sqlite3.connect(db).execute("SELECT count(*) FROM out_bench").fetchone()[0]
-    if got != rows:
-        raise RuntimeError(f"SQLite holds {got} rows, expected {rows}")
-    out = {"rows_per_s": rows / run.wall, "peak_rss_mb": run.peak_rss_kb / 1024}
-    emit(f"sqlite: {out['rows_per_s']:,.0f} rows/s, peak RSS {out['peak_rss_mb']:.0f} MB")
-    db.unlink(missing_ok=True)
+    return _summary("sqlite", "executemany, one transaction", plugin, baseline, rss)
+
+
+def _summary(name: str, base: str, plugin: list[float], baseline: list[float],
+             rss: list[int]) -> dict[str, Any]:
+    out = {"rows_per_s": median(plugin), "baseline": base, "baseline_rows_per_s":
+           median(baseline), "peak_rss_mb": max(rss) / 1024, "runs": plugin,
+           "baseline_runs": baseline}
+    out["ratio"] = out["rows_per_s"] / out["baseline_rows_per_s"]
+    emit(f"{name}: {out['rows_per_s']:,.0f} rows/s (median of {len(plugin)}), {base} "
+         f"{out['baseline_rows_per_s']:,.0f} rows/s, ratio {out['ratio']:.0%}, "
+         f"peak RSS {out['peak_rss_mb']:.0f} MB")
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the output benchmark; the last line is the JSON summary."""
+def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Measure; one result row per database (see bench.common.result)."""
     ap = argparse.ArgumentParser(prog="python -m bench output")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
@@ -214,18 +249,30 @@ def main(argv: list[str] | None = None) -> int:
     require_build()
     tmp = pathlib.Path(tempfile.gettempdir())
     feed = feed_file(args.rows, tmp)
-    emit(
-        f"output benchmark: {args.rows:,} records of "
-        f"{(feed.stat().st_size - 4 * ((args.rows + CHUNK - 1) // CHUNK)) / args.rows:.0f} "
-        f"bytes, workers {args.workers}"
-    )
+    size = (feed.stat().st_size - 4 * ((args.rows + CHUNK - 1) // CHUNK)) / args.rows
+    emit(f"output benchmark: {args.rows:,} records of {size:.0f} bytes, workers {args.workers}")
     only = set(args.only or ("postgresql", "mysql", "sqlite"))
-    summary: dict[str, Any] = {"rows": args.rows, "workers": args.workers}
+    case = f"{args.rows:,} log records ({size:.0f} B, 9 keys) through the host"
+    rows: list[dict[str, Any]] = []
     if "postgresql" in only:
-        summary["postgresql"] = bench_postgres(feed, args.rows, args.repeat, args.workers, tmp)
+        r = bench_postgres(feed, args.rows, args.repeat, args.workers, tmp)
+        rows.append(result("output", "PostgreSQL", case, r, target_rps=160_000,
+                           target_ratio=0.60))
     if "mysql" in only:
-        summary["mariadb"] = bench_mysql(feed, args.rows, args.workers)
+        r = bench_mysql(feed, args.rows, args.repeat, args.workers, tmp)
+        rows.append(result("output", "MariaDB", case, r))
     if "sqlite" in only:
-        summary["sqlite"] = bench_sqlite(feed, args.rows, tmp)
-    emit(json.dumps(summary))
-    return 0
+        r = bench_sqlite(feed, args.rows, args.repeat, tmp)
+        rows.append(result("output", "SQLite", case, r))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the output benchmark; the last line is the JSON summary; 1 if a target is missed."""
+    rows = run(argv)
+    emit(json.dumps(rows))
+    return 0 if all(r["met"] is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

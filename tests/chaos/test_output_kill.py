@@ -1,0 +1,325 @@
+"""SIGKILL of the test host during an OUTPUT stream, then replay until it completes.
+
+The feed is ``CHUNKS`` chunks of ``PER_CHUNK`` records, each record with a unique
+``id`` and the number of its ``chunk``; ``out_sql`` writes them with ``workers 2``.
+The host is killed with SIGKILL ``KILLS`` times at random moments (some at a random
+delay after the start, during Init or the re-sent chunks, the others once the
+table has grown by a random amount, i.e. mid-stream). After every kill:
+
+* atomicity: one flush is one transaction, so the rows of any chunk are all there
+  or none are (grouped by ``chunk``: every count is 0 or a whole number of chunks);
+
+then the whole feed is delivered again, as Fluent Bit's filesystem storage would
+re-deliver every chunk it still holds after a crash (at worst all of them: a chunk
+is deleted only after its flush returned FLB_OK, which the kill may have beaten).
+
+* With ``unique_key id`` (idempotent mode) the final table holds every id exactly
+  once: count == N and the key set is exactly 0..N-1.
+* Without ``unique_key`` delivery is at-least-once: every id is there (count >= N),
+  and each re-delivered chunk that had already committed is written again, whole.
+  The plugin cannot tell a re-delivery from new data without a key; that is what
+  ``unique_key`` is for.
+
+Proving the test can fail: ``FLBSQL_CHAOS_SABOTAGE=split-commit`` makes the writer
+commit after every 50-row batch (no longer one transaction per flush) and the
+atomicity check fails after a kill; ``FLBSQL_CHAOS_SABOTAGE=no-dedup`` creates the
+table without the unique key and writes plain INSERTs, and the exactly-once check
+fails. Neither is set in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests import fix_db
+from tests.dialects.output_helpers import qt
+from tests.fix_db import unique_table
+from tests.fix_host import Host, event_v2, props, write_frames
+
+pytestmark = [pytest.mark.chaos, pytest.mark.shim]
+
+CHUNKS = int(os.environ.get("FLBSQL_OUTPUT_KILL_CHUNKS", "200"))
+PER_CHUNK = 500
+N = CHUNKS * PER_CHUNK
+KILLS = int(os.environ.get("FLBSQL_OUTPUT_KILLS", "8"))
+SABOTAGE = os.environ.get("FLBSQL_CHAOS_SABOTAGE", "")
+
+# Deliberate bugs, injected through sitecustomize, to show the checks can fail.
+_SABOTAGE_CODE = {
+    "split-commit": """
+        import flbsql.batching as b
+        _attempt = b.Savepoints.attempt
+        def attempt(self, write, rows):
+            err = _attempt(self, write, rows)
+            if err is None:
+                self.cur.connection.commit()  # BUG on purpose: a flush is no longer atomic
+            return err
+        b.Savepoints.attempt = attempt
+    """,
+    "no-dedup": """
+        import flbsql.sql as s
+        from flbsql.dialects import mysql, postgresql
+        _create = s.create_table
+        s.create_table = lambda d, t, c, unique=(): _create(d, t, c, ())  # BUG on purpose
+        for cls in (postgresql.PostgreSQLDialect, mysql.MySQLDialect):
+            cls.upsert = lambda self, cur, t, cols, rows, key, update, types=None: (
+                self.bulk_insert(cur, t, cols, rows, types))
+    """,
+}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("pg_db", marks=pytest.mark.postgres, id="postgresql"),
+        pytest.param("mysql_db", marks=pytest.mark.mysql, id="mysql"),
+    ]
+)
+def db(request: pytest.FixtureRequest) -> fix_db.TestDB:
+    """The session database of each server dialect."""
+    found: fix_db.TestDB = request.getfixturevalue(request.param)
+    return found
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The feed: CHUNKS frames of PER_CHUNK records with ids 0..N-1."""
+    path = tmp_path_factory.mktemp("feed") / "frames.bin"
+    return write_frames(
+        path,
+        (
+            b"".join(
+                event_v2(
+                    {"id": c * PER_CHUNK + i, "chunk": c, "msg": f"record {i} of {c}"},
+                    sec=1_700_000_000 + c,
+                    nsec=i * 1000,
+                )
+                for i in range(PER_CHUNK)
+            )
+            for c in range(CHUNKS)
+        ),
+    )
+
+
+@dataclass
+class Table:
+    """What the test reads back: per-chunk counts, total rows, ids."""
+
+    db: fix_db.TestDB
+    name: str
+    _conn: Any = field(default=None, repr=False)
+
+    def _cur(self) -> Any:
+        if self._conn is None:
+            self._conn = self.db.connect()
+        return self._conn.cursor()
+
+    def rows(self) -> int:
+        """Committed rows (0 while the table does not exist yet)."""
+        try:
+            cur = self._cur()
+            cur.execute(f"SELECT COUNT(*) FROM {qt(self.db, self.name)}")
+            return int(cur.fetchone()[0])
+        except Exception:  # not created yet
+            self.close()
+            return 0
+
+    def per_chunk(self) -> dict[int, int]:
+        """chunk -> rows of that chunk."""
+        cur = self._cur()
+        cur.execute(
+            f"SELECT {qt(self.db, 'chunk')}, COUNT(*) FROM {qt(self.db, self.name)} "
+            f"GROUP BY {qt(self.db, 'chunk')}"
+        )
+        return {int(c): int(n) for c, n in cur.fetchall()}
+
+    def ids(self) -> list[int]:
+        """Every stored id (with repeats)."""
+        cur = self._cur()
+        cur.execute(f"SELECT {qt(self.db, 'id')} FROM {qt(self.db, self.name)}")
+        return [int(r[0]) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        """Drop the polling connection."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+@pytest.fixture
+def env(tmp_path: Any) -> Iterator[dict[str, str]]:
+    """Environment of the host: empty, or the sabotage asked for."""
+    if not SABOTAGE:
+        yield {}
+        return
+    d = tmp_path / "sabotage"
+    d.mkdir()
+    (d / "sitecustomize.py").write_text(textwrap.dedent(_SABOTAGE_CODE[SABOTAGE]))
+    yield {"PYTHONPATH": str(d)}
+
+
+def _start(
+    host: Host,
+    db: fix_db.TestDB,
+    table: str,
+    frames: Any,
+    env: dict[str, str],
+    unique: bool,
+    log: Any,
+) -> subprocess.Popen[str]:
+    p: dict[str, Any] = {
+        "url": db.url,
+        "table": table,
+        "columns": "id=id:int,chunk=chunk:int",
+        "workers": 2,
+        "retry_limit": "no_limits",
+    }
+    if unique:
+        p["unique_key"] = "id"
+    if SABOTAGE == "split-commit":
+        p["batch_rows"] = 50
+    return host.start(
+        "--grace",
+        "30000",
+        "--retry-wait",
+        "100",
+        "-i",
+        "feed",
+        *props(file=frames),
+        "-o",
+        "sql",
+        *props(**p),
+        env=env,
+        stderr=log,
+    )
+
+
+def _check_atomic(table: Table, unique: bool, when: str) -> dict[int, int]:
+    counts = table.per_chunk()
+    partial = {c: n for c, n in counts.items() if n % PER_CHUNK}
+    assert not partial, f"{when}: chunks written in part (chunk: rows): {partial}"
+    if unique:
+        over = {c: n for c, n in counts.items() if n != PER_CHUNK}
+        assert not over, f"{when}: chunks written twice with unique_key: {over}"
+    return counts
+
+
+def _kill_and_replay(
+    host: Host, db: fix_db.TestDB, frames: Any, env: dict[str, str], tmp_path: Any, unique: bool
+) -> tuple[Table, list[dict[str, Any]], dict[str, Any]]:
+    table = Table(db, unique_table("okill"))
+    rng = random.Random(f"{db.dialect}-{unique}")
+    kills: list[dict[str, Any]] = []
+    try:
+        for k in range(KILLS):
+            before = table.rows()
+            with open(tmp_path / f"host{k}.log", "w") as log:
+                proc = _start(host, db, table.name, frames, env, unique, log)
+            start = time.monotonic()
+            if k % 3 == 0:  # any moment: Init, re-sent chunks, new ones
+                mode = "time"
+                time.sleep(rng.uniform(0.05, 0.8))
+            else:  # once this run has added a random share of the feed
+                mode = "progress"
+                target = before + int(rng.uniform(0.02, 0.10) * N)
+                while proc.poll() is None and table.rows() < target:
+                    if time.monotonic() - start > 60:
+                        break
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0, 0.02))
+            proc.kill()
+            proc.wait(10)
+            assert proc.stdout is not None
+            proc.stdout.close()
+            finished = proc.returncode == 0
+            counts = _check_atomic(table, unique, f"after kill {k + 1}")
+            after = sum(counts.values())
+            kills.append(
+                {
+                    "mode": mode,
+                    "after_s": round(time.monotonic() - start, 2),
+                    "rows_before": before,
+                    "rows_after": after,
+                    "finished_first": finished,
+                    "keyed": unique,
+                }
+            )
+        with open(tmp_path / "final.log", "w") as log:
+            proc = _start(host, db, table.name, frames, env, unique, log)
+            out, _ = proc.communicate(timeout=180)
+        stats = next(
+            (json.loads(ln) for ln in reversed(out.splitlines()) if ln.startswith("{")), {}
+        )
+        assert proc.returncode == 0, (tmp_path / "final.log").read_text()[-3000:]
+        return table, kills, stats
+    except BaseException:
+        table.close()
+        raise
+
+
+def _mid_stream(kills: list[dict[str, Any]]) -> int:
+    """Kills that landed while the run was adding rows, before it had sent the whole feed."""
+    return sum(
+        1
+        for k in kills
+        if not k["finished_first"]
+        and 0 < k["rows_after"] - k["rows_before"] < N - k["rows_before"] * k["keyed"]
+    )
+
+
+def test_sigkill_during_idempotent_output_then_replay_gives_every_id_once(
+    host, db, frames, env, tmp_path
+):
+    table, kills, stats = _kill_and_replay(host, db, frames, env, tmp_path, unique=True)
+    try:
+        counts = _check_atomic(table, True, "after the final replay")
+        ids = table.ids()
+    finally:
+        table.close()
+    print(
+        f"\n{db.dialect} unique_key: {len(kills)} kills {kills}; final rows={len(ids)} "
+        f"distinct={len(set(ids))} stats={stats}"
+    )
+    assert stats["flush_error"] == 0 and stats["chunks_dropped"] == 0
+    assert stats["flush_ok"] == CHUNKS
+    assert len(ids) == N, f"{len(ids) - len(set(ids))} duplicates"
+    assert set(ids) == set(range(N))
+    assert set(counts) == set(range(CHUNKS))
+    assert not any(k["finished_first"] for k in kills), "a run ended before its kill"
+    assert _mid_stream(kills) >= KILLS // 2, f"too few kills landed mid-stream: {kills}"
+
+
+def test_sigkill_without_unique_key_is_at_least_once(host, db, frames, env, tmp_path):
+    """Without a key, re-delivered chunks that had committed are written again, whole."""
+    table, kills, stats = _kill_and_replay(host, db, frames, env, tmp_path, unique=False)
+    try:
+        counts = _check_atomic(table, False, "after the final replay")
+        ids = table.ids()
+    finally:
+        table.close()
+    duplicates = len(ids) - len(set(ids))
+    print(
+        f"\n{db.dialect} no key: {len(kills)} kills {kills}; final rows={len(ids)} "
+        f"duplicates={duplicates} chunks written more than once="
+        f"{sum(1 for n in counts.values() if n > PER_CHUNK)} stats={stats}"
+    )
+    assert stats["flush_error"] == 0 and stats["chunks_dropped"] == 0
+    assert set(ids) == set(range(N)), "a record was lost"
+    assert len(ids) >= N
+    # each duplicate is a whole chunk delivered again: the ones committed before a kill
+    assert duplicates == sum(counts.values()) - N
+    assert duplicates == sum(n - PER_CHUNK for n in counts.values())
+    # the final replay sends every chunk once more: all that had committed is doubled
+    assert duplicates == kills[-1]["rows_after"]
+    assert _mid_stream(kills) >= KILLS // 2, f"too few kills landed mid-stream: {kills}"

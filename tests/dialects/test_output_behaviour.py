@@ -78,6 +78,7 @@ def test_column_mapping_overflow_and_zone(any_db, make_writer):
         assert ts == dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=dt.timezone.utc)
 
 
+@pytest.mark.chaos
 def test_poison_chunk_dead_letters_and_idempotent_replay(any_db, make_writer):
     chunk, poison_ids = poison_chunk()
     nul_is_poison = any_db.dialect == "postgresql"  # the others store U+0000

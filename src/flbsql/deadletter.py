@@ -80,16 +80,28 @@ class DeadLetters:
         """The introspected type of the ``time`` column."""
         self._tconv = TimeConverter(time_kind(time_type), self.zone)
 
+    def _time(self, r: Rejected) -> Any:
+        """The record's time for the ``time`` column, NULL when it cannot be stored.
+
+        The time may be the very reason the record was rejected (past year 9999):
+        converting it again must not fail the flush and drop the chunk's good rows.
+        """
+        if r.sec is None or self._tconv is None:
+            return None
+        try:
+            return self._tconv(r.sec, r.nsec)
+        except (ValueError, OverflowError):
+            return None
+
     def write(self, cur: Any, sp: Savepoints, tag: str, rejected: Sequence[Rejected]) -> int:
         """Store (or log) every rejected record; returns how many reached the table."""
         if not rejected:
             return 0
         if self.table_sql is not None and self._tconv is not None:
-            tconv = self._tconv
             rows = [
                 (
                     tag,
-                    tconv(r.sec, r.nsec) if r.sec is not None else None,
+                    self._time(r),
                     r.error[:4000].replace("\x00", "\\0"),
                     r.record_text(),
                 )

@@ -164,6 +164,36 @@ class Dialect:
         """True when ``exc`` means the connection is unusable."""
         return False
 
+    def fileno(self, conn: Connection) -> int | None:
+        """The connection's socket descriptor, or None (no socket, or closed).
+
+        The pool's watchdog (:mod:`flbsql.watchdog`) duplicates it to watch the
+        traffic and, past the deadline, to shut the socket down from outside.
+        Default: the driver's ``fileno()`` where it has one (psycopg).
+        """
+        fileno = getattr(conn, "fileno", None)
+        if not callable(fileno):
+            return None
+        try:
+            fd = fileno()
+        except Exception:
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
+    def interrupt(self, conn: Connection) -> None:
+        """Ask the server to stop the operation ``conn`` is running.
+
+        The watchdog calls it from a side thread while another thread is blocked
+        on ``conn``, just before it shuts the socket down, so it must be safe to
+        call concurrently; it may block (the thread is abandoned). Default: the
+        driver's ``interrupt()`` (sqlite3) or ``cancel()`` (oracledb), if any.
+        """
+        for name in ("interrupt", "cancel"):
+            method = getattr(conn, name, None)
+            if callable(method):
+                method()
+                return
+
     def sqlstate(self, exc: BaseException) -> str | None:
         """The SQLSTATE of a driver error, where the driver reports one."""
         return getattr(exc, "sqlstate", None)

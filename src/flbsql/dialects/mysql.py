@@ -187,6 +187,18 @@ class MySQLDialect(Dialect):
             return True  # "(0, '')": the socket is already closed
         return errno_of(exc) in DISCONNECT_ERRNOS
 
+    def fileno(self, conn: Connection) -> int | None:
+        """PyMySQL keeps its socket in ``_sock`` (None once closed).
+
+        No ``interrupt``: ``read_timeout`` already bounds each read, and the server
+        abandons the statement when it finds the socket shut down.
+        """
+        sock = getattr(conn, "_sock", None)
+        try:
+            return None if sock is None else int(sock.fileno())
+        except (OSError, ValueError):
+            return None
+
     def classify(self, exc: BaseException) -> Exception:
         """By errno, then by PyMySQL's exception class."""
         pymysql = self._pymysql()

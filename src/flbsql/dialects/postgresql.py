@@ -28,6 +28,7 @@ __all__ = ["DIALECT", "PostgreSQLDialect"]
 
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
 _DISCONNECT_STATES = {"57P01", "57P02", "57P03"}  # admin/crash shutdown, cannot connect now
+_CANCEL_TIMEOUT = 5.0  # seconds the watchdog's cancel request may take
 
 
 def _passthrough_json(obj: Any) -> Any:
@@ -121,6 +122,14 @@ class PostgreSQLDialect(Dialect):
             return True
         # libpq reports lost connections without a SQLSTATE
         return isinstance(exc, psycopg.OperationalError) and state is None
+
+    def interrupt(self, conn: Connection) -> None:
+        """Cancel the running statement, bounded: a hung server must not hang the cancel.
+
+        ``cancel_safe`` (psycopg 3.2+) does not block other threads and gives up
+        after its timeout; the watchdog shuts the socket down anyway.
+        """
+        conn.cancel_safe(timeout=_CANCEL_TIMEOUT)  # type: ignore[attr-defined]
 
     def failed_row(self, exc: BaseException) -> int | None:
         """0-based index of the row a COPY failed on: ours, or the server's context."""

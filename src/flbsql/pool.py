@@ -21,7 +21,13 @@ keying connections by thread gives one connection per worker with no sharing.
 - credentials come from a callable, asked on every checkout; when they change
   (rotated Vault credentials) new connections use the new ones and a connection
   made with the old ones is retired at its next checkout, after the transaction it
-  was running.
+  was running;
+- every checkout (and the ping before it) is watched by :mod:`flbsql.watchdog`: an
+  operation that moves no bytes for ``statement_timeout`` plus a grace (a quarter,
+  0.5 s to 5 s) is interrupted and its socket shut down from outside, so a hung
+  server cannot hang a flush or a read where the driver has no read timeout
+  (libpq); it leaves as a :class:`~flbsql.errors.DisconnectError`, is logged once
+  and counted as ``timeouts``.
 
 Driver exceptions that leave ``with pool.connection()`` are classified by the
 dialect and re-raised as flbsql errors (the driver exception is the ``__cause__``).
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import random
 import threading
 import time
@@ -45,6 +52,7 @@ from flbsql.errors import (
     TransientError,
 )
 from flbsql.secrets import redact
+from flbsql.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 
 if TYPE_CHECKING:
     import logging
@@ -108,8 +116,9 @@ class Pool:
         settings: PoolSettings,
         log: logging.Logger,
         credentials: Credentials | None = None,
+        watchdog: Watchdog | None = None,
     ) -> None:
-        """Nothing connects here."""
+        """Nothing connects here (``watchdog``: the process-wide one by default)."""
         self.dialect = dialect
         self.params = params
         self.settings = settings
@@ -122,9 +131,11 @@ class Pool:
         self._next_attempt = 0.0
         self._failures_in_row = 0
         self._closed = False
+        self._watchdog = watchdog or WATCHDOG
+        self.grace = grace_for(params.statement_timeout)
         self.counters = {"connects": 0, "connect_failures": 0, "recycles": 0,
                          "invalidations": 0, "pings_failed": 0, "rotations": 0,
-                         "discarded": 0}
+                         "discarded": 0, "timeouts": 0}
 
     def __repr__(self) -> str:
         return f"Pool({self.params}, open={len(self._slots)})"
@@ -137,25 +148,36 @@ class Pool:
 
         Raises:
             TransientError: cannot connect now (backoff), or a transient failure.
-            DisconnectError: the connection was lost; the pool was invalidated.
+            DisconnectError: the connection was lost, or broken by the watchdog after
+                no answer within ``statement_timeout`` + grace; the pool was invalidated.
             FlbSqlError: whatever the block raised, classified by the dialect.
         """
         slot = self._checkout()
+        watch = self._watch(slot.conn)
         try:
             yield slot.conn
         except Exception as exc:
+            self._watchdog.release(watch)
             err = exc if isinstance(exc, FlbSqlError) else self.dialect.classify(exc)
-            if not isinstance(err, DisconnectError) and _looks_dead(slot.conn):
+            if watch.fired:
+                err = DisconnectError(self._timeout_text(watch))
+            elif not isinstance(err, DisconnectError) and _looks_dead(slot.conn):
                 err = DisconnectError(redact(str(err)), getattr(err, "sqlstate", None))
             if isinstance(err, DisconnectError):
                 self._discard(slot)
-                self.invalidate(str(err))
+                self.invalidate("" if watch.fired else str(err))  # fired: logged already
             elif isinstance(err, TransientError):
                 self._discard(slot)
             if err is exc:
                 raise
             raise err from exc
+        else:
+            self._watchdog.release(watch)
+            if watch.fired:  # finished (or swallowed the error) as the watchdog struck
+                self._discard(slot)
+                self.invalidate()
         finally:
+            self._watchdog.release(watch)
             self._checkin(slot)
 
     def invalidate(self, reason: str = "") -> None:
@@ -191,6 +213,31 @@ class Pool:
             return dict(self.counters, open=len(self._slots))
 
     get_stats = stats
+
+    # -- watchdog ------------------------------------------------------------------------
+
+    def _watch(self, conn: Connection) -> Watch:
+        """Put ``conn`` under the watchdog until released."""
+        return self._watchdog.watch(
+            conn,
+            self.params.statement_timeout + self.grace,
+            fileno=self.dialect.fileno(conn),
+            interrupt=functools.partial(self.dialect.interrupt, conn),
+            on_expire=self._timed_out,
+            close_after=self.grace / 2,
+        )
+
+    def _timed_out(self, watch: Watch) -> None:
+        """On the watchdog's thread: count and log, once per expired operation."""
+        with self._lock:
+            self.counters["timeouts"] += 1
+        self.log.warning("%s; interrupting it and closing the connection",
+                         self._timeout_text(watch))
+
+    def _timeout_text(self, watch: Watch) -> str:
+        return (f"no answer from {self.params} for {watch.elapsed:.1f}s "
+                f"(statement_timeout {self.params.statement_timeout:g}s + "
+                f"{self.grace:g}s grace)")
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -239,13 +286,22 @@ class Pool:
             self._drop(key, slot, "rotations")
             return None
         if now - slot.last_used > self.settings.check_idle:
+            watch = self._watch(slot.conn)  # a hung server must not hang the ping either
             try:
                 self.dialect.ping(slot.conn)
             except Exception as exc:
+                self._watchdog.release(watch)
                 with self._lock:
                     self.counters["pings_failed"] += 1
                 self._drop(key, slot, "discarded")
-                self.invalidate(f"idle connection failed its ping: {type(exc).__name__}")
+                self.invalidate("" if watch.fired else
+                                f"idle connection failed its ping: {type(exc).__name__}")
+                return None
+            finally:
+                self._watchdog.release(watch)
+            if watch.fired:
+                self._drop(key, slot, "discarded")
+                self.invalidate()
                 return None
         return slot
 

@@ -298,13 +298,53 @@ class Dialect:
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
     def split_name(self, name: str) -> tuple[str | None, str]:
-        """``schema.table`` to (schema, table); a plain name has no schema."""
-        schema, dot, table = name.rpartition(".")
-        if not dot:
-            return None, name
-        if not schema or not table:
-            raise ValueError(f"invalid table name {name!r}")
-        return schema, table
+        """``schema.table`` to (schema, table); a plain name has no schema.
+
+        A dot separates the schema from the table. A part written in double quotes
+        is taken as it is, dots included: ``"my.table"`` is one table named
+        ``my.table``, ``sales."2024.q1"`` the table ``2024.q1`` in schema ``sales``;
+        inside the quotes ``""`` stands for one ``"``. A part that does not start
+        with a quote is literal up to the dot (``tab"le`` is the table ``tab"le``).
+        Refused: more than two parts, an empty part, an unclosed quote, or text
+        after a closing quote.
+        """
+        parts: list[str] = []
+        i, n = 0, len(name)
+        while True:
+            if name.startswith('"', i):  # quoted part: up to the lone closing quote
+                buf, j = [], i + 1
+                while True:
+                    k = name.find('"', j)
+                    if k < 0:
+                        raise ValueError(f"invalid table name {name!r}: unclosed double quote")
+                    buf.append(name[j:k])
+                    if name.startswith('""', k):  # "" inside quotes: one literal quote
+                        buf.append('"')
+                        j = k + 2
+                        continue
+                    i = k + 1
+                    break
+                parts.append("".join(buf))
+                if i < n and name[i] != ".":
+                    raise ValueError(
+                        f"invalid table name {name!r}: text after a closing double quote")
+            else:
+                k = name.find(".", i)
+                k = n if k < 0 else k
+                parts.append(name[i:k])
+                i = k
+            if i >= n:
+                break
+            i += 1  # the dot
+            if i >= n:
+                parts.append("")
+                break
+        if len(parts) > 2 or not all(parts):
+            raise ValueError(
+                f"invalid table name {name!r}: expected table or schema.table "
+                '(write a name that contains a dot in double quotes, e.g. "my.table")'
+            )
+        return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
     def table_sql(self, name: str) -> str:
         """A possibly schema-qualified table name, each part quoted."""

@@ -117,6 +117,22 @@ class MySQLDialect(Dialect):
         },
     )
 
+    def quote(self, name: str) -> str:
+        """Backtick-quote, refusing what MySQL/MariaDB cannot name.
+
+        Identifiers hold only Basic Multilingual Plane characters (no emoji: the
+        server answers error 1300 "Invalid utf8mb4 character string" at CREATE
+        TABLE, i.e. at every flush) and cannot end with a space. Refused at Init.
+        """
+        if any(ord(ch) > 0xFFFF for ch in name):
+            raise ValueError(
+                f"identifier {name!r}: MySQL/MariaDB identifiers cannot hold characters "
+                "outside the Basic Multilingual Plane (e.g. emoji)"
+            )
+        if name.endswith(" "):
+            raise ValueError(f"identifier {name!r}: MySQL/MariaDB names cannot end with a space")
+        return super().quote(name)
+
     def _pymysql(self) -> Any:
         return import_driver(self.name, "pymysql", self.extra)
 

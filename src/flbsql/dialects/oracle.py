@@ -123,6 +123,15 @@ class OracleDialect(Dialect):
     )
     merge_terminator = ""
 
+    def quote(self, name: str) -> str:
+        """Oracle cannot store ``"`` in an identifier, quoted or not (no escape exists).
+
+        Refused here, at Init, naming the option, instead of ORA-03001 at every flush.
+        """
+        if '"' in name:
+            raise ValueError(f"identifier {name!r}: Oracle identifiers cannot contain '\"'")
+        return super().quote(name)
+
     def _oracledb(self) -> Any:
         return import_driver(self.name, "oracledb", self.extra)
 

@@ -90,6 +90,7 @@ class PollSource:
         self.zone = parse_zone(cfg.time_zone)
         self.time_column = cfg.time_column if cfg.is_set("time_column") and (
             cfg.time_column.lower() != "none") else None
+        self._check_names()
         self.store = store if store is not None else PositionStore(
             cfg.db or "in_sql.db", cfg["db.sync"])
         self._own_store = store is None
@@ -208,6 +209,30 @@ class PollSource:
 
     # -- setup ------------------------------------------------------------------------------
 
+    def _named_columns(self, key: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+        """(option, column) for every column the options name."""
+        cfg = self.cfg
+        return [*(("key", k) for k in key),
+                *([("tracking_column", cfg.tracking_column)] if cfg.tracking_column else []),
+                *([("time_column", self.time_column)] if self.time_column else []),
+                *(("columns", c) for c in cfg.columns)]
+
+    def _check_names(self) -> None:
+        """Refuse at Init a name the dialect cannot quote, naming its option.
+
+        Otherwise the ValueError came from the first query: an Init traceback that
+        named no option, or, with the database down at Init, a fetch thread retrying
+        a query that can never be built.
+        """
+        option = "table"
+        try:
+            if self.cfg.table:
+                self.d.table_sql(self.cfg.table)
+            for option, name in self._named_columns(self.cfg.key):  # noqa: B007 - in the error
+                self.d.quote(name)
+        except ValueError as exc:
+            raise ConfigError(option, str(exc)) from None
+
     def _setup(self) -> None:
         """Resolve key, order and column kinds; load the stored position."""
         cfg, d = self.cfg, self.d
@@ -226,12 +251,9 @@ class PollSource:
                             "key", f"table {cfg.table} has no primary key: set `key` to "
                             "the columns that identify a row (e.g. key id or key a,b)")
                     by_lower = {c.lower(): c for c in cols}
-                    wanted = [*key, *([cfg.tracking_column] if cfg.tracking_column else []),
-                              *([self.time_column] if self.time_column else []),
-                              *cfg.columns]
-                    for c in wanted:
+                    for option, c in self._named_columns(key):
                         if c.lower() not in by_lower:
-                            raise ConfigError("columns", f"column {c!r} is not in table "
+                            raise ConfigError(option, f"column {c!r} is not in table "
                                               f"{cfg.table} (it has {', '.join(cols)})")
                     key = [by_lower[k.lower()] for k in key]
                     kinds = d.input_column_kinds(conn, schema, table)

@@ -138,7 +138,8 @@ OPTIONS: tuple[Option, ...] = (
     # --- output -------------------------------------------------------------------------
     O("table", "str", None,
       "Target table (output) or source table (input); `schema.table` is allowed. "
-      "Quoted by the dialect.", group="table"),
+      "Quoted by the dialect; a part in double quotes is literal, so a name with a dot "
+      'is written `"my.table"` (`""` inside for a quote).', group="table"),
     O("columns", "list", (),
       "Output: column mapping `column=key.path[:type]`, comma-separated; nested keys with "
       "dots. Input: columns to select (default all).", group="table"),

@@ -94,6 +94,11 @@ class KeysetQuery:
         self.d = dialect
         self.order = [dialect.quote(c) for c in order]
         self.row_values = dialect.input_row_values() if row_values is None else row_values
+        # `query` and `where` are SQL text from the config: a '%' in them (LIKE 'err%')
+        # must reach the server as is, not be read as a placeholder by format-style drivers
+        if dialect.caps.paramstyle in ("format", "pyformat"):
+            query = query.replace("%", "%%") if query is not None else None
+            where = where.replace("%", "%%") if where else where
         self.where = where
         if query is not None:
             if "{position}" not in query:

@@ -249,7 +249,7 @@ class PostgreSQLDialect(Dialect):
             return (
                 "ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
                 "'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND "
-                "l.transactionid::text::bigint IN (SELECT x::text::bigint % 4294967296 "
+                "l.transactionid::text::bigint IN (SELECT mod(x::text::bigint, 4294967296) "
                 "FROM pg_snapshot_xip(pg_current_snapshot()) x))"
             )
         literal = "'" + self.table_sql(table).replace("'", "''") + "'"

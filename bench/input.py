@@ -119,11 +119,15 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--fetch-size", default="20000")
     args = ap.parse_args(argv)
     sizes = args.rows or [1_000_000, 10_000_000]
-    opts = {"rows_per_collect": args.rows_per_collect,
+    base = {"rows_per_collect": args.rows_per_collect,
             "bytes_per_collect": args.bytes_per_collect, "fetch_size": args.fetch_size,
-            "time_column": "ts", "progress_interval": "0"}
+            "progress_interval": "0"}
+    # the criterion's case (event time = ingest time) at every size, then the same 1M
+    # table with the event time taken from its ts column (more work per row)
+    cases = [(rows, False) for rows in sizes] + [(sizes[0], True)]
     out = []
-    for rows in sizes:
+    for rows, timed_rows in cases:
+        opts = {**base, "time_column": "ts"} if timed_rows else base
         table = prepare(rows)
         runs = []
         for n in range(args.repeat):
@@ -142,15 +146,16 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "baseline_runs": [c for _, c in runs],
         }
         measured["ratio"] = measured["rows_per_s"] / measured["baseline_rows_per_s"]
-        print(f"in_sql {rows:>10,} rows: {measured['rows_per_s']:>9,.0f} rows/s (median of "
-              f"{args.repeat}), COPY TO STDOUT {measured['baseline_rows_per_s']:>10,.0f} rows/s, "
-              f"ratio {measured['ratio']:.2f}, peak RSS {measured['peak_rss_mb']:.0f} MB",
-              flush=True)
+        label = "time_column ts" if timed_rows else "ingest time"
+        print(f"in_sql {rows:>10,} rows ({label}): {measured['rows_per_s']:>9,.0f} rows/s "
+              f"(median of {args.repeat}), COPY TO STDOUT "
+              f"{measured['baseline_rows_per_s']:>10,.0f} rows/s, ratio {measured['ratio']:.2f}, "
+              f"peak RSS {measured['peak_rss_mb']:.0f} MB", flush=True)
         out.append(result("input", "PostgreSQL",
-                          f"{rows:,}-row log table (time_column ts) to a null sink",
-                          measured, target_rps=200_000))
-    if len(out) > 1:
-        low, high = out[0]["peak_rss_mb"], out[-1]["peak_rss_mb"]
+                          f"{rows:,}-row log table ({label}) to a null sink", measured,
+                          target_rps=None if timed_rows else 200_000))
+    if len(sizes) > 1:
+        low, high = out[0]["peak_rss_mb"], out[len(sizes) - 1]["peak_rss_mb"]
         print(f"peak RSS {low:.0f} MB at {sizes[0]:,} rows, {high:.0f} MB at {sizes[-1]:,} rows "
               f"({high / low - 1:+.0%})", flush=True)
     return out

@@ -233,6 +233,8 @@ def _kill_and_replay(
             else:  # once this run has added a random share of the feed
                 mode = "progress"
                 target = before + int(rng.uniform(0.02, 0.10) * N)
+                if unique:  # never wait for more than half of what is missing
+                    target = min(target, before + (N - before) // 2)
                 while proc.poll() is None and table.rows() < target:
                     if time.monotonic() - start > 60:
                         break

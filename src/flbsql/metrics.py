@@ -55,12 +55,14 @@ COUNTERS: dict[str, str] = {
     "db_connects": "Database connections opened by the instance's pool.",
     "db_connect_failures": "Failed attempts to open a database connection.",
     "db_recycles": "Connections replaced: max_lifetime, failed ping, new credentials.",
+    "db_timeouts": "Operations cut by the watchdog after statement_timeout plus grace.",
 }
 # pool.stats() keys summed into each db_* counter
 _POOL_COUNTERS = {
     "db_connects": ("connects",),
     "db_connect_failures": ("connect_failures",),
     "db_recycles": ("recycles", "pings_failed", "rotations", "discarded"),
+    "db_timeouts": ("timeouts",),
 }
 GAUGES: dict[str, str] = {
     "lag_rows": "Rows the input is behind the source table.",

@@ -76,6 +76,9 @@ _DEMO_CONF = """\
     Tag          demo.access
     url          {dir}/source.db
     table        access_log
+    # the event time comes from the row, not from the moment it was read
+    time_column  ts
+    # the position file: a restart resumes after the last row Fluent Bit took
     db           {dir}/in_sql.positions.db
 
 [OUTPUT]
@@ -83,6 +86,10 @@ _DEMO_CONF = """\
     Match        demo.*
     url          {dir}/warehouse.db
     table        events
+    # typed columns from record keys; everything else goes to the JSON column
+    columns      level=level, status=status:int, path=path, latency_ms=latency_ms:float
+    json_column  extra
+    dead_letter_table  events_rejected
 """
 
 

@@ -19,6 +19,7 @@ class BuildWithShim(build_py):
     """build_py that also compiles the two plugin libraries."""
 
     def run(self) -> None:
+        """Copy the sources, then build in_sql.so/out_sql.so into flbsql/lib."""
         super().run()
         shim = runpy.run_path(str(HERE / "csrc" / "build_shim.py"))
         outdir = pathlib.Path(self.build_lib) / "flbsql" / "lib"

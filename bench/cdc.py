@@ -39,20 +39,30 @@ from bench.common import HOST, IN_SQL, emit, require_build
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GEN = {
     1: "DO $$ BEGIN FOR k IN 0..{n}-1 LOOP INSERT INTO {t} VALUES (k, k, md5(k::text), now());"
-       " COMMIT; END LOOP; END $$",
+    " COMMIT; END LOOP; END $$",
     100: "DO $$ BEGIN FOR k IN 0..{n}/100-1 LOOP INSERT INTO {t} SELECT i, i, md5(i::text), "
-         "now() FROM generate_series(k*100, k*100+99) i; COMMIT; END LOOP; END $$",
+    "now() FROM generate_series(k*100, k*100+99) i; COMMIT; END LOOP; END $$",
     10_000: "DO $$ BEGIN FOR k IN 0..{n}/10000-1 LOOP INSERT INTO {t} SELECT i, i, "
-            "md5(i::text), now() FROM generate_series(k*10000, k*10000+9999) i; COMMIT; "
-            "END LOOP; END $$",
+    "md5(i::text), now() FROM generate_series(k*10000, k*10000+9999) i; COMMIT; "
+    "END LOOP; END $$",
 }
 
 
 def _props(url: str, table: str, tag: str, db: pathlib.Path, **extra: Any) -> list[str]:
-    kv = {"url": url, "mode": "cdc", "tables": table, "slot": f"s_{tag}",
-          "publication": f"p_{tag}", "db": str(db), "snapshot": "never",
-          "rows_per_collect": 400_000, "bytes_per_collect": "48M", "fetch_size": 5000,
-          "heartbeat_interval": "1s", **extra}
+    kv = {
+        "url": url,
+        "mode": "cdc",
+        "tables": table,
+        "slot": f"s_{tag}",
+        "publication": f"p_{tag}",
+        "db": str(db),
+        "snapshot": "never",
+        "rows_per_collect": 400_000,
+        "bytes_per_collect": "48M",
+        "fetch_size": 5000,
+        "heartbeat_interval": "1s",
+        **extra,
+    }
     out: list[str] = []
     for k, v in kv.items():
         out += ["-p", f"{k}={v}"]
@@ -66,8 +76,7 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
     table, tag = f"bench_{size}", f"b{size}"
     with psycopg.connect(url, autocommit=True) as c:
         c.execute(f"DROP TABLE IF EXISTS {table}")
-        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, "
-                  "ts timestamptz)")
+        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, ts timestamptz)")
         c.execute(f"CREATE PUBLICATION p_{tag} FOR TABLE {table}")
         c.execute(f"SELECT pg_create_logical_replication_slot('s_{tag}', 'pgoutput')")
         t0 = time.perf_counter()
@@ -75,9 +84,24 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
         c.execute("SELECT pg_switch_wal()")
         gen = time.perf_counter() - t0
     sink = tmp / f"{tag}.bin"
-    cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql",
-           *_props(url, table, tag, tmp / f"{tag}.db"), "-o", "sink", "-p", f"file={sink}",
-           "--interval", "1000", "--stop-after-records", str(n), "--grace", "1000"]
+    cmd = [
+        str(HOST),
+        "-e",
+        str(IN_SQL),
+        "-i",
+        "sql",
+        *_props(url, table, tag, tmp / f"{tag}.db"),
+        "-o",
+        "sink",
+        "-p",
+        f"file={sink}",
+        "--interval",
+        "1000",
+        "--stop-after-records",
+        str(n),
+        "--grace",
+        "1000",
+    ]
     arrivals: list[tuple[float, int]] = []
     stop = threading.Event()
     tail = threading.Thread(target=_tail, args=(sink, stop, [], arrivals), daemon=True)
@@ -95,14 +119,24 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
     got = sum(c for _, c in arrivals)
     first_collect = start + 0.4  # --first-delay: nothing can arrive before
     busy = max(arrivals[-1][0] - first_collect, 1e-3) if arrivals else float("inf")
-    return {"txn_rows": size, "changes": n, "received": got,
-            "seconds": round(busy, 2), "changes_per_s": round(got / busy),
-            "collects": len(arrivals), "generate_s": round(gen, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return {
+        "txn_rows": size,
+        "changes": n,
+        "received": got,
+        "seconds": round(busy, 2),
+        "changes_per_s": round(got / busy),
+        "collects": len(arrivals),
+        "generate_s": round(gen, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
 
 
-def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float],
-          arrivals: list[tuple[float, int]] | None = None) -> None:
+def _tail(
+    path: pathlib.Path,
+    stop: threading.Event,
+    lat: list[float],
+    arrivals: list[tuple[float, int]] | None = None,
+) -> None:
     """Follow the sink file; stamp each chunk on arrival (latency or counts)."""
     off = 0
     buf = b""
@@ -123,8 +157,8 @@ def _tail(path: pathlib.Path, stop: threading.Event, lat: list[float],
             (dl,) = struct.unpack_from("<I", buf, 4 + tl)
             if len(buf) < 8 + tl + dl:
                 break
-            chunk = buf[8 + tl: 8 + tl + dl]
-            buf = buf[8 + tl + dl:]
+            chunk = buf[8 + tl : 8 + tl + dl]
+            buf = buf[8 + tl + dl :]
             if arrivals is not None:
                 arrivals.append((now, chunk.count(b"\x92\x92\xd7\x00")))
                 continue
@@ -146,12 +180,22 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
 
     table, tag = "bench_lat", "lat"
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, "
-                  "ts timestamptz)")
+        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, ts timestamptz)")
     sink = tmp / "lat.bin"
-    cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql",
-           *_props(url, table, tag, tmp / "lat.db", snapshot="initial"), "-o", "sink",
-           "-p", f"file={sink}", "--interval", "1000"]
+    cmd = [
+        str(HOST),
+        "-e",
+        str(IN_SQL),
+        "-i",
+        "sql",
+        *_props(url, table, tag, tmp / "lat.db", snapshot="initial"),
+        "-o",
+        "sink",
+        "-p",
+        f"file={sink}",
+        "--interval",
+        "1000",
+    ]
     lat: list[float] = []
     stop = threading.Event()
     tail = threading.Thread(target=_tail, args=(sink, stop, lat), daemon=True)
@@ -165,8 +209,11 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
                 end = time.monotonic() + seconds
                 while time.monotonic() < end:
                     with c.transaction():
-                        c.execute(f"INSERT INTO {table} SELECT i, i, md5(i::text), now() "
-                                  "FROM generate_series(%s::int8, %s::int8) i", (k, k + 9))
+                        c.execute(
+                            f"INSERT INTO {table} SELECT i, i, md5(i::text), now() "
+                            "FROM generate_series(%s::int8, %s::int8) i",
+                            (k, k + 9),
+                        )
                     k += 10
                     time.sleep(0.005)
             time.sleep(3)
@@ -177,24 +224,38 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
             tail.join(10)
     lat.sort()
     q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
-    return {"changes": k, "received": len(lat), "p50_s": round(q(0.50), 3),
-            "p99_s": round(q(0.99), 3), "max_s": round(lat[-1], 3) if lat else None,
-            "mean_s": round(sum(lat) / len(lat), 3) if lat else None}
+    return {
+        "changes": k,
+        "received": len(lat),
+        "p50_s": round(q(0.50), 3),
+        "p99_s": round(q(0.99), 3),
+        "max_s": round(lat[-1], 3) if lat else None,
+        "mean_s": round(sum(lat) / len(lat), 3) if lat else None,
+    }
 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``python -m bench cdc``."""
     ap = argparse.ArgumentParser(prog="python -m bench cdc")
-    ap.add_argument("--changes", type=int, default=500_000,
-                    help="changes per throughput run (1-row runs use a fifth)")
+    ap.add_argument(
+        "--changes",
+        type=int,
+        default=500_000,
+        help="changes per throughput run (1-row runs use a fifth)",
+    )
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     args = ap.parse_args(argv)
     require_build()
     sys.path.insert(0, str(ROOT))
     from tests.fix_pgcluster import start_cluster
 
-    cluster = start_cluster(wal_level="logical", max_replication_slots=20, max_wal_senders=20,
-                            max_wal_size="1GB", synchronous_commit="on")
+    cluster = start_cluster(
+        wal_level="logical",
+        max_replication_slots=20,
+        max_wal_senders=20,
+        max_wal_size="1GB",
+        synchronous_commit="on",
+    )
     results: dict[str, Any] = {"throughput": [], "latency": None}
     try:
         cluster.execute("CREATE DATABASE bench")
@@ -205,13 +266,17 @@ def main(argv: list[str]) -> int:
                 n = args.changes // 5 if size == 1 else args.changes
                 r = throughput(cluster, url, size, n, tmp)
                 results["throughput"].append(r)
-                emit(f"cdc {size:>6}-row transactions: {r['changes_per_s']:>8,} changes/s "
-                     f"({r['received']:,}/{n:,} changes in {r['seconds']} s from the first "
-                     f"collect, {r['collects']} collects, peak RSS {r['peak_rss_mb']} MB)")
+                emit(
+                    f"cdc {size:>6}-row transactions: {r['changes_per_s']:>8,} changes/s "
+                    f"({r['received']:,}/{n:,} changes in {r['seconds']} s from the first "
+                    f"collect, {r['collects']} collects, peak RSS {r['peak_rss_mb']} MB)"
+                )
             lat = latency(url, args.latency_seconds, tmp)
             results["latency"] = lat
-            emit(f"cdc latency commit -> output: p50 {lat['p50_s']} s, p99 {lat['p99_s']} s "
-                 f"(max {lat['max_s']} s, {lat['received']:,} changes, 10-row txns)")
+            emit(
+                f"cdc latency commit -> output: p50 {lat['p50_s']} s, p99 {lat['p99_s']} s "
+                f"(max {lat['max_s']} s, {lat['received']:,} changes, 10-row txns)"
+            )
     finally:
         cluster.destroy()
     emit(json.dumps(results))

@@ -150,9 +150,22 @@ def result(
     met: bool | None = None
     if target_rps is not None or target_ratio is not None:
         met = (target_rps is None or measured["rows_per_s"] >= target_rps) and (
-            target_ratio is None or measured.get("ratio", 0) >= target_ratio)
+            target_ratio is None or measured.get("ratio", 0) >= target_ratio
+        )
     target = " and ".join(
-        t for t in (f">= {target_rps:,.0f} {unit}" if target_rps else "",
-                    f">= {target_ratio:.0%} of baseline" if target_ratio else "") if t)
-    return {"benchmark": bench, "database": database, "case": case, "unit": unit,
-            **measured, "target": target or None, "met": met}
+        t
+        for t in (
+            f">= {target_rps:,.0f} {unit}" if target_rps else "",
+            f">= {target_ratio:.0%} of baseline" if target_ratio else "",
+        )
+        if t
+    )
+    return {
+        "benchmark": bench,
+        "database": database,
+        "case": case,
+        "unit": unit,
+        **measured,
+        "target": target or None,
+        "met": met,
+    }

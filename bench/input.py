@@ -28,9 +28,10 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOST = ROOT / "build" / "flbhost"
 IN_SQL = ROOT / "src" / "flbsql" / "lib" / "in_sql.so"
-ADMIN = os.environ.get("FLBSQL_BENCH_POSTGRES_URL",
-                       os.environ.get("FLBSQL_TEST_POSTGRES_URL",
-                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
+ADMIN = os.environ.get(
+    "FLBSQL_BENCH_POSTGRES_URL",
+    os.environ.get("FLBSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
 DBNAME = "flbsql_bench_input"
 
 
@@ -43,25 +44,26 @@ def prepare(rows: int) -> str:
     import psycopg
 
     with psycopg.connect(ADMIN, autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                             (DBNAME,)).fetchone():
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
             admin.execute(f'CREATE DATABASE "{DBNAME}"')
     table = f"logs_{rows}"
     with psycopg.connect(_url(), autocommit=True) as conn:
         have = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
-        if have and have[0] and conn.execute(
-                f"SELECT count(*) FROM {table}").fetchone()[0] == rows:
+        if have and have[0] and conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == rows:
             return table
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(f"""CREATE TABLE {table} (
             id bigserial PRIMARY KEY, ts timestamptz NOT NULL, level text NOT NULL,
             host text NOT NULL, message text NOT NULL)""")
         t0 = time.monotonic()
-        conn.execute(f"""INSERT INTO {table} (ts, level, host, message)
+        conn.execute(
+            f"""INSERT INTO {table} (ts, level, host, message)
             SELECT timestamptz '2024-01-01' + g * interval '1 millisecond',
                    (ARRAY['debug','info','warn','error'])[1 + g %% 4], 'web-' || (g %% 16),
                    'GET /api/v1/items/' || g || ' 200 ' || (g %% 500) || 'ms user=u' || (g %% 997)
-            FROM generate_series(1, %s) g""", (rows,))
+            FROM generate_series(1, %s) g""",
+            (rows,),
+        )
         conn.execute(f"VACUUM ANALYZE {table}")
         print(f"# filled {table} in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     return table
@@ -89,8 +91,16 @@ def host_rate(table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
         cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql"]
         for k, v in props.items():
             cmd += ["-p", f"{k}={v}"]
-        cmd += ["-o", "null", "--interval", "1000", "--stop-after-records", str(rows),
-                "--log-level", "warn"]
+        cmd += [
+            "-o",
+            "null",
+            "--interval",
+            "1000",
+            "--stop-after-records",
+            str(rows),
+            "--log-level",
+            "warn",
+        ]
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -100,10 +110,17 @@ def host_rate(table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
         proc.returncode = os.waitstatus_to_exitcode(status)
     stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     if stats.get("records_out") != rows:
-        raise SystemExit(f"host delivered {stats.get('records_out')} of {rows} rows "
-                         f"(exit {proc.returncode}):\n{err[-3000:]}")
-    return {"rows_per_s": rows / wall, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "collects": stats.get("input_collects"), "bytes": stats.get("input_bytes")}
+        raise SystemExit(
+            f"host delivered {stats.get('records_out')} of {rows} rows "
+            f"(exit {proc.returncode}):\n{err[-3000:]}"
+        )
+    return {
+        "rows_per_s": rows / wall,
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "collects": stats.get("input_collects"),
+        "bytes": stats.get("input_bytes"),
+    }
 
 
 def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -111,17 +128,24 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from bench.common import median, result
 
     ap = argparse.ArgumentParser(prog="python -m bench input")
-    ap.add_argument("--rows", type=int, action="append",
-                    help="table sizes (default 1000000 and 10000000: RSS must stay flat)")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        action="append",
+        help="table sizes (default 1000000 and 10000000: RSS must stay flat)",
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rows-per-collect", default="500000")
     ap.add_argument("--bytes-per-collect", default="64M")
     ap.add_argument("--fetch-size", default="20000")
     args = ap.parse_args(argv)
     sizes = args.rows or [1_000_000, 10_000_000]
-    base = {"rows_per_collect": args.rows_per_collect,
-            "bytes_per_collect": args.bytes_per_collect, "fetch_size": args.fetch_size,
-            "progress_interval": "0"}
+    base = {
+        "rows_per_collect": args.rows_per_collect,
+        "bytes_per_collect": args.bytes_per_collect,
+        "fetch_size": args.fetch_size,
+        "progress_interval": "0",
+    }
     # the criterion's case (event time = ingest time) at every size, then the same 1M
     # table with the event time taken from its ts column (more work per row)
     cases = [(rows, False) for rows in sizes] + [(sizes[0], True)]
@@ -134,9 +158,12 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
             copy_rps, _ = copy_rate(table)
             res = host_rate(table, rows, opts)
             runs.append((res, copy_rps))
-            print(f"  run {n + 1}: in_sql {res['rows_per_s']:,.0f} rows/s ({res['wall_s']:.1f}s, "
-                  f"{res['collects']} collects, peak RSS {res['peak_rss_mb']:.0f} MB), "
-                  f"COPY TO STDOUT {copy_rps:,.0f} rows/s", flush=True)
+            print(
+                f"  run {n + 1}: in_sql {res['rows_per_s']:,.0f} rows/s ({res['wall_s']:.1f}s, "
+                f"{res['collects']} collects, peak RSS {res['peak_rss_mb']:.0f} MB), "
+                f"COPY TO STDOUT {copy_rps:,.0f} rows/s",
+                flush=True,
+            )
         measured = {
             "rows_per_s": median(r["rows_per_s"] for r, _ in runs),
             "baseline": "COPY (SELECT *) TO STDOUT",
@@ -147,17 +174,29 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
         }
         measured["ratio"] = measured["rows_per_s"] / measured["baseline_rows_per_s"]
         label = "time_column ts" if timed_rows else "ingest time"
-        print(f"in_sql {rows:>10,} rows ({label}): {measured['rows_per_s']:>9,.0f} rows/s "
-              f"(median of {args.repeat}), COPY TO STDOUT "
-              f"{measured['baseline_rows_per_s']:>10,.0f} rows/s, ratio {measured['ratio']:.2f}, "
-              f"peak RSS {measured['peak_rss_mb']:.0f} MB", flush=True)
-        out.append(result("input", "PostgreSQL",
-                          f"{rows:,}-row log table ({label}) to a null sink", measured,
-                          target_rps=None if timed_rows else 200_000))
+        print(
+            f"in_sql {rows:>10,} rows ({label}): {measured['rows_per_s']:>9,.0f} rows/s "
+            f"(median of {args.repeat}), COPY TO STDOUT "
+            f"{measured['baseline_rows_per_s']:>10,.0f} rows/s, ratio {measured['ratio']:.2f}, "
+            f"peak RSS {measured['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+        out.append(
+            result(
+                "input",
+                "PostgreSQL",
+                f"{rows:,}-row log table ({label}) to a null sink",
+                measured,
+                target_rps=None if timed_rows else 200_000,
+            )
+        )
     if len(sizes) > 1:
         low, high = out[0]["peak_rss_mb"], out[len(sizes) - 1]["peak_rss_mb"]
-        print(f"peak RSS {low:.0f} MB at {sizes[0]:,} rows, {high:.0f} MB at {sizes[-1]:,} rows "
-              f"({high / low - 1:+.0%})", flush=True)
+        print(
+            f"peak RSS {low:.0f} MB at {sizes[0]:,} rows, {high:.0f} MB at {sizes[-1]:,} rows "
+            f"({high / low - 1:+.0%})",
+            flush=True,
+        )
     return out
 
 

@@ -151,13 +151,20 @@ def _mysql_conn() -> Any:
     from flbsql.url import parse_url
 
     p = parse_url(MYSQL_URL)
-    return pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
-                           password=p.password or "", autocommit=True, charset="utf8mb4",
-                           local_infile=True)
+    return pymysql.connect(
+        host=p.host,
+        port=p.port or 3306,
+        user=p.user or "root",
+        password=p.password or "",
+        autocommit=True,
+        charset="utf8mb4",
+        local_infile=True,
+    )
 
 
-def bench_mysql(feed: pathlib.Path, rows: int, repeat: int, workers: int,
-                tmp: pathlib.Path) -> dict[str, Any]:
+def bench_mysql(
+    feed: pathlib.Path, rows: int, repeat: int, workers: int, tmp: pathlib.Path
+) -> dict[str, Any]:
     """Plugin runs into MariaDB/MySQL; baseline ``LOAD DATA LOCAL INFILE`` of the same rows."""
     conn = _mysql_conn()
     cur = conn.cursor()
@@ -181,11 +188,16 @@ def bench_mysql(feed: pathlib.Path, rows: int, repeat: int, workers: int,
                     f.write(f"{tag}\t{when}\t{data}\n")
         cur.execute("DROP TABLE IF EXISTS load_bench")
         cur.execute("CREATE TABLE load_bench LIKE out_bench")
-        secs, _ = timed(lambda: cur.execute(
-            f"LOAD DATA LOCAL INFILE '{dump}' INTO TABLE load_bench FIELDS ESCAPED BY '' "
-            "(tag, time, data)"))
+        secs, _ = timed(
+            lambda: cur.execute(
+                f"LOAD DATA LOCAL INFILE '{dump}' INTO TABLE load_bench FIELDS ESCAPED BY '' "
+                "(tag, time, data)"
+            )
+        )
         baseline.append(rows / secs)
-        emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, LOAD DATA {baseline[-1]:,.0f} rows/s")
+        emit(
+            f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, LOAD DATA {baseline[-1]:,.0f} rows/s"
+        )
     cur.execute("DROP TABLE IF EXISTS load_bench")
     conn.close()
     dump.unlink(missing_ok=True)
@@ -212,29 +224,39 @@ def bench_sqlite(feed: pathlib.Path, rows: int, repeat: int, tmp: pathlib.Path) 
         conn.execute("CREATE TABLE load_bench AS SELECT * FROM out_bench WHERE 0")
         conn.commit()
 
-        def load() -> None:
+        def load(conn: Any = conn, data: Any = data) -> None:
             with conn:  # one transaction, as the plugin's flushes are
                 conn.executemany("INSERT INTO load_bench VALUES (?, ?, ?)", data)
 
         secs, _ = timed(load)
         baseline.append(rows / secs)
         conn.close()
-        emit(f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, executemany "
-             f"{baseline[-1]:,.0f} rows/s")
+        emit(
+            f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, executemany "
+            f"{baseline[-1]:,.0f} rows/s"
+        )
     for suffix in ("", "-wal", "-shm"):
         pathlib.Path(str(db) + suffix).unlink(missing_ok=True)
     return _summary("sqlite", "executemany, one transaction", plugin, baseline, rss)
 
 
-def _summary(name: str, base: str, plugin: list[float], baseline: list[float],
-             rss: list[int]) -> dict[str, Any]:
-    out = {"rows_per_s": median(plugin), "baseline": base, "baseline_rows_per_s":
-           median(baseline), "peak_rss_mb": max(rss) / 1024, "runs": plugin,
-           "baseline_runs": baseline}
+def _summary(
+    name: str, base: str, plugin: list[float], baseline: list[float], rss: list[int]
+) -> dict[str, Any]:
+    out = {
+        "rows_per_s": median(plugin),
+        "baseline": base,
+        "baseline_rows_per_s": median(baseline),
+        "peak_rss_mb": max(rss) / 1024,
+        "runs": plugin,
+        "baseline_runs": baseline,
+    }
     out["ratio"] = out["rows_per_s"] / out["baseline_rows_per_s"]
-    emit(f"{name}: {out['rows_per_s']:,.0f} rows/s (median of {len(plugin)}), {base} "
-         f"{out['baseline_rows_per_s']:,.0f} rows/s, ratio {out['ratio']:.0%}, "
-         f"peak RSS {out['peak_rss_mb']:.0f} MB")
+    emit(
+        f"{name}: {out['rows_per_s']:,.0f} rows/s (median of {len(plugin)}), {base} "
+        f"{out['baseline_rows_per_s']:,.0f} rows/s, ratio {out['ratio']:.0%}, "
+        f"peak RSS {out['peak_rss_mb']:.0f} MB"
+    )
     return out
 
 
@@ -256,8 +278,7 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if "postgresql" in only:
         r = bench_postgres(feed, args.rows, args.repeat, args.workers, tmp)
-        rows.append(result("output", "PostgreSQL", case, r, target_rps=160_000,
-                           target_ratio=0.60))
+        rows.append(result("output", "PostgreSQL", case, r, target_rps=160_000, target_ratio=0.60))
     if "mysql" in only:
         r = bench_mysql(feed, args.rows, args.repeat, args.workers, tmp)
         rows.append(result("output", "MariaDB", case, r))

@@ -16,8 +16,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def _cmd(*args: str) -> str:
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=10,
-                              check=False).stdout.strip()
+        return subprocess.run(
+            args, capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
     except OSError:
         return "?"
 
@@ -76,7 +77,8 @@ def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pa
             f"| {r['benchmark']} | {r['database']} | {r['case']} | "
             f"{_n(r['rows_per_s'])} {r.get('unit', 'rows/s')} | {base_txt} | "
             f"{_n(r.get('ratio'), '{:.0%}')} | {_n(r.get('peak_rss_mb'), '{:.0f} MB')} | "
-            f"{r.get('target') or '-'} | {met} |")
+            f"{r.get('target') or '-'} | {met} |"
+        )
     for key, text in (extra or {}).items():
         lines += ["", f"## {key}", "", "```json", json.dumps(text, indent=2), "```"]
     lines.append("")

@@ -12,8 +12,14 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fix_db", "tests.fix_host", "tests.fix_pgcluster", "tests.fix_proxy",
-                  "tests.fix_vault", "tests.fix_pglogical"]
+pytest_plugins = [
+    "tests.fix_db",
+    "tests.fix_host",
+    "tests.fix_pgcluster",
+    "tests.fix_proxy",
+    "tests.fix_vault",
+    "tests.fix_pglogical",
+]
 
 MARKERS = {
     "sqlite": "runs against SQLite",

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-PG_ADMIN = os.environ.get("FLBSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get(
+    "FLBSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 MYSQL_ADMIN = os.environ.get("FLBSQL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/")
 
 
@@ -42,9 +44,15 @@ class TestDB:
         if self.dialect == "mysql":
             import pymysql
 
-            return pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
-                                   password=p.password or "", database=p.database,
-                                   autocommit=True, charset="utf8mb4")
+            return pymysql.connect(
+                host=p.host,
+                port=p.port or 3306,
+                user=p.user or "root",
+                password=p.password or "",
+                database=p.database,
+                autocommit=True,
+                charset="utf8mb4",
+            )
         if self.dialect == "sqlite":
             import sqlite3
 
@@ -110,8 +118,14 @@ def mysql_db(request: pytest.FixtureRequest) -> Iterator[TestDB]:
     try:
         import pymysql
 
-        admin = pymysql.connect(host=p.host, port=p.port or 3306, user=p.user or "root",
-                                password=p.password or "", autocommit=True, connect_timeout=5)
+        admin = pymysql.connect(
+            host=p.host,
+            port=p.port or 3306,
+            user=p.user or "root",
+            password=p.password or "",
+            autocommit=True,
+            connect_timeout=5,
+        )
     except Exception as exc:
         _unavailable(request, f"MariaDB ({MYSQL_ADMIN})", exc)
     name = "flbsql_t" + secrets.token_hex(4)
@@ -156,8 +170,13 @@ DIALECT_PARAMS = [
     pytest.param("mssql", marks=pytest.mark.mssql, id="mssql"),
 ]
 
-_FIXTURE = {"sqlite": "sqlite_db", "postgresql": "pg_db", "mysql": "mysql_db",
-            "oracle": "oracle_db", "mssql": "mssql_db"}
+_FIXTURE = {
+    "sqlite": "sqlite_db",
+    "postgresql": "pg_db",
+    "mysql": "mysql_db",
+    "oracle": "oracle_db",
+    "mssql": "mssql_db",
+}
 
 
 @pytest.fixture(params=DIALECT_PARAMS)

@@ -29,8 +29,12 @@ def event_time(sec: int, nsec: int = 0) -> msgpack.ExtType:
     return msgpack.ExtType(0, struct.pack(">II", sec, nsec))
 
 
-def event_v2(body: dict[str, Any], sec: int = 1_700_000_000, nsec: int = 0,
-             meta: dict[str, Any] | None = None) -> bytes:
+def event_v2(
+    body: dict[str, Any],
+    sec: int = 1_700_000_000,
+    nsec: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> bytes:
     """``[[EventTime, metadata], body]``, Fluent Bit's default since v2.1."""
     return msgpack.packb([[event_time(sec, nsec), meta or {}], body])
 
@@ -42,8 +46,9 @@ def event_classic(body: dict[str, Any], ts: Any = 1_700_000_000) -> bytes:
 
 def group_marker(start: bool = True) -> bytes:
     """OpenTelemetry group start/end marker (not a record)."""
-    return msgpack.packb([[event_time(0xFFFFFFFF if start else 0xFFFFFFFE, 0), {}],
-                          {"resource": {}}])
+    return msgpack.packb(
+        [[event_time(0xFFFFFFFF if start else 0xFFFFFFFE, 0), {}], {"resource": {}}]
+    )
 
 
 def write_frames(path: pathlib.Path, chunks: Iterable[bytes]) -> pathlib.Path:
@@ -62,10 +67,10 @@ def read_sink(path: pathlib.Path) -> list[tuple[str, bytes]]:
     off = 0
     while off < len(data):
         (tlen,) = struct.unpack_from("<I", data, off)
-        tag = data[off + 4: off + 4 + tlen].decode()
+        tag = data[off + 4 : off + 4 + tlen].decode()
         off += 4 + tlen
         (dlen,) = struct.unpack_from("<I", data, off)
-        out.append((tag, data[off + 4: off + 4 + dlen]))
+        out.append((tag, data[off + 4 : off + 4 + dlen]))
         off += 4 + dlen
     return out
 
@@ -74,8 +79,9 @@ def sink_records(path: pathlib.Path) -> list[Any]:
     """Every event the sink received, decoded (EventTime kept as ExtType)."""
     events = []
     for _, chunk in read_sink(path):
-        events.extend(msgpack.Unpacker(__import__("io").BytesIO(chunk), raw=False,
-                                       strict_map_key=False))
+        events.extend(
+            msgpack.Unpacker(__import__("io").BytesIO(chunk), raw=False, strict_map_key=False)
+        )
     return events
 
 
@@ -119,13 +125,25 @@ class Host:
             cmd += ["-e", str(lib)]
         return cmd + list(args)
 
-    def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
-            plugins: Sequence[pathlib.Path] | None = None, check: bool = False,
-            cwd: pathlib.Path | None = None) -> HostResult:
+    def run(
+        self,
+        *args: str,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        plugins: Sequence[pathlib.Path] | None = None,
+        check: bool = False,
+        cwd: pathlib.Path | None = None,
+    ) -> HostResult:
         """Run to completion; the last stdout line is the stats JSON."""
-        proc = subprocess.run(self.command(*args, plugins=plugins), capture_output=True,
-                              text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                              check=False, cwd=cwd)
+        proc = subprocess.run(
+            self.command(*args, plugins=plugins),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+            cwd=cwd,
+        )
         stats: dict[str, Any] = {}
         for line in reversed(proc.stdout.strip().splitlines()):
             if line.startswith("{"):
@@ -136,12 +154,21 @@ class Host:
             raise AssertionError(f"host exited {proc.returncode}\n{proc.stderr[-4000:]}")
         return result
 
-    def start(self, *args: str, env: dict[str, str] | None = None,
-              plugins: Sequence[pathlib.Path] | None = None,
-              stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
+    def start(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        plugins: Sequence[pathlib.Path] | None = None,
+        stderr: Any = subprocess.PIPE,
+    ) -> subprocess.Popen[str]:
         """Start in the background (for kill -9, pause/resume, outages)."""
-        return subprocess.Popen(self.command(*args, plugins=plugins), stdout=subprocess.PIPE,
-                                stderr=stderr, text=True, env={**os.environ, **(env or {})})
+        return subprocess.Popen(
+            self.command(*args, plugins=plugins),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator  # noqa: TC003 - fixtures resolve annotations
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -52,8 +52,9 @@ class DockerCluster:
 
 
 @pytest.fixture(scope="session")
-def pg_logical(request: pytest.FixtureRequest,
-               pg_cluster_factory: Callable[..., PgCluster]) -> Iterator[Any]:
+def pg_logical(
+    request: pytest.FixtureRequest, pg_cluster_factory: Callable[..., PgCluster]
+) -> Iterator[Any]:
     """A running cluster with wal_level=logical (shared by the session's CDC tests).
 
     From the local server binaries; without them, a Testcontainers postgres:15 when
@@ -69,7 +70,8 @@ def pg_logical(request: pytest.FixtureRequest,
 
         args = " ".join(f"-c {k}={v}" for k, v in LOGICAL_SETTINGS.items())
         container = PostgresContainer("postgres:15", password="test").with_command(
-            f"postgres {args}")
+            f"postgres {args}"
+        )
         container.start()
     except Exception as exc:
         msg = f"no PostgreSQL binaries and no Docker for a logical cluster: {exc}"
@@ -91,8 +93,13 @@ class CdcDB(TestDB):
 
     def props(self, tmp_path: Any, **extra: Any) -> dict[str, str]:
         """Input properties for mode cdc on this database (position file in tmp_path)."""
-        base = {"url": self.url, "mode": "cdc", "slot": self.slot,
-                "publication": self.publication, "db": str(tmp_path / "pos.db")}
+        base = {
+            "url": self.url,
+            "mode": "cdc",
+            "slot": self.slot,
+            "publication": self.publication,
+            "db": str(tmp_path / "pos.db"),
+        }
         base.update({k.replace("__", "."): str(v) for k, v in extra.items()})
         return base
 
@@ -111,7 +118,8 @@ def cdc_db(pg_logical: Any) -> Iterator[CdcDB]:
     finally:
         pg_logical.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            f"WHERE database = '{name}'")
+            f"WHERE database = '{name}'"
+        )
         pg_logical.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -126,8 +134,12 @@ def open_source(props: dict[str, str]) -> Any:
     return CdcSource(parse("input", props.get), log)
 
 
-def drain(src: Any, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0,
-          out: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def drain(
+    src: Any,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 30.0,
+    out: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Collect record bodies like Fluent Bit would (next_batch, then commit) until
     ``until(records)`` is true; fails after ``timeout`` seconds."""
     import io

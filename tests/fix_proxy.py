@@ -87,8 +87,9 @@ class Proxy:
         sock.listen(64)
         self.port = sock.getsockname()[1]
         self._listener = sock
-        threading.Thread(target=self._accept_loop, args=(sock,), daemon=True,
-                         name=f"proxy-accept-{self.port}").start()
+        threading.Thread(
+            target=self._accept_loop, args=(sock,), daemon=True, name=f"proxy-accept-{self.port}"
+        ).start()
         return self
 
     def cut(self) -> int:
@@ -173,11 +174,11 @@ class Proxy:
             with self._lock:
                 self._pairs.add(pair)
             for src, dst, direction in ((client, server, "up"), (server, client, "down")):
-                threading.Thread(target=self._pump, args=(pair, src, dst, direction),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(pair, src, dst, direction), daemon=True
+                ).start()
 
-    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket,
-              direction: str) -> None:
+    def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket, direction: str) -> None:
         try:
             while True:
                 data = src.recv(65536)

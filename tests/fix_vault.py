@@ -103,9 +103,18 @@ def start_bao(timeout: float = 30.0) -> VaultServer:
     env["HOME"] = tempfile.gettempdir()  # the CLI writes a token helper file there
     with os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(
-            [binary, "server", "-dev", f"-dev-root-token-id={token}",
-             f"-dev-listen-address=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            [
+                binary,
+                "server",
+                "-dev",
+                f"-dev-root-token-id={token}",
+                f"-dev-listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     server = VaultServer(f"http://127.0.0.1:{port}", token, proc, pathlib.Path(log))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,8 +23,16 @@ from flbsql.options import CONSUMED_BY_FLUENT_BIT, options_for
 
 __all__ = ["check_file"]
 
-_FB_PREFIXES = ("net.", "tls.", "storage.", "thread.ring_buffer.", "rate_gate", "oauth2",
-                "_debug.", "processors")
+_FB_PREFIXES = (
+    "net.",
+    "tls.",
+    "storage.",
+    "thread.ring_buffer.",
+    "rate_gate",
+    "oauth2",
+    "_debug.",
+    "processors",
+)
 
 
 def _unknown_keys(section: fbconfig.Section, kind: str) -> list[str]:
@@ -35,8 +43,7 @@ def _unknown_keys(section: fbconfig.Section, kind: str) -> list[str]:
         if low in known or low in CONSUMED_BY_FLUENT_BIT or low.startswith(_FB_PREFIXES):
             continue
         hint = difflib.get_close_matches(low, list(known), n=1)
-        problems.append(f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint
-                                                   else ""))
+        problems.append(f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
     return problems
 
 
@@ -47,9 +54,11 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
     except (OSError, ValueError) as exc:
         return [f"{path}: cannot read: {exc}"]
     problems: list[str] = [f"{path}: {p}" for p in _unset_variables(path)]
-    problems += [f"{path}: plugin library {lib} does not exist"
-                 for lib in fbconfig.plugin_paths(sections, pathlib.Path(path).resolve().parent)
-                 if not os.path.exists(lib)]
+    problems += [
+        f"{path}: plugin library {lib} does not exist"
+        for lib in fbconfig.plugin_paths(sections, pathlib.Path(path).resolve().parent)
+        if not os.path.exists(lib)
+    ]
     for section in sections:
         if section.kind not in ("input", "output") or section.name != "sql":
             continue
@@ -83,8 +92,11 @@ def _unset_variables(path: str | os.PathLike[str]) -> list[str]:
         if line.lstrip().startswith("#"):
             continue
         used += [n for n in _VAR.findall(line) if n not in used]
-    return [f"environment variable {name} is not set (Fluent Bit would use an empty value)"
-            for name in used if name not in defined and name not in os.environ]
+    return [
+        f"environment variable {name} is not set (Fluent Bit would use an empty value)"
+        for name in used
+        if name not in defined and name not in os.environ
+    ]
 
 
 def _bad_values(kind: str, values: dict[str, str]) -> list[str]:

@@ -104,10 +104,18 @@ def _make_source(path: pathlib.Path, rows: int) -> None:
     conn.executemany(
         "INSERT INTO access_log (ts, level, method, path, status, latency_ms, client) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i)),
-          "error" if i % 50 == 0 else "info", ("GET", "POST", "PUT")[i % 3],
-          f"/api/items/{i % 97}", 500 if i % 50 == 0 else 200, round(3 + (i * 7) % 120 / 3, 2),
-          f"10.0.{i % 8}.{i % 250}") for i in range(rows)],
+        [
+            (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i)),
+                "error" if i % 50 == 0 else "info",
+                ("GET", "POST", "PUT")[i % 3],
+                f"/api/items/{i % 97}",
+                500 if i % 50 == 0 else 200,
+                round(3 + (i * 7) % 120 / 3, 2),
+                f"10.0.{i % 8}.{i % 250}",
+            )
+            for i in range(rows)
+        ],
     )
     conn.commit()
     conn.close()
@@ -146,11 +154,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         host = ROOT.parent.parent / "build" / "flbhost"
         if not host.exists():
-            print(f"no fluent-bit on PATH and no test host at {host} (run `make host`)",
-                  file=sys.stderr)
+            print(
+                f"no fluent-bit on PATH and no test host at {host} (run `make host`)",
+                file=sys.stderr,
+            )
             return 1
-        print("no fluent-bit on PATH: running the pipeline in the project's test host "
-              f"({host}), which loads the plugins exactly as Fluent Bit's proxy loader does")
+        print(
+            "no fluent-bit on PATH: running the pipeline in the project's test host "
+            f"({host}), which loads the plugins exactly as Fluent Bit's proxy loader does"
+        )
         cmd = [str(host), *plugin_args, *fbconfig.to_host_args(fbconfig.load(conf))]
     print("config:", conf)
     log_path = work / "fluent-bit.log"

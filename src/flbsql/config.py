@@ -30,19 +30,40 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 # Names people reach for, mapped to ours.
 _ALIASES = {
-    "dsn": "url", "uri": "url", "database_url": "url", "connection_string": "url",
-    "connection": "url", "conninfo": "url", "db_url": "url",
-    "username": "user", "passwd": "password", "pass": "password",
-    "table_name": "table", "schema_table": "table",
-    "primary_key": "key", "keys": "key", "key_column": "key", "key_columns": "key",
-    "tracking_key": "tracking_column", "update_column": "tracking_column",
-    "time_key": "time_column", "timestamp_column": "time_column",
-    "sslmode": "ssl_mode", "tls_mode": "ssl_mode", "sslrootcert": "ssl_ca",
-    "batch_size": "batch_rows", "dlq_table": "dead_letter_table",
-    "dead_letter": "dead_letter_table", "timezone": "time_zone", "tz": "time_zone",
-    "interval": "poll_interval", "interval_sec": "poll_interval",
-    "position_db": "db", "state_file": "db",
-    "upsert_key": "unique_key", "idempotency_key": "unique_key",
+    "dsn": "url",
+    "uri": "url",
+    "database_url": "url",
+    "connection_string": "url",
+    "connection": "url",
+    "conninfo": "url",
+    "db_url": "url",
+    "username": "user",
+    "passwd": "password",
+    "pass": "password",
+    "table_name": "table",
+    "schema_table": "table",
+    "primary_key": "key",
+    "keys": "key",
+    "key_column": "key",
+    "key_columns": "key",
+    "tracking_key": "tracking_column",
+    "update_column": "tracking_column",
+    "time_key": "time_column",
+    "timestamp_column": "time_column",
+    "sslmode": "ssl_mode",
+    "tls_mode": "ssl_mode",
+    "sslrootcert": "ssl_ca",
+    "batch_size": "batch_rows",
+    "dlq_table": "dead_letter_table",
+    "dead_letter": "dead_letter_table",
+    "timezone": "time_zone",
+    "tz": "time_zone",
+    "interval": "poll_interval",
+    "interval_sec": "poll_interval",
+    "position_db": "db",
+    "state_file": "db",
+    "upsert_key": "unique_key",
+    "idempotency_key": "unique_key",
 }
 
 
@@ -100,8 +121,12 @@ def _near_misses(kind: str) -> Iterator[tuple[str, str]]:
         if real in accepted:
             yield alias, f"use '{real}'"
     for name in accepted:
-        for variant in {name.replace(".", "_"), name.replace("_", "."), name.replace("_", "-"),
-                        name.replace(".", "-")} - {name}:
+        for variant in {
+            name.replace(".", "_"),
+            name.replace("_", "."),
+            name.replace("_", "-"),
+            name.replace(".", "-"),
+        } - {name}:
             if variant not in accepted:
                 yield variant, f"use '{name}'"
     other = "output" if kind == "input" else "input"

@@ -48,8 +48,17 @@ if TYPE_CHECKING:
 __all__ = ["REFRESH_SECONDS", "SecretResolver", "connect_params", "open_pool"]
 
 REFRESH_SECONDS = 60.0
-_SECRET_OPTIONS = ("url", "user", "password", "ssl_key", "replication_url", "vault.token",
-                   "vault.role_id", "vault.secret_id", "vault.jwt")
+_SECRET_OPTIONS = (
+    "url",
+    "user",
+    "password",
+    "ssl_key",
+    "replication_url",
+    "vault.token",
+    "vault.role_id",
+    "vault.secret_id",
+    "vault.jwt",
+)
 _URL_OPTIONS = ("url", "replication_url")
 # user names are shown in logs ("postgres" would otherwise mask "postgresql://")
 _NOT_HIDDEN = ("user",)
@@ -79,8 +88,9 @@ class SecretResolver:
         with self._lock:
             if self._vault is None:
                 if not self.cfg["vault.address"]:
-                    raise ConfigError("vault.address", "required by vault: references "
-                                      "and vault.db_role")
+                    raise ConfigError(
+                        "vault.address", "required by vault: references and vault.db_role"
+                    )
                 from flbsql.secrets.vault import VaultClient, VaultSettings
 
                 self._vault = VaultClient(VaultSettings.from_config(self.cfg), self.log)
@@ -100,8 +110,9 @@ class SecretResolver:
         if raw is None or not is_reference(raw):
             return raw  # type: ignore[no-any-return]
         try:
-            value = resolve(raw, self.providers(),
-                            hide=name not in _URL_OPTIONS and name not in _NOT_HIDDEN)
+            value = resolve(
+                raw, self.providers(), hide=name not in _URL_OPTIONS and name not in _NOT_HIDDEN
+            )
             if value and name in _URL_OPTIONS:
                 with contextlib.suppress(ConfigError):
                     register(parse_url(value).password)
@@ -142,8 +153,7 @@ class _StaticCredentials:
             now = time.monotonic()
             if self._value is None or now - self._at >= self.refresh:
                 try:
-                    self._value = (self.resolver.resolve("user"),
-                                   self.resolver.resolve("password"))
+                    self._value = (self.resolver.resolve("user"), self.resolver.resolve("password"))
                 except SecretError as exc:
                     if self._value is None:
                         raise
@@ -168,8 +178,9 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def connect_params(cfg: Config, url_option: str = "url",
-                   resolver: SecretResolver | None = None) -> ConnectParams:
+def connect_params(
+    cfg: Config, url_option: str = "url", resolver: SecretResolver | None = None
+) -> ConnectParams:
     """URL plus the connection options, with ``url`` and ``ssl_key`` resolved."""
     resolver = resolver or SecretResolver(cfg, logging.getLogger("flbsql"))
     url = resolver.resolve(url_option)
@@ -205,5 +216,6 @@ def open_pool(cfg: Config, log: logging.Logger, url_option: str = "url") -> Pool
         resolver.check("user")
         resolver.check("password")
         credentials = _StaticCredentials(resolver)
-    return Pool(get_dialect(params.dialect), params, PoolSettings.from_config(cfg), log,
-                credentials)
+    return Pool(
+        get_dialect(params.dialect), params, PoolSettings.from_config(cfg), log, credentials
+    )

@@ -51,8 +51,7 @@ class MissingDriverError(FlbSqlError):
 
     def __init__(self, dialect: str, module: str, extra: str) -> None:
         super().__init__(
-            f"the {dialect} dialect needs the '{module}' module: "
-            f'pip install "flbsql[{extra}]"'
+            f"the {dialect} dialect needs the '{module}' module: pip install \"flbsql[{extra}]\""
         )
 
 

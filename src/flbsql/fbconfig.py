@@ -94,8 +94,9 @@ def _load_yaml(path: pathlib.Path) -> list[Section]:
     if isinstance(doc.get("service"), dict):
         add("service", doc["service"], f"{path}:service")
     if doc.get("plugins"):
-        sections.append(Section("plugins", [("path", str(p)) for p in doc["plugins"]],
-                                f"{path}:plugins"))
+        sections.append(
+            Section("plugins", [("path", str(p)) for p in doc["plugins"]], f"{path}:plugins")
+        )
     for inc in doc.get("includes", []) or []:
         sections += load(path.parent / inc)
     pipeline = doc.get("pipeline") or {}
@@ -115,8 +116,7 @@ def load(path: str | os.PathLike[str]) -> list[Section]:
 
 def plugin_paths(sections: list[Section], base: pathlib.Path) -> list[str]:
     """The .so files a config loads: [PLUGINS]/plugins: entries and plugins_file."""
-    paths = [v for s in sections if s.kind == "plugins" for k, v in s.props
-             if k.lower() == "path"]
+    paths = [v for s in sections if s.kind == "plugins" for k, v in s.props if k.lower() == "path"]
     for s in sections:
         if s.kind == "service" and s.get("plugins_file"):
             pf = pathlib.Path(s.get("plugins_file"))

@@ -44,8 +44,9 @@ class Binds:
         return list(self._values)
 
 
-def compare(cols: Sequence[str], op: str, values: Sequence[Any], binds: Binds, *,
-            row_values: bool) -> str:
+def compare(
+    cols: Sequence[str], op: str, values: Sequence[Any], binds: Binds, *, row_values: bool
+) -> str:
     """``cols op values`` in lexicographic order; ``op`` is ``>`` or ``<=``.
 
     Args:
@@ -77,9 +78,17 @@ def compare(cols: Sequence[str], op: str, values: Sequence[Any], binds: Binds, *
 class KeysetQuery:
     """The statements of one source (a table, or a query with ``{position}``)."""
 
-    def __init__(self, dialect: Dialect, order: Sequence[str], *, table: str | None = None,
-                 query: str | None = None, columns: Sequence[str] = (),
-                 where: str | None = None, row_values: bool | None = None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        order: Sequence[str],
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        columns: Sequence[str] = (),
+        where: str | None = None,
+        row_values: bool | None = None,
+    ) -> None:
         """Describe the source; nothing runs here.
 
         Args:
@@ -103,14 +112,17 @@ class KeysetQuery:
         if query is not None:
             if "{position}" not in query:
                 raise ValueError("query must contain {position}")
-            self._query = query
+            self._query: str | None = query
             self._from = None
         else:
             if table is None:
                 raise ValueError("table or query")
             self._query = None
-            self._from = dialect.table_sql(table) if hasattr(dialect, "table_sql") else (
-                dialect.quote(table))
+            self._from = (
+                dialect.table_sql(table)
+                if hasattr(dialect, "table_sql")
+                else (dialect.quote(table))
+            )
         if columns:
             lowered = {c.lower() for c in columns}
             extra = [c for c in order if c.lower() not in lowered]
@@ -127,8 +139,7 @@ class KeysetQuery:
         assert self._from is not None
         return self._from, position_cond
 
-    def _conds(self, binds: Binds, after: Sequence[Any] | None,
-               upto: Sequence[Any] | None) -> str:
+    def _conds(self, binds: Binds, after: Sequence[Any] | None, upto: Sequence[Any] | None) -> str:
         parts = []
         if after is not None:
             parts.append(compare(self.order, ">", after, binds, row_values=self.row_values))
@@ -142,8 +153,9 @@ class KeysetQuery:
             parts.append(cond)
         return (" WHERE " + " AND ".join(parts)) if parts else ""
 
-    def page(self, after: Sequence[Any] | None, upto: Sequence[Any] | None,
-             limit: int) -> tuple[str, Any]:
+    def page(
+        self, after: Sequence[Any] | None, upto: Sequence[Any] | None, limit: int
+    ) -> tuple[str, Any]:
         """Rows strictly after ``after`` and up to ``upto``, in order, at most ``limit``."""
         binds = Binds(self.d)
         src, cond = self._source(self._conds(binds, after, upto))

@@ -147,8 +147,9 @@ def _remove(body: dict[Any, Any], path: tuple[str, ...]) -> None:
 
 def _record_error(column: str, exc: Exception) -> RecordError:
     """The dead-letter text for a value that cannot be converted for ``column``."""
-    detail = str(exc) if isinstance(exc, (ValueError, RecordError)) else (
-        f"{type(exc).__name__}: {exc}")
+    detail = (
+        str(exc) if isinstance(exc, (ValueError, RecordError)) else (f"{type(exc).__name__}: {exc}")
+    )
     return RecordError(f"column {column!r}: {detail}")
 
 
@@ -361,10 +362,10 @@ class Mapper:
         for pos, event in enumerate(events):
             if seen is not None:
                 seen.append(event)
-            name = self.time_column
+            name: str = self.time_column or "time"
             try:
                 when = tconv(event[0], event[1])
-                name = self.json_column
+                name = self.json_column or "json"
                 row = (tag, when, jconv(event[2]))
             except Exception as exc:  # any conversion failure is this record's own problem
                 bad.append((pos, _record_error(name, exc)))

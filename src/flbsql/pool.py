@@ -77,8 +77,12 @@ class PoolSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> PoolSettings:
         """Read the ``pool.*`` options of a :class:`~flbsql.config.Config`."""
-        return cls(cfg["pool.max_lifetime"], cfg["pool.check_idle"],
-                   cfg["pool.backoff_initial"], cfg["pool.backoff_max"])
+        return cls(
+            cfg["pool.max_lifetime"],
+            cfg["pool.check_idle"],
+            cfg["pool.backoff_initial"],
+            cfg["pool.backoff_max"],
+        )
 
 
 @dataclasses.dataclass(eq=False)
@@ -133,9 +137,16 @@ class Pool:
         self._closed = False
         self._watchdog = watchdog or WATCHDOG
         self.grace = grace_for(params.statement_timeout)
-        self.counters = {"connects": 0, "connect_failures": 0, "recycles": 0,
-                         "invalidations": 0, "pings_failed": 0, "rotations": 0,
-                         "discarded": 0, "timeouts": 0}
+        self.counters = {
+            "connects": 0,
+            "connect_failures": 0,
+            "recycles": 0,
+            "invalidations": 0,
+            "pings_failed": 0,
+            "rotations": 0,
+            "discarded": 0,
+            "timeouts": 0,
+        }
 
     def __repr__(self) -> str:
         return f"Pool({self.params}, open={len(self._slots)})"
@@ -195,8 +206,9 @@ class Pool:
         for _, slot in idle:
             self._close_quietly(slot.conn)
         if reason:
-            self.log.warning("connection to %s lost (%s); reconnecting", self.params,
-                             redact(reason))
+            self.log.warning(
+                "connection to %s lost (%s); reconnecting", self.params, redact(reason)
+            )
 
     def close(self) -> None:
         """Close everything; later use raises."""
@@ -231,13 +243,16 @@ class Pool:
         """On the watchdog's thread: count and log, once per expired operation."""
         with self._lock:
             self.counters["timeouts"] += 1
-        self.log.warning("%s; interrupting it and closing the connection",
-                         self._timeout_text(watch))
+        self.log.warning(
+            "%s; interrupting it and closing the connection", self._timeout_text(watch)
+        )
 
     def _timeout_text(self, watch: Watch) -> str:
-        return (f"no answer from {self.params} for {watch.elapsed:.1f}s "
-                f"(statement_timeout {self.params.statement_timeout:g}s + "
-                f"{self.grace:g}s grace)")
+        return (
+            f"no answer from {self.params} for {watch.elapsed:.1f}s "
+            f"(statement_timeout {self.params.statement_timeout:g}s + "
+            f"{self.grace:g}s grace)"
+        )
 
     # -- checkout ------------------------------------------------------------------------
 
@@ -267,8 +282,9 @@ class Pool:
                 self._arm_backoff(f"credentials: {exc}")
                 raise
             # an open connection is already authenticated: keep using it
-            self.log.warning("cannot refresh credentials (%s); keeping the open connection",
-                             redact(str(exc)))
+            self.log.warning(
+                "cannot refresh credentials (%s); keeping the open connection", redact(str(exc))
+            )
             return None
 
     def _validate(self, key: int, slot: _Slot, creds: Any) -> _Slot | None:
@@ -294,8 +310,9 @@ class Pool:
                 with self._lock:
                     self.counters["pings_failed"] += 1
                 self._drop(key, slot, "discarded")
-                self.invalidate("" if watch.fired else
-                                f"idle connection failed its ping: {type(exc).__name__}")
+                self.invalidate(
+                    "" if watch.fired else f"idle connection failed its ping: {type(exc).__name__}"
+                )
                 return None
             finally:
                 self._watchdog.release(watch)
@@ -343,8 +360,7 @@ class Pool:
         params = self.params
         if creds is not None:
             user, password = creds
-            params = params.with_(user=user or params.user,
-                                  password=password or params.password)
+            params = params.with_(user=user or params.user, password=password or params.password)
         generation = self._generation
         try:
             conn = self.dialect.connect(params)
@@ -362,8 +378,9 @@ class Pool:
         with self._lock:
             self.counters["connects"] += 1
             if self._failures_in_row:
-                self.log.info("connected to %s after %d failed attempt(s)", self.params,
-                              self._failures_in_row)
+                self.log.info(
+                    "connected to %s after %d failed attempt(s)", self.params, self._failures_in_row
+                )
             self._backoff = 0.0
             self._next_attempt = 0.0
             self._failures_in_row = 0
@@ -376,13 +393,19 @@ class Pool:
         with self._lock:
             self.counters["connect_failures"] += 1
             self._failures_in_row += 1
-            self._backoff = (s.backoff_initial if not self._backoff
-                             else min(self._backoff * 2, s.backoff_max))
+            self._backoff = (
+                s.backoff_initial if not self._backoff else min(self._backoff * 2, s.backoff_max)
+            )
             delay = min(_jitter(self._backoff), s.backoff_max)
             self._next_attempt = time.monotonic() + delay
             failures = self._failures_in_row
-        self.log.warning("cannot connect to %s (attempt %d): %s; retrying in %.1fs",
-                         self.params, failures, redact(reason), delay)
+        self.log.warning(
+            "cannot connect to %s (attempt %d): %s; retrying in %.1fs",
+            self.params,
+            failures,
+            redact(reason),
+            delay,
+        )
 
     @staticmethod
     def _close_quietly(conn: Connection) -> None:

@@ -112,8 +112,9 @@ class Position:
         """The key part of the order columns."""
         return self.columns[1:] if self.tracked else self.columns
 
-    def advance(self, last: tuple[Any, ...], batch_orders: Sequence[tuple[Any, ...]],
-                rows: int) -> Position:
+    def advance(
+        self, last: tuple[Any, ...], batch_orders: Sequence[tuple[Any, ...]], rows: int
+    ) -> Position:
         """The position after a batch whose rows' order tuples end with ``batch_orders``.
 
         ``batch_orders`` are the order tuples of the batch's last rows (any
@@ -127,27 +128,31 @@ class Position:
             if self.last is not None and self.last[0] == head:
                 same.extend(self.boundary)
             boundary = frozenset(same[-BOUNDARY_MAX:])
-        return dataclasses.replace(self, last=tuple(last), boundary=boundary,
-                                   rows=self.rows + rows)
+        return dataclasses.replace(self, last=tuple(last), boundary=boundary, rows=self.rows + rows)
 
     def is_boundary_row(self, order: tuple[Any, ...]) -> bool:
         """True for a row already delivered that came back at the boundary."""
-        return bool(self.boundary) and self.last is not None and (
-            order[0] == self.last[0] and order[1:] in self.boundary)
+        return (
+            bool(self.boundary)
+            and self.last is not None
+            and (order[0] == self.last[0] and order[1:] in self.boundary)
+        )
 
     # -- storage --------------------------------------------------------------------------
 
     def to_json(self) -> str:
         """Serialise (typed values)."""
-        return json.dumps({
-            "v": 1,
-            "columns": list(self.columns),
-            "tracked": self.tracked,
-            "last": None if self.last is None else [encode_value(v) for v in self.last],
-            "boundary": [[encode_value(v) for v in k] for k in sorted(
-                self.boundary, key=repr)],
-            "rows": self.rows,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": 1,
+                "columns": list(self.columns),
+                "tracked": self.tracked,
+                "last": None if self.last is None else [encode_value(v) for v in self.last],
+                "boundary": [[encode_value(v) for v in k] for k in sorted(self.boundary, key=repr)],
+                "rows": self.rows,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Position:

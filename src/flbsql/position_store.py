@@ -51,8 +51,9 @@ class PositionStore:
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("db", f"cannot open position file {path!r}: {exc}") from None
         self._lock = threading.Lock()
@@ -77,14 +78,18 @@ class PositionStore:
         try:
             pos = Position.from_json(text)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError("db", f"position {name!r} in {self.path} is unreadable "
-                              f"({exc}); delete that row to start over") from None
+            raise ConfigError(
+                "db",
+                f"position {name!r} in {self.path} is unreadable "
+                f"({exc}); delete that row to start over",
+            ) from None
         if saved_source != source or pos.columns != columns:
             raise ConfigError(
                 "position_name",
                 f"position {name!r} in {self.path} belongs to {saved_source} ordered by "
                 f"{', '.join(pos.columns)}, not to {source} ordered by {', '.join(columns)}; "
-                "set another position_name (or delete that row) to start over")
+                "set another position_name (or delete that row) to start over",
+            )
         return pos
 
     def save(self, name: str, source: str, position: Position) -> None:

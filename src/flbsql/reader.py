@@ -64,22 +64,25 @@ class SourceSpec:
 
 
 def _default_name(cfg: Config, database: str | None) -> str:
-    what = cfg.table if cfg.table else "query-" + hashlib.sha1(
-        cfg.query.encode()).hexdigest()[:12]
+    what = cfg.table if cfg.table else "query-" + hashlib.sha1(cfg.query.encode()).hexdigest()[:12]
     return f"{database or 'db'}/{what}"
 
 
 class PollSource:
     """Keyset polling with a background fetch thread."""
 
-    def __init__(self, cfg: Config, pool: Pool, log: logging.Logger,
-                 store: PositionStore | None = None) -> None:
+    def __init__(
+        self, cfg: Config, pool: Pool, log: logging.Logger, store: PositionStore | None = None
+    ) -> None:
         """Validate the options; try to resolve the source (a database outage is fine)."""
         if bool(cfg.table) == bool(cfg.query):
             raise ConfigError("table", "set exactly one of `table` or `query`")
         if cfg.query and "{position}" not in cfg.query:
-            raise ConfigError("query", "must contain {position} where the keyset "
-                              "condition goes, e.g. SELECT * FROM t WHERE {position}")
+            raise ConfigError(
+                "query",
+                "must contain {position} where the keyset "
+                "condition goes, e.g. SELECT * FROM t WHERE {position}",
+            )
         if cfg.query and not cfg.key:
             raise ConfigError("key", "required with `query` (the columns that identify a row)")
         self.cfg = cfg
@@ -88,11 +91,15 @@ class PollSource:
         self.metrics: Metrics | None = None  # set by the plugin
         self.d = pool.dialect
         self.zone = parse_zone(cfg.time_zone)
-        self.time_column = cfg.time_column if cfg.is_set("time_column") and (
-            cfg.time_column.lower() != "none") else None
+        self.time_column = (
+            cfg.time_column
+            if cfg.is_set("time_column") and (cfg.time_column.lower() != "none")
+            else None
+        )
         self._check_names()
-        self.store = store if store is not None else PositionStore(
-            cfg.db or "in_sql.db", cfg["db.sync"])
+        self.store = (
+            store if store is not None else PositionStore(cfg.db or "in_sql.db", cfg["db.sync"])
+        )
         self._own_store = store is None
         self.spec: SourceSpec | None = None
         self.query: KeysetQuery | None = None
@@ -141,8 +148,10 @@ class PollSource:
             rows = size = 0
             while self._pages:
                 p = self._pages[0]
-                if taken and (rows + p.rows > cfg.rows_per_collect
-                              or size + len(p.data) > cfg.bytes_per_collect):
+                if taken and (
+                    rows + p.rows > cfg.rows_per_collect
+                    or size + len(p.data) > cfg.bytes_per_collect
+                ):
                     break
                 taken.append(self._pages.popleft())
                 rows += p.rows
@@ -212,10 +221,12 @@ class PollSource:
     def _named_columns(self, key: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
         """(option, column) for every column the options name."""
         cfg = self.cfg
-        return [*(("key", k) for k in key),
-                *([("tracking_column", cfg.tracking_column)] if cfg.tracking_column else []),
-                *([("time_column", self.time_column)] if self.time_column else []),
-                *(("columns", c) for c in cfg.columns)]
+        return [
+            *(("key", k) for k in key),
+            *([("tracking_column", cfg.tracking_column)] if cfg.tracking_column else []),
+            *([("time_column", self.time_column)] if self.time_column else []),
+            *(("columns", c) for c in cfg.columns),
+        ]
 
     def _check_names(self) -> None:
         """Refuse at Init a name the dialect cannot quote, naming its option.
@@ -243,18 +254,25 @@ class PollSource:
                     schema, table = d.split_name(cfg.table)
                     cols = [c.name for c in d.columns(conn, schema, table)]
                     if not cols:
-                        raise ConfigError("table", f"table {cfg.table} does not exist "
-                                          "(or is not visible to this user)")
+                        raise ConfigError(
+                            "table",
+                            f"table {cfg.table} does not exist (or is not visible to this user)",
+                        )
                     key = list(cfg.key) or d.primary_key(conn, schema, table)
                     if not key:
                         raise ConfigError(
-                            "key", f"table {cfg.table} has no primary key: set `key` to "
-                            "the columns that identify a row (e.g. key id or key a,b)")
+                            "key",
+                            f"table {cfg.table} has no primary key: set `key` to "
+                            "the columns that identify a row (e.g. key id or key a,b)",
+                        )
                     by_lower = {c.lower(): c for c in cols}
                     for option, c in self._named_columns(key):
                         if c.lower() not in by_lower:
-                            raise ConfigError(option, f"column {c!r} is not in table "
-                                              f"{cfg.table} (it has {', '.join(cols)})")
+                            raise ConfigError(
+                                option,
+                                f"column {c!r} is not in table "
+                                f"{cfg.table} (it has {', '.join(cols)})",
+                            )
                     key = [by_lower[k.lower()] for k in key]
                     kinds = d.input_column_kinds(conn, schema, table)
                 else:
@@ -262,20 +280,25 @@ class PollSource:
             finally:
                 conn.rollback()
         order = tuple(([cfg.tracking_column] if cfg.tracking_column else []) + key)
-        source = f"table:{cfg.table}" if cfg.table else "query:" + hashlib.sha1(
-            cfg.query.encode()).hexdigest()[:12]
+        source = (
+            f"table:{cfg.table}"
+            if cfg.table
+            else "query:" + hashlib.sha1(cfg.query.encode()).hexdigest()[:12]
+        )
         name = cfg.position_name or _default_name(cfg, self.pool.params.database)
         spec = SourceSpec(order, bool(cfg.tracking_column), kinds, name, source)
-        query = KeysetQuery(d, order, table=cfg.table, query=cfg.query, columns=cfg.columns,
-                            where=cfg.where)
+        query = KeysetQuery(
+            d, order, table=cfg.table, query=cfg.query, columns=cfg.columns, where=cfg.where
+        )
         pos = self.store.load(name, source, order)
         with self._cv:
             self.spec, self.query = spec, query
             if pos is not None:
                 self._committed = pos
                 self._after = pos.last
-                self.log.info("resuming %s after %s (%d rows so far)", name,
-                              _show(pos.last), pos.rows)
+                self.log.info(
+                    "resuming %s after %s (%d rows so far)", name, _show(pos.last), pos.rows
+                )
             elif cfg.start == "beginning":
                 self._committed = Position(order, spec.tracked)
             # start=end: the first settled signpost becomes the position
@@ -302,8 +325,9 @@ class PollSource:
                 return
             except Exception as exc:
                 err = exc if isinstance(exc, FlbSqlError) else self.d.classify(exc)
-                self.log.warning("read failed, retrying in %.1fs: %s",
-                                 max(self.cfg.poll_interval, 1.0), err)
+                self.log.warning(
+                    "read failed, retrying in %.1fs: %s", max(self.cfg.poll_interval, 1.0), err
+                )
                 self._sleep(max(self.cfg.poll_interval, 1.0))
                 continue
             self._progress()
@@ -312,8 +336,10 @@ class PollSource:
 
     def _full(self) -> bool:
         cfg = self.cfg
-        return (self._buf_bytes >= 2 * cfg.bytes_per_collect
-                or self._buf_rows >= 2 * cfg.rows_per_collect)
+        return bool(
+            self._buf_bytes >= 2 * cfg.bytes_per_collect
+            or self._buf_rows >= 2 * cfg.rows_per_collect
+        )
 
     def _sleep(self, seconds: float) -> None:
         with self._cv:
@@ -337,7 +363,7 @@ class PollSource:
                 self.store.save(self.spec.name, self.spec.source, start)
                 self.log.info("start=end: reading rows after %s", _show(start.last))
                 return False
-            if not moved or after == self._bound.last:
+            if not moved or (self._bound is not None and after == self._bound.last):
                 return True
         assert self._bound is not None and self._bound.last is not None
         limit = self._page_rows()
@@ -378,11 +404,14 @@ class PollSource:
 
     def _page_rows(self) -> int:
         cfg = self.cfg
-        n = min(cfg.fetch_size, cfg.rows_per_collect,
-                max(1, int(cfg.bytes_per_collect / max(self._row_bytes, 1.0))))
+        n = min(
+            cfg.fetch_size,
+            cfg.rows_per_collect,
+            max(1, int(cfg.bytes_per_collect / max(self._row_bytes, 1.0))),
+        )
         if cfg.max_rows_per_second:
             n = min(n, cfg.max_rows_per_second)
-        return max(1, n)
+        return max(1, int(n))
 
     def _pace(self, rows: int) -> None:
         limit = self.cfg.max_rows_per_second
@@ -406,8 +435,13 @@ class PollSource:
         idx = [lower.index(c.lower()) for c in self.spec.order]
         if self._encoder is None or self._encoder.names != names:
             self._encoder = RowEncoder(
-                names, zone=self.zone, decimal_float=self.cfg.decimal == "float",
-                hidden=self.query.hidden, kinds=self.spec.kinds, time_column=self.time_column)
+                names,
+                zone=self.zone,
+                decimal_float=self.cfg.decimal == "float",
+                hidden=self.query.hidden,
+                kinds=self.spec.kinds,
+                time_column=self.time_column,
+            )
         last_row = rows[-1]
         last = tuple(last_row[i] for i in idx)
         if dedup is not None and dedup.boundary:
@@ -434,8 +468,10 @@ class PollSource:
         horizon_sql = d.input_horizon_sql(self.cfg.table)
         sql, params = self.query.newest()
         if horizon_sql:
-            sql = (f"SELECT ({horizon_sql}) AS flbsql_h, flbsql_n.* FROM (SELECT 1 AS "
-                   f"flbsql_one) flbsql_s LEFT JOIN ({sql}) flbsql_n ON 1=1")
+            sql = (
+                f"SELECT ({horizon_sql}) AS flbsql_h, flbsql_n.* FROM (SELECT 1 AS "
+                f"flbsql_one) flbsql_s LEFT JOIN ({sql}) flbsql_n ON 1=1"
+            )
         with self.pool.connection() as conn:
             self._prepare(conn)
             cur = conn.cursor()
@@ -492,13 +528,20 @@ class PollSource:
             behind = self._rows_behind()
             if self.metrics is not None:
                 self.metrics.set("lag_rows", behind)
-            self.log.info("read %d rows (%d in total), %s rows behind, %.0f rows/s",
-                          st["since_rows"], st["rows"], "?" if behind is None else behind,
-                          st["since_rows"] / elapsed)
+            self.log.info(
+                "read %d rows (%d in total), %s rows behind, %.0f rows/s",
+                st["since_rows"],
+                st["rows"],
+                "?" if behind is None else behind,
+                st["since_rows"] / elapsed,
+            )
         elif self._signposts and time.monotonic() - self._signposts[0].taken > max(
-                interval, self.cfg.settle):
-            self.log.info("waiting for transactions in flight: rows newer than %s are "
-                          "held back", _show(self._bound.last if self._bound else None))
+            interval, self.cfg.settle
+        ):
+            self.log.info(
+                "waiting for transactions in flight: rows newer than %s are held back",
+                _show(self._bound.last if self._bound else None),
+            )
         st["since_rows"] = 0
         st["since"] = time.monotonic()
 

@@ -98,7 +98,10 @@ def _timestamp(ts: Any) -> EventTime | None:
 
 def _unpacker(size: int) -> msgpack.Unpacker:
     return msgpack.Unpacker(
-        ext_hook=_ext_hook, raw=False, strict_map_key=False, unicode_errors="surrogateescape",
+        ext_hook=_ext_hook,
+        raw=False,
+        strict_map_key=False,
+        unicode_errors="surrogateescape",
         max_buffer_size=max(size, 1 << 20),
     )
 
@@ -144,8 +147,26 @@ def decode_chunk(data: bytes | memoryview) -> Iterator[Event | BadEntry]:
 
 
 # msgpack type byte -> (fixed payload bytes, length-prefix bytes, child count kind)
-_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
-          0xD2: 4, 0xD3: 8, 0xCA: 4, 0xCB: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+_FIXED = {
+    0xC0: 0,
+    0xC2: 0,
+    0xC3: 0,
+    0xCC: 1,
+    0xCD: 2,
+    0xCE: 4,
+    0xCF: 8,
+    0xD0: 1,
+    0xD1: 2,
+    0xD2: 4,
+    0xD3: 8,
+    0xCA: 4,
+    0xCB: 8,
+    0xD4: 2,
+    0xD5: 3,
+    0xD6: 5,
+    0xD7: 9,
+    0xD8: 17,
+}
 _SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}  # bin/str: length bytes
 _EXT = {0xC7: 1, 0xC8: 2, 0xC9: 4}  # ext: length bytes, then type byte
 _CONTAINER = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}  # (len bytes, per item)
@@ -178,12 +199,12 @@ def skip_object(view: memoryview, pos: int) -> int | None:
             width = _SIZED.get(b) or _EXT[b]
             if pos + width > n:
                 return None
-            pos += width + int.from_bytes(view[pos:pos + width], "big") + (1 if b in _EXT else 0)
+            pos += width + int.from_bytes(view[pos : pos + width], "big") + (1 if b in _EXT else 0)
         elif b in _CONTAINER:
             width, per = _CONTAINER[b]
             if pos + width > n:
                 return None
-            pending += per * int.from_bytes(view[pos:pos + width], "big")
+            pending += per * int.from_bytes(view[pos : pos + width], "big")
             pos += width
         else:  # 0xC1 is never used
             return None
@@ -206,7 +227,7 @@ def _to_event(obj: Any, index: int) -> Event | None:
     if ts is None or not isinstance(meta, dict):
         return None
     if ts.sec in (_GROUP_START, _GROUP_END) and ts.nsec == 0:
-        return _GROUP
+        return _GROUP  # type: ignore[no-any-return]
     if not isinstance(body, dict):
         return None
     return Event(ts, body, meta, index)

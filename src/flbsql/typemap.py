@@ -59,9 +59,16 @@ def _strip_array_header(data: bytes) -> bytes:
 class RowEncoder:
     """Packs rows of one result shape into concatenated v2 events."""
 
-    def __init__(self, names: Sequence[str], *, zone: dt.tzinfo, decimal_float: bool = False,
-                 hidden: Sequence[str] = (), kinds: dict[str, str] | None = None,
-                 time_column: str | None = None) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        zone: dt.tzinfo,
+        decimal_float: bool = False,
+        hidden: Sequence[str] = (),
+        kinds: dict[str, str] | None = None,
+        time_column: str | None = None,
+    ) -> None:
         """Prepare for the column ``names`` of a result (cursor.description order).
 
         Args:
@@ -82,12 +89,19 @@ class RowEncoder:
         self.utc_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "utc"]
         self.zone = zone
         self.time_idx = None if time_column is None else lower[time_column.lower()]
-        self.time_zone = _UTC if (self.time_idx is not None and kinds.get(
-            names[self.time_idx].lower()) == "utc") else zone
+        self.time_zone = (
+            _UTC
+            if (self.time_idx is not None and kinds.get(names[self.time_idx].lower()) == "utc")
+            else zone
+        )
         self.decimal_float = decimal_float
         self._simple = not (self.json_idx or self.utc_idx or len(self.emit) != len(names))
-        self._packer = msgpack.Packer(default=self._default, datetime=False,
-                                      use_bin_type=True, unicode_errors="surrogateescape")
+        self._packer = msgpack.Packer(
+            default=self._default,
+            datetime=False,
+            use_bin_type=True,
+            unicode_errors="surrogateescape",
+        )
 
     def _default(self, obj: Any) -> Any:
         if type(obj) is dt.datetime:  # the common case first, without isinstance chains
@@ -139,9 +153,9 @@ class RowEncoder:
             items = [[head, self._row(r)] for r in rows]
         else:  # per-row headers written by hand: no ExtType objects, one pack per body
             t, zone = self.time_idx, self.time_zone
-            pack, row_of, head = self._packer.pack, self._row, _V2_HEAD
-            default_head = head + _U32X2.pack(sec, int((now - sec) * 1e9)) + b"\x80"
-            parts = []
+            pack, row_of, v2 = self._packer.pack, self._row, _V2_HEAD
+            default_head = v2 + _U32X2.pack(sec, int((now - sec) * 1e9)) + b"\x80"
+            parts: list[bytes] = []
             for r in rows:
                 v = r[t]
                 if v.__class__ is dt.datetime and v.tzinfo is not None:  # the usual column
@@ -149,7 +163,7 @@ class RowEncoder:
                     et = (int(ts), v.microsecond * 1000) if 0 <= ts <= _MAX_EVENT_SEC else None
                 else:
                     et = to_event_time(v, zone)
-                hdr = default_head if et is None else head + _U32X2.pack(*et) + b"\x80"
+                hdr = default_head if et is None else v2 + _U32X2.pack(*et) + b"\x80"
                 parts.append(hdr + pack(row_of(r)))
             return b"".join(parts)
         return _strip_array_header(self._packer.pack(items))

@@ -18,11 +18,17 @@ from flbsql.errors import ConfigError
 __all__ = ["ConnectParams", "parse_url"]
 
 _SCHEMES = {
-    "postgresql": "postgresql", "postgres": "postgresql", "pgsql": "postgresql",
-    "mysql": "mysql", "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "pgsql": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
     "oracle": "oracle",
-    "mssql": "mssql", "sqlserver": "mssql",
-    "sqlite": "sqlite", "sqlite3": "sqlite", "file": "sqlite",
+    "mssql": "mssql",
+    "sqlserver": "mssql",
+    "sqlite": "sqlite",
+    "sqlite3": "sqlite",
+    "file": "sqlite",
 }
 
 
@@ -72,14 +78,18 @@ def parse_url(url: str) -> ConnectParams:
         raise ConfigError("url", "empty")
     if "://" not in text:
         if ":" in text.split("/")[0] and not text.startswith(("/", ".")):
-            raise ConfigError("url", "unknown scheme; expected postgresql://, mysql://, "
-                              "oracle://, mssql://, sqlite:///path or a file path")
+            raise ConfigError(
+                "url",
+                "unknown scheme; expected postgresql://, mysql://, "
+                "oracle://, mssql://, sqlite:///path or a file path",
+            )
         return ConnectParams("sqlite", database=text)
     scheme = text.split("://", 1)[0].lower().split("+", 1)[0]
     dialect = _SCHEMES.get(scheme)
     if dialect is None:
-        raise ConfigError("url", f"unknown scheme '{scheme}'; expected one of "
-                          + ", ".join(sorted(set(_SCHEMES))))
+        raise ConfigError(
+            "url", f"unknown scheme '{scheme}'; expected one of " + ", ".join(sorted(set(_SCHEMES)))
+        )
     if dialect == "sqlite":
         # sqlite:///abs/file.db (absolute, like file://), sqlite://rel/file.db, sqlite://:memory:
         path = unquote(text.split("://", 1)[1].split("?", 1)[0])

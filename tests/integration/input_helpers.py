@@ -14,8 +14,11 @@ from flbsql.records import Event, decode_chunk
 LOG = logging.getLogger("test.in_sql")
 
 TEXT = {"sqlite": "TEXT", "postgresql": "TEXT", "mysql": "VARCHAR(64)"}
-INTKEY = {"sqlite": "INTEGER PRIMARY KEY", "postgresql": "BIGSERIAL PRIMARY KEY",
-          "mysql": "BIGINT AUTO_INCREMENT PRIMARY KEY"}
+INTKEY = {
+    "sqlite": "INTEGER PRIMARY KEY",
+    "postgresql": "BIGSERIAL PRIMARY KEY",
+    "mysql": "BIGINT AUTO_INCREMENT PRIMARY KEY",
+}
 TS = {"sqlite": "TEXT", "postgresql": "TIMESTAMP", "mysql": "DATETIME(6)"}
 
 
@@ -31,8 +34,13 @@ def q(db: Any, name: str) -> str:
 
 def source(db: Any, tmp_path: Any, **opts: Any) -> PollSource:
     """A PollSource on ``db`` with a position file in ``tmp_path``."""
-    props = {"url": db.url, "db": str(tmp_path / "pos.db"), "settle": "0.2s",
-             "poll_interval": "0.05s", "progress_interval": "0"}
+    props = {
+        "url": db.url,
+        "db": str(tmp_path / "pos.db"),
+        "settle": "0.2s",
+        "poll_interval": "0.05s",
+        "progress_interval": "0",
+    }
     props.update({k.replace("__", "."): str(v) for k, v in opts.items()})
     cfg = parse("input", props.get)
     pool = open_pool(cfg, LOG)
@@ -53,8 +61,7 @@ class _Closing(PollSource):
             self.pool.close()
 
 
-def drain(src: PollSource, want: int, timeout: float = 30.0, commit: bool = True
-          ) -> list[Event]:
+def drain(src: PollSource, want: int, timeout: float = 30.0, commit: bool = True) -> list[Event]:
     """Call next_batch()/commit() like the input callback until ``want`` events arrived."""
     events: list[Event] = []
     deadline = time.monotonic() + timeout

@@ -47,17 +47,23 @@ class Workload(threading.Thread):
                             op = rnd.random()
                             victim = rnd.randint(1, next_id)
                             if op < 0.4:
-                                conn.execute("INSERT INTO src VALUES (%s, %s, md5(%s::text))",
-                                             (next_id, rnd.randint(0, 9), next_id))
+                                conn.execute(
+                                    "INSERT INTO src VALUES (%s, %s, md5(%s::text))",
+                                    (next_id, rnd.randint(0, 9), next_id),
+                                )
                                 next_id += 1
                             elif op < 0.75:
-                                conn.execute("UPDATE src SET a = a + 1, b = md5(random()::text)"
-                                             " WHERE id = %s", (victim,))
+                                conn.execute(
+                                    "UPDATE src SET a = a + 1, b = md5(random()::text)"
+                                    " WHERE id = %s",
+                                    (victim,),
+                                )
                             elif op < 0.9:
                                 conn.execute("DELETE FROM src WHERE id = %s", (victim,))
                             else:
-                                conn.execute("UPDATE src SET id = %s WHERE id = %s",
-                                             (next_id, victim))
+                                conn.execute(
+                                    "UPDATE src SET id = %s WHERE id = %s", (next_id, victim)
+                                )
                                 next_id += 1
                     self.txns += 1
                     time.sleep(0.002)
@@ -84,14 +90,22 @@ def replay(records: list[Any]) -> dict[int, tuple[Any, ...]]:
 
 
 def test_sigkill_ten_times_then_replay_equals_source(
-        host: Host, cdc_db: Any, tmp_path: Any) -> None:
+    host: Host, cdc_db: Any, tmp_path: Any
+) -> None:
     cdc_db.execute("CREATE TABLE src (id int PRIMARY KEY, a int, b text)")
     cdc_db.execute("ALTER TABLE src REPLICA IDENTITY FULL")
-    cdc_db.execute(f"INSERT INTO src SELECT i, i %% 10, md5(i::text) "
-                   f"FROM generate_series(1, {SEED_ROWS}) i")
-    args = ["-i", "sql", *props(**cdc_db.props(tmp_path, tables="public.src",
-                                              rows_per_collect=2000, fetch_size=1000)),
-            "-o", "sink"]
+    cdc_db.execute(
+        f"INSERT INTO src SELECT i, i %% 10, md5(i::text) FROM generate_series(1, {SEED_ROWS}) i"
+    )
+    args = [
+        "-i",
+        "sql",
+        *props(
+            **cdc_db.props(tmp_path, tables="public.src", rows_per_collect=2000, fetch_size=1000)
+        ),
+        "-o",
+        "sink",
+    ]
     rnd = random.Random(11)
     sinks = []
     work = Workload(cdc_db.url)
@@ -101,8 +115,7 @@ def test_sigkill_ten_times_then_replay_equals_source(
             sink = tmp_path / f"out{k}.bin"
             sinks.append(sink)
             with open(tmp_path / f"log{k}.txt", "w") as log:
-                proc = host.start(*args, "-p", f"file={sink}", "--interval", "200",
-                                  stderr=log)
+                proc = host.start(*args, "-p", f"file={sink}", "--interval", "200", stderr=log)
                 time.sleep(rnd.uniform(0.8, 3.5))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
@@ -124,22 +137,26 @@ def test_sigkill_ten_times_then_replay_equals_source(
     per_run = [len(sink_records(s)) for s in sinks]
     print("records per run:", per_run, "transactions:", work.txns)
     assert sum(1 for r in records if r[1]["op"] == "r") >= SEED_ROWS
-    last = max((r[1]["lsn"] for r in records if not r[1]["snapshot"]),
-               key=lambda t: tuple(int(x, 16) for x in t.split("/")))
-    assert tuple(int(x, 16) for x in last.split("/")) <= tuple(
-        int(x, 16) for x in end.split("/"))
+    last = max(
+        (r[1]["lsn"] for r in records if not r[1]["snapshot"]),
+        key=lambda t: tuple(int(x, 16) for x in t.split("/")),
+    )
+    assert tuple(int(x, 16) for x in last.split("/")) <= tuple(int(x, 16) for x in end.split("/"))
     copy = replay(records)
     missing = source.keys() - copy.keys()
     extra = copy.keys() - source.keys()
     differ = [k for k in source.keys() & copy.keys() if source[k] != copy[k]]
     assert not missing and not extra and not differ, (
         f"{len(missing)} missing, {len(extra)} extra, {len(differ)} differ "
-        f"after {KILLS} kills, {work.txns} transactions, {len(records)} records")
+        f"after {KILLS} kills, {work.txns} transactions, {len(records)} records"
+    )
     with psycopg.connect(cdc_db.url, autocommit=True) as conn:  # also as a real table
         conn.execute("CREATE TABLE copy (LIKE src INCLUDING ALL)")
         with conn.cursor().copy("COPY copy (id, a, b) FROM STDIN") as cp:
             for row in copy.values():
                 cp.write_row(row)
-        diff = conn.execute("SELECT count(*) FROM ((TABLE src EXCEPT TABLE copy) UNION ALL "
-                            "(TABLE copy EXCEPT TABLE src)) d").fetchone()
+        diff = conn.execute(
+            "SELECT count(*) FROM ((TABLE src EXCEPT TABLE copy) UNION ALL "
+            "(TABLE copy EXCEPT TABLE src)) d"
+        ).fetchone()
     assert diff == (0,)

@@ -26,9 +26,11 @@ def test_operations_and_old_rows(cdc_db: Any, tmp_path: Any) -> None:
     # snapshot never: with a snapshot, a row inserted right after Init may be read by
     # the snapshot too (op r, and the change marked overlap), which is correct but
     # not what these stream-only tests count.
-    cdc_db.execute("CREATE TABLE d (id int PRIMARY KEY, v text);"
-                   "CREATE TABLE f (id int PRIMARY KEY, v text);"
-                   "ALTER TABLE f REPLICA IDENTITY FULL")
+    cdc_db.execute(
+        "CREATE TABLE d (id int PRIMARY KEY, v text);"
+        "CREATE TABLE f (id int PRIMARY KEY, v text);"
+        "ALTER TABLE f REPLICA IDENTITY FULL"
+    )
     src = open_source(cdc_db.props(tmp_path, tables="public.d,f", snapshot="never"))
     try:
         for t in ("d", "f"):
@@ -64,11 +66,14 @@ def test_operations_and_old_rows(cdc_db: Any, tmp_path: Any) -> None:
 
 def test_unchanged_toast_from_old_row_or_marker(cdc_db: Any, tmp_path: Any) -> None:
     big = "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 400))"
-    cdc_db.execute("CREATE TABLE d (id int PRIMARY KEY, n int, big text);"
-                   "CREATE TABLE f (id int PRIMARY KEY, n int, big text);"
-                   "ALTER TABLE f REPLICA IDENTITY FULL")
-    src = open_source(cdc_db.props(tmp_path, tables="public.d,public.f",
-                                   toast_marker="<toast>", snapshot="never"))
+    cdc_db.execute(
+        "CREATE TABLE d (id int PRIMARY KEY, n int, big text);"
+        "CREATE TABLE f (id int PRIMARY KEY, n int, big text);"
+        "ALTER TABLE f REPLICA IDENTITY FULL"
+    )
+    src = open_source(
+        cdc_db.props(tmp_path, tables="public.d,public.f", toast_marker="<toast>", snapshot="never")
+    )
     try:
         for t in ("d", "f"):
             cdc_db.execute(f"INSERT INTO {t} VALUES (1, 0, {big})")
@@ -97,13 +102,24 @@ def test_ddl_is_followed(cdc_db: Any, tmp_path: Any) -> None:
     finally:
         src.close()
     assert [r["after"] for r in recs] == [
-        {"id": 1, "a": 1}, {"id": 2, "a": "2.5", "j": {"x": [1]}}, {"id": 1, "j": 1}]
+        {"id": 1, "a": 1},
+        {"id": 2, "a": "2.5", "j": {"x": [1]}},
+        {"id": 1, "j": 1},
+    ]
 
 
 def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-    src = open_source(cdc_db.props(tmp_path, tables="t", fetch_size=100, snapshot="never",
-                                   rows_per_collect=300, bytes_per_collect="64k"))
+    src = open_source(
+        cdc_db.props(
+            tmp_path,
+            tables="t",
+            fetch_size=100,
+            snapshot="never",
+            rows_per_collect=300,
+            bytes_per_collect="64k",
+        )
+    )
     batches = []
     try:
         cdc_db.execute("INSERT INTO t SELECT i, repeat('x', 50) FROM generate_series(1, 5000) i")
@@ -197,16 +213,19 @@ def test_dropped_slot_is_a_loud_error_never_recreated(cdc_db: Any, tmp_path: Any
     with pytest.raises(SlotLostError, match="does not exist"):
         open_source(props)
     with psycopg.connect(cdc_db.url, autocommit=True) as c:
-        n = c.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
-                      (cdc_db.slot,)).fetchone()
+        n = c.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (cdc_db.slot,)
+        ).fetchone()
     assert n == (0,)
 
 
 def test_missing_replication_privilege_and_ownership(cdc_db: Any, tmp_path: Any) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    cdc_db.execute("DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN;"
-                   "DROP ROLE IF EXISTS repl; CREATE ROLE repl LOGIN REPLICATION;"
-                   "GRANT SELECT ON t TO plain, repl")
+    cdc_db.execute(
+        "DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN;"
+        "DROP ROLE IF EXISTS repl; CREATE ROLE repl LOGIN REPLICATION;"
+        "GRANT SELECT ON t TO plain, repl"
+    )
     base = cdc_db.url.replace("postgres@", "{}@")
     with pytest.raises(TerminalError, match="REPLICATION"):
         open_source({**cdc_db.props(tmp_path, tables="t"), "url": base.format("plain")})
@@ -234,8 +253,9 @@ def test_heartbeat_measures_lag(cdc_db: Any, tmp_path: Any) -> None:
         src.close()
 
 
-def test_lost_slot_is_detected_and_never_recreated(cdc_db: Any, pg_logical: Any,
-                                                   tmp_path: Any) -> None:
+def test_lost_slot_is_detected_and_never_recreated(
+    cdc_db: Any, pg_logical: Any, tmp_path: Any
+) -> None:
     cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY, pad text)")
     props = cdc_db.props(tmp_path, tables="t")
     open_source(props).close()
@@ -243,18 +263,22 @@ def test_lost_slot_is_detected_and_never_recreated(cdc_db: Any, pg_logical: Any,
     pg_logical.execute("SELECT pg_reload_conf()")
     try:
         for _ in range(4):  # WAL beyond the limit, then a checkpoint invalidates the slot
-            cdc_db.execute("INSERT INTO t SELECT i, repeat('x', 500) FROM generate_series("
-                           "(SELECT coalesce(max(id), 0) + 1 FROM t), "
-                           "(SELECT coalesce(max(id), 0) + 2000 FROM t)) i")
+            cdc_db.execute(
+                "INSERT INTO t SELECT i, repeat('x', 500) FROM generate_series("
+                "(SELECT coalesce(max(id), 0) + 1 FROM t), "
+                "(SELECT coalesce(max(id), 0) + 2000 FROM t)) i"
+            )
             cdc_db.execute("SELECT pg_switch_wal()")
         pg_logical.execute("CHECKPOINT")
         status = pg_logical.execute(
-            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'")
+            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'"
+        )
         assert status == [("lost",)]
         with pytest.raises(SlotLostError, match="lost"):
             open_source(props)
         status = pg_logical.execute(
-            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'")
+            f"SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{cdc_db.slot}'"
+        )
         assert status == [("lost",)], "the lost slot is left alone, not recreated"
     finally:
         pg_logical.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")

@@ -28,14 +28,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
 RUNNABLE = {
-    "table-to-stdout.conf", "table-to-stdout.yaml",
-    "dummy-to-table.conf", "dummy-to-table.yaml",
-    "two-instances.conf", "two-instances.yaml",
-    "workers.conf", "workers.yaml",
+    "table-to-stdout.conf",
+    "table-to-stdout.yaml",
+    "dummy-to-table.conf",
+    "dummy-to-table.yaml",
+    "two-instances.conf",
+    "two-instances.yaml",
+    "workers.conf",
+    "workers.yaml",
 }
 VALIDATED_ONLY = {
-    "cdc-to-table.conf", "cdc-to-table.yaml",
-    "vault-credentials.conf", "vault-credentials.yaml",
+    "cdc-to-table.conf",
+    "cdc-to-table.yaml",
+    "vault-credentials.conf",
+    "vault-credentials.yaml",
     "plugins.conf",
 }
 ENV = {
@@ -56,8 +62,11 @@ def conf_files() -> list[str]:
 
 
 def sql_sections(path: pathlib.Path) -> list[tuple[str, dict[str, str]]]:
-    return [(s.kind, {k.lower(): v for k, v in s.props}) for s in fbconfig.load(path)
-            if s.kind in ("input", "output")]
+    return [
+        (s.kind, {k.lower(): v for k, v in s.props})
+        for s in fbconfig.load(path)
+        if s.kind in ("input", "output")
+    ]
 
 
 def test_every_file_in_conf_is_covered_here():
@@ -84,8 +93,9 @@ def test_example_parses_and_passes_the_checker(name, monkeypatch):
     assert any(s.name == "sql" for s in sections)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in conf_files() if n.endswith(".conf")
-                                        and n != "plugins.conf"))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in conf_files() if n.endswith(".conf") and n != "plugins.conf")
+)
 def test_classic_and_yaml_twins_match(name, monkeypatch):
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
@@ -115,14 +125,22 @@ def host_args(path: pathlib.Path, work: pathlib.Path, frames: int) -> list[str]:
     sections = []
     for i, s in enumerate(fbconfig.load(path)):
         if s.kind == "input" and s.name == "dummy":
-            feed = write_frames(work / f"dummy{i}.bin", [
-                event_v2({**_dummy_body(s), "n": n}, sec=1_700_000_000 + n)
-                for n in range(frames)])
-            s = fbconfig.Section("input", [("Name", "feed"), ("Tag", s.get("tag")),
-                                           ("file", str(feed))], s.origin)
+            feed = write_frames(
+                work / f"dummy{i}.bin",
+                [
+                    event_v2({**_dummy_body(s), "n": n}, sec=1_700_000_000 + n)
+                    for n in range(frames)
+                ],
+            )
+            s = fbconfig.Section(
+                "input", [("Name", "feed"), ("Tag", s.get("tag")), ("file", str(feed))], s.origin
+            )
         elif s.kind == "output" and s.name == "stdout":
-            s = fbconfig.Section("output", [("Name", "sink"), ("Match", s.get("match")),
-                                            ("file", str(work / "stdout.bin"))], s.origin)
+            s = fbconfig.Section(
+                "output",
+                [("Name", "sink"), ("Match", s.get("match")), ("file", str(work / "stdout.bin"))],
+                s.origin,
+            )
         sections.append(s)
     return fbconfig.to_host_args(sections)
 
@@ -170,8 +188,11 @@ def mysql_user_db(mysql_db: fix_db.TestDB) -> Any:
 RUNS = [
     pytest.param(name, dialect, marks=[pytest.mark.shim, mark], id=f"{name}-{dialect}")
     for name in sorted(RUNNABLE)
-    for dialect, mark in (("sqlite", pytest.mark.sqlite), ("postgresql", pytest.mark.postgres),
-                          ("mysql", pytest.mark.mysql))
+    for dialect, mark in (
+        ("sqlite", pytest.mark.sqlite),
+        ("postgresql", pytest.mark.postgres),
+        ("mysql", pytest.mark.mysql),
+    )
     # every runnable file on SQLite; each example once on each server, alternating format
     if dialect == "sqlite"
     or (dialect == "postgresql" and name.endswith(".conf"))
@@ -200,8 +221,10 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
     state = tmp_path / "state"
     state.mkdir()
     env = {
-        "FLBSQL_SOURCE_URL": source_url, "FLBSQL_SOURCE_PASSWORD": password,
-        "FLBSQL_TARGET_URL": target_url, "FLBSQL_TARGET_PASSWORD": password,
+        "FLBSQL_SOURCE_URL": source_url,
+        "FLBSQL_SOURCE_PASSWORD": password,
+        "FLBSQL_TARGET_URL": target_url,
+        "FLBSQL_TARGET_PASSWORD": password,
         "FLBSQL_STATE_DIR": str(state),
     }
     for key, value in env.items():  # fbconfig expands ${VAR} as Fluent Bit would
@@ -223,7 +246,8 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
     if stem in ("dummy-to-table", "workers"):
         assert count(target, TARGETS[stem][0]) == expected
         assert "hello from dummy" in str(target.query(f"SELECT * FROM {TARGETS[stem][0]}")) or (
-            stem == "workers")
+            stem == "workers"
+        )
 
 
 # --- docker/ agrees with conf/ and the tests ------------------------------------------------
@@ -265,8 +289,13 @@ def test_e2e_config_passes_the_checker_with_the_compose_environment(monkeypatch)
 def test_test_urls_script_exports_what_the_fixtures_read():
     import subprocess
 
-    out = subprocess.run(["sh", str(DOCKER / "test-urls.sh")], capture_output=True, text=True,
-                         check=True, env={"FLBSQL_DEV_PASSWORD": "pw", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        ["sh", str(DOCKER / "test-urls.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"FLBSQL_DEV_PASSWORD": "pw", "PATH": "/usr/bin:/bin"},
+    )
     fixtures = (ROOT / "tests" / "fix_db.py").read_text()
     for name in ("FLBSQL_TEST_ORACLE_URL", "FLBSQL_TEST_MSSQL_URL"):
         assert f"export {name}=" in out.stdout

@@ -26,17 +26,35 @@ def sink_ids(path: pathlib.Path) -> list[int]:
         start = off + 8 + tlen
         if start + dlen > len(data):
             break
-        unpacker = msgpack.Unpacker(io.BytesIO(data[start:start + dlen]), raw=False)
+        unpacker = msgpack.Unpacker(io.BytesIO(data[start : start + dlen]), raw=False)
         ids.extend(ev[1]["id"] for ev in unpacker)
         off = start + dlen
     return ids
 
 
 def _args(url, table, tmp_path, sink, rows_per_collect, interval):
-    return ["-i", "sql", "-p", f"url={url}", "-p", f"table={table}",
-            "-p", f"db={tmp_path / 'pos.db'}", "-p", f"rows_per_collect={rows_per_collect}",
-            "-p", "fetch_size=5000", "-p", "progress_interval=0",
-            "-o", "sink", "-p", f"file={sink}", "--interval", str(interval)]
+    return [
+        "-i",
+        "sql",
+        "-p",
+        f"url={url}",
+        "-p",
+        f"table={table}",
+        "-p",
+        f"db={tmp_path / 'pos.db'}",
+        "-p",
+        f"rows_per_collect={rows_per_collect}",
+        "-p",
+        "fetch_size=5000",
+        "-p",
+        "progress_interval=0",
+        "-o",
+        "sink",
+        "-p",
+        f"file={sink}",
+        "--interval",
+        str(interval),
+    ]
 
 
 def _kill_run(host, pg_db, tmp_path, rows, kills, rows_per_collect, interval):
@@ -47,16 +65,20 @@ def _kill_run(host, pg_db, tmp_path, rows, kills, rows_per_collect, interval):
     sinks = []
     for i in range(kills):
         sinks.append(tmp_path / f"sink{i}.bin")
-        proc = host.start(*_args(pg_db.url, table, tmp_path, sinks[-1], rows_per_collect,
-                                 interval), stderr=subprocess.DEVNULL)
+        proc = host.start(
+            *_args(pg_db.url, table, tmp_path, sinks[-1], rows_per_collect, interval),
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.6, 0.6 + 4 * interval / 1000))
         proc.kill()
         proc.wait()
         proc.stdout.close()
     delivered_before_final = {i for s in sinks for i in sink_ids(s)}
     sinks.append(tmp_path / "final.bin")
-    proc = host.start(*_args(pg_db.url, table, tmp_path, sinks[-1], rows_per_collect, interval),
-                      stderr=subprocess.DEVNULL)
+    proc = host.start(
+        *_args(pg_db.url, table, tmp_path, sinks[-1], rows_per_collect, interval),
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30 + rows / 20_000
         while time.monotonic() < deadline:
@@ -81,13 +103,13 @@ def _kill_run(host, pg_db, tmp_path, rows, kills, rows_per_collect, interval):
 @pytest.mark.postgres
 @pytest.mark.chaos
 def test_sigkill_ten_times_during_a_stream_loses_no_row(host, pg_db, tmp_path):
-    _kill_run(host, pg_db, tmp_path, rows=100_000, kills=10, rows_per_collect=2000,
-              interval=250)
+    _kill_run(host, pg_db, tmp_path, rows=100_000, kills=10, rows_per_collect=2000, interval=250)
 
 
 @pytest.mark.postgres
 @pytest.mark.chaos
 @pytest.mark.slow
 def test_sigkill_ten_times_during_a_million_row_stream(host, pg_db, tmp_path):
-    _kill_run(host, pg_db, tmp_path, rows=1_000_000, kills=10, rows_per_collect=20_000,
-              interval=1000)
+    _kill_run(
+        host, pg_db, tmp_path, rows=1_000_000, kills=10, rows_per_collect=20_000, interval=1000
+    )

@@ -23,8 +23,10 @@ from flbsql.errors import ConfigError
 
 def _composite_table(db):
     t = unique_table("in")
-    db.execute(f"CREATE TABLE {q(db, t)} (region {TEXT[db.dialect]} NOT NULL, seq INTEGER "
-               f"NOT NULL, msg {TEXT[db.dialect]}, PRIMARY KEY (region, seq))")
+    db.execute(
+        f"CREATE TABLE {q(db, t)} (region {TEXT[db.dialect]} NOT NULL, seq INTEGER "
+        f"NOT NULL, msg {TEXT[db.dialect]}, PRIMARY KEY (region, seq))"
+    )
     regions = ["b", "A", "c", "Z", "é", "10", "9", "a b", "ab", "_x", "Ö"]
     rows = [(r, s, f"{r}-{s}") for r in regions for s in range(7)]
     p = ph(db)
@@ -78,12 +80,14 @@ def test_no_primary_key_is_a_clear_error(any_db, tmp_path):
 def test_tracking_column_reads_updates_with_the_key_as_tie_breaker(any_db, tmp_path):
     t = unique_table("trk")
     db = any_db
-    db.execute(f"CREATE TABLE {q(db, t)} (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, "
-               "note VARCHAR(20))")
+    db.execute(
+        f"CREATE TABLE {q(db, t)} (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, note VARCHAR(20))"
+    )
     p = ph(db)
     conn = db.connect()
-    conn.cursor().executemany(f"INSERT INTO {q(db, t)} VALUES ({p}, {p}, 'x')",
-                              [(i, i // 3) for i in range(12)])  # equal tracking values
+    conn.cursor().executemany(
+        f"INSERT INTO {q(db, t)} VALUES ({p}, {p}, 'x')", [(i, i // 3) for i in range(12)]
+    )  # equal tracking values
     src = source(db, tmp_path, table=t, tracking_column="v", rows_per_collect=2, fetch_size=2)
     try:
         assert [e.body["id"] for e in drain(src, 12)] == list(range(12))
@@ -91,7 +95,9 @@ def test_tracking_column_reads_updates_with_the_key_as_tie_breaker(any_db, tmp_p
         conn.cursor().execute(f"INSERT INTO {q(db, t)} VALUES (50, 3, 'same v as id 9-11')")
         again = drain(src, 2)
         assert [(e.body["id"], e.body["note"]) for e in again] == [
-            (50, "same v as id 9-11"), (4, "upd")]
+            (50, "same v as id 9-11"),
+            (4, "upd"),
+        ]
     finally:
         conn.close()
         src.close()
@@ -189,10 +195,18 @@ def test_postgresql_types(pg_db, tmp_path):
         [ev] = drain(src, 1)
         body = dict(ev.body)
         assert body.pop("ts").startswith("2024-05-01T")
-        assert body == {"id": "00000000-0000-0000-0000-000000000001",
-                        "n": "12345678901234567890.123456789", "d": "2024-05-01",
-                        "j": {"a": [1, 2, {"b": None}]}, "js": [1, "x"], "arr": [1, 2, 3],
-                        "b": b"\x00\xff", "flag": True, "f": 0.5, "nul": None}
+        assert body == {
+            "id": "00000000-0000-0000-0000-000000000001",
+            "n": "12345678901234567890.123456789",
+            "d": "2024-05-01",
+            "j": {"a": [1, 2, {"b": None}]},
+            "js": [1, "x"],
+            "arr": [1, 2, 3],
+            "b": b"\x00\xff",
+            "flag": True,
+            "f": 0.5,
+            "nul": None,
+        }
     finally:
         src.close()
 
@@ -200,11 +214,15 @@ def test_postgresql_types(pg_db, tmp_path):
 @pytest.mark.mysql
 def test_mysql_json_and_timestamp(mysql_db, tmp_path):
     t = unique_table("mtypes")
-    mysql_db.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, doc JSON, ts TIMESTAMP(3) NULL, "
-                     "dt DATETIME, n DECIMAL(30, 10))")
+    mysql_db.execute(
+        f"CREATE TABLE {t} (id INT PRIMARY KEY, doc JSON, ts TIMESTAMP(3) NULL, "
+        "dt DATETIME, n DECIMAL(30, 10))"
+    )
     mysql_db.execute("SET time_zone = '+00:00'")
-    mysql_db.execute(f"INSERT INTO {t} VALUES (1, '{{\"k\": [1, true]}}', "
-                     "'2024-05-01 12:00:00.250', '2024-05-01 12:00:00', 1.5)")
+    mysql_db.execute(
+        f"INSERT INTO {t} VALUES (1, '{{\"k\": [1, true]}}', "
+        "'2024-05-01 12:00:00.250', '2024-05-01 12:00:00', 1.5)"
+    )
     src = source(mysql_db, tmp_path, table=t)
     try:
         [ev] = drain(src, 1)
@@ -226,8 +244,9 @@ def test_concurrent_inserts_while_reading_arrive_once(any_db, tmp_path):
     def writer():
         conn = db.connect()
         for i in range(20):
-            conn.cursor().executemany(f"INSERT INTO {q(db, t)} (msg) VALUES ({p})",
-                                      [(f"{i}",)] * 10)
+            conn.cursor().executemany(
+                f"INSERT INTO {q(db, t)} (msg) VALUES ({p})", [(f"{i}",)] * 10
+            )
             time.sleep(0.02)
         conn.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.fix_db import unique_table
 from tests.integration.input_helpers import INTKEY, TEXT, drain, ph, q, source
 
@@ -26,9 +25,13 @@ def test_a_percent_sign_in_where_and_query_is_not_a_placeholder(db, tmp_path):
         finally:
             src.close()
         assert got == ["err%literal", "errand 100%", "error: disk"]
-        src = source(db, tmp_path / "q", key="id", position_name="q",
-                     query=f"SELECT id, msg FROM {q(db, t)} WHERE msg LIKE '%100%%' "
-                           "AND {position}")
+        src = source(
+            db,
+            tmp_path / "q",
+            key="id",
+            position_name="q",
+            query=f"SELECT id, msg FROM {q(db, t)} WHERE msg LIKE '%100%%' AND {{position}}",
+        )
         try:
             assert [e.body["msg"] for e in drain(src, 1)] == ["errand 100%"]
         finally:

@@ -159,8 +159,10 @@ def test_a_long_flush_that_keeps_data_flowing_is_not_cut(target):
     with pool.connection() as conn:
         cur = conn.cursor()
         while time.monotonic() - start < 3.5:  # past the 2.5 s deadline
-            cur.executemany("INSERT INTO pool_w VALUES (%s, %s)",
-                            [(batches * 20 + i, "z" * 100) for i in range(20)])
+            cur.executemany(
+                "INSERT INTO pool_w VALUES (%s, %s)",
+                [(batches * 20 + i, "z" * 100) for i in range(20)],
+            )
             batches += 1
             time.sleep(0.05)
         conn.commit()

@@ -28,9 +28,19 @@ def bare_venv(tmp_path_factory):
 
 def _run(host, tmp_path, *extra, plugins=None, env=None):
     frames = write_frames(tmp_path / "f.bin", [event_v2({"a": 1})])
-    return host.run("--log-level", "debug", "-i", "feed", *props(file=frames), "-o", "sql",
-                    *props(url=tmp_path / "o.db", table="logs"), *extra,
-                    plugins=plugins if plugins is not None else [host.out_sql], env=env)
+    return host.run(
+        "--log-level",
+        "debug",
+        "-i",
+        "feed",
+        *props(file=frames),
+        "-o",
+        "sql",
+        *props(url=tmp_path / "o.db", table="logs"),
+        *extra,
+        plugins=plugins if plugins is not None else [host.out_sql],
+        env=env,
+    )
 
 
 def test_the_build_venv_is_found_without_environment_variables(host, tmp_path):
@@ -40,11 +50,11 @@ def test_the_build_venv_is_found_without_environment_variables(host, tmp_path):
 
 
 def test_the_python_property_overrides_and_a_bad_interpreter_fails_init_cleanly(
-        host, tmp_path, bare_venv):
+    host, tmp_path, bare_venv
+):
     r = _run(host, tmp_path, "-p", f"python={bare_venv}/bin/python")
     assert r.returncode == 255  # Init failed; the process was not killed by Python
-    assert f"are cffi and flbsql installed for this interpreter?: {bare_venv}/bin/python" \
-        in r.log
+    assert f"are cffi and flbsql installed for this interpreter?: {bare_venv}/bin/python" in r.log
     assert "failed to initialize" in r.log
 
 

@@ -32,8 +32,10 @@ def _random_value(rng: random.Random, depth: int = 0):
     if kind == 3:
         return rng.choice([0.0, -0.0, 1e308, float("inf"), float("-inf"), float("nan"), 3.25])
     if kind == 4:
-        return "".join(chr(rng.choice([0, 0x7F, 0xE9, 0x1F600, 0xFFFD, 0x41]))
-                       for _ in range(rng.randrange(20)))
+        return "".join(
+            chr(rng.choice([0, 0x7F, 0xE9, 0x1F600, 0xFFFD, 0x41]))
+            for _ in range(rng.randrange(20))
+        )
     if kind == 5:
         return rng.randbytes(rng.randrange(40))
     if kind == 6:
@@ -96,31 +98,77 @@ def test_random_chunks_never_crash_and_every_good_record_lands(host, tmp_path):
     chunks.append(event_classic({"far": "future"}, 2**40))
     frames = write_frames(tmp_path / "f.bin", chunks)
     db = tmp_path / "o.db"
-    r = host.run("-i", "feed", *props(file=frames), "-o", "sql",
-                 *props(url=db, table="logs", retry_limit=0), timeout=300)
+    r = host.run(
+        "-i",
+        "feed",
+        *props(file=frames),
+        "-o",
+        "sql",
+        *props(url=db, table="logs", retry_limit=0),
+        timeout=300,
+    )
     assert r.returncode == 0, r.log[-4000:]
-    assert r.stats["flush_calls"] == r.stats["flush_ok"] + r.stats["flush_retry"] \
-        + r.stats["flush_error"]
+    assert (
+        r.stats["flush_calls"]
+        == r.stats["flush_ok"] + r.stats["flush_retry"] + r.stats["flush_error"]
+    )
     conn = sqlite3.connect(db)
-    (landed,) = conn.execute("SELECT count(*) FROM logs WHERE data LIKE '%\"s\": \"ok\"%' "
-                             "OR data LIKE '%\"s\":\"ok\"%'").fetchone()
+    (landed,) = conn.execute(
+        'SELECT count(*) FROM logs WHERE data LIKE \'%"s": "ok"%\' OR data LIKE \'%"s":"ok"%\''
+    ).fetchone()
     conn.close()
     assert landed == good
     assert "rejected by table logs: column 'time'" in r.log
     assert '"far": "future"' in r.log  # the unstorable record is in the error log, whole
 
 
-_KEYS = ["url", "table", "columns", "time_column", "json_column", "tag_column", "unique_key",
-         "batch_rows", "bulk", "pool.max_lifetime", "statement_timeout", "ssl_mode",
-         "auto_create_table", "dead_letter_table", "time_zone", "nonsense", "table_name",
-         "query", "Match", "workers"]
-_VALUES = st.one_of(st.sampled_from(["", "on", "off", "0", "-1", "1e99", "5s", "x" * 300,
-                                      "a=b:int", "a,b", "UTC", "Mars/Olympus", "copy"]),
-                    st.text(min_size=0, max_size=12))
+_KEYS = [
+    "url",
+    "table",
+    "columns",
+    "time_column",
+    "json_column",
+    "tag_column",
+    "unique_key",
+    "batch_rows",
+    "bulk",
+    "pool.max_lifetime",
+    "statement_timeout",
+    "ssl_mode",
+    "auto_create_table",
+    "dead_letter_table",
+    "time_zone",
+    "nonsense",
+    "table_name",
+    "query",
+    "Match",
+    "workers",
+]
+_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "on",
+            "off",
+            "0",
+            "-1",
+            "1e99",
+            "5s",
+            "x" * 300,
+            "a=b:int",
+            "a,b",
+            "UTC",
+            "Mars/Olympus",
+            "copy",
+        ]
+    ),
+    st.text(min_size=0, max_size=12),
+)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6))
 def test_random_property_sets_fail_init_cleanly_or_work(host, tmp_path_factory, conf):
     tmp = tmp_path_factory.mktemp("p")

@@ -38,8 +38,7 @@ def _count(db, sql="SELECT count(*) FROM logs"):
         return None
 
 
-def test_dummy_to_table_and_table_to_table_with_workers_and_hot_reload(fluent_bit, host,
-                                                                      tmp_path):
+def test_dummy_to_table_and_table_to_table_with_workers_and_hot_reload(fluent_bit, host, tmp_path):
     src = tmp_path / "src.db"
     conn = sqlite3.connect(src)
     conn.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, msg TEXT)")
@@ -48,7 +47,8 @@ def test_dummy_to_table_and_table_to_table_with_workers_and_hot_reload(fluent_bi
     conn.close()
     out = tmp_path / "out.db"
     (tmp_path / "plugins.conf").write_text(
-        f"[PLUGINS]\n    Path {host.in_sql}\n    Path {host.out_sql}\n")
+        f"[PLUGINS]\n    Path {host.in_sql}\n    Path {host.out_sql}\n"
+    )
     conf = tmp_path / "fluent-bit.conf"
     conf.write_text(f"""
 [SERVICE]
@@ -71,8 +71,12 @@ def test_dummy_to_table_and_table_to_table_with_workers_and_hot_reload(fluent_bi
     table logs
     workers 2
 """)
-    proc = subprocess.Popen([fluent_bit, "-Y", "-c", str(conf)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [fluent_bit, "-Y", "-c", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(3)
         proc.send_signal(signal.SIGHUP)  # hot reload: Register again, new instances
@@ -86,5 +90,6 @@ def test_dummy_to_table_and_table_to_table_with_workers_and_hot_reload(fluent_bi
     counts = dict(_count(out, "SELECT tag, count(*) FROM logs GROUP BY tag") or [])
     assert counts.get("d", 0) > 50, log[-3000:]
     # the position survived the reload: every source row exactly once
-    assert _count(out, "SELECT count(*), count(DISTINCT data) FROM logs WHERE tag = 's'") \
-        == [(100, 100)], log[-3000:]
+    assert _count(out, "SELECT count(*), count(DISTINCT data) FROM logs WHERE tag = 's'") == [
+        (100, 100)
+    ], log[-3000:]

@@ -14,8 +14,13 @@ def cstr(s: str) -> bytes:
     return s.encode() + b"\x00"
 
 
-def relation(oid: int, cols: list[tuple[str, int, bool]], schema: str = "public",
-             name: str = "t", ident: bytes = b"d") -> bytes:
+def relation(
+    oid: int,
+    cols: list[tuple[str, int, bool]],
+    schema: str = "public",
+    name: str = "t",
+    ident: bytes = b"d",
+) -> bytes:
     out = b"R" + struct.pack(">I", oid) + cstr(schema) + cstr(name) + ident
     out += struct.pack(">h", len(cols))
     for col, typ, key in cols:
@@ -51,16 +56,28 @@ def decoder(**kw: Any) -> PgOutputDecoder:
 def test_insert_update_delete_truncate() -> None:
     dec = decoder()
     ins = dec.change(b"I" + struct.pack(">I", 16384) + b"N" + tup(1, "a", None))
-    assert ins == [{"op": "c", "table": "public.t", "lsn": "0/16B3748", "xid": 99,
-                    "commit_time": "2000-01-01T00:00:00+00:00", "snapshot": False,
-                    "overlap": False, "pos": 0, "before": None,
-                    "after": {"id": 1, "v": "a", "big": None}}]
-    upd = dec.change(b"U" + struct.pack(">I", 16384) + b"K" + tup(1, None, None)
-                     + b"N" + tup(2, "b", "<u>"))[0]
+    assert ins == [
+        {
+            "op": "c",
+            "table": "public.t",
+            "lsn": "0/16B3748",
+            "xid": 99,
+            "commit_time": "2000-01-01T00:00:00+00:00",
+            "snapshot": False,
+            "overlap": False,
+            "pos": 0,
+            "before": None,
+            "after": {"id": 1, "v": "a", "big": None},
+        }
+    ]
+    upd = dec.change(
+        b"U" + struct.pack(">I", 16384) + b"K" + tup(1, None, None) + b"N" + tup(2, "b", "<u>")
+    )[0]
     assert (upd["op"], upd["pos"], upd["before"]) == ("u", 1, {"id": 1})
     assert upd["after"] == {"id": 2, "v": "b", "big": "__unchanged_toast__"}
-    full = dec.change(b"U" + struct.pack(">I", 16384) + b"O" + tup(2, "b", "LONG")
-                      + b"N" + tup(2, "c", "<u>"))[0]
+    full = dec.change(
+        b"U" + struct.pack(">I", 16384) + b"O" + tup(2, "b", "LONG") + b"N" + tup(2, "c", "<u>")
+    )[0]
     assert full["before"] == {"id": 2, "v": "b", "big": "LONG"}
     assert full["after"] == {"id": 2, "v": "c", "big": "LONG"}
     dele = dec.change(b"D" + struct.pack(">I", 16384) + b"K" + tup(2, None, None))[0]
@@ -83,8 +100,14 @@ def test_marker_and_filter_and_relation_change() -> None:
 def test_commit_message_and_time() -> None:
     commit = b"C" + struct.pack(">BQQq", 0, 100, 200, 0)
     assert PgOutputDecoder.commit(commit) == 200
-    msg = b"M" + b"\x00" + struct.pack(">Q", 300) + cstr("flbsql_heartbeat") + \
-        struct.pack(">I", 3) + b"1.5"
+    msg = (
+        b"M"
+        + b"\x00"
+        + struct.pack(">Q", 300)
+        + cstr("flbsql_heartbeat")
+        + struct.pack(">I", 3)
+        + b"1.5"
+    )
     assert PgOutputDecoder.message(msg) == (False, 300, "flbsql_heartbeat", b"1.5")
     assert pg_time(86_400_000_000 + 1) == "2000-01-02T00:00:00.000001+00:00"
     assert parse_lsn(format_lsn(0x16_B374D848)) == 0x16_B374D848

@@ -20,16 +20,19 @@ CATALOG = {
 }
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("{}", []),
-    ("{1,2,3}", ["1", "2", "3"]),
-    ("{NULL,\"NULL\",null}", [None, "NULL", "null"]),
-    ('{"a,b","c\\"d","e\\\\f"," sp "}', ["a,b", 'c"d', "e\\f", " sp "]),
-    ("{{1,2},{3,NULL}}", [["1", "2"], ["3", None]]),
-    ("[0:1]={7,8}", ["7", "8"]),
-    ("[1:1][1:2]={{a,b}}", [["a", "b"]]),
-    ("{{{x}}}", [[["x"]]]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{}", []),
+        ("{1,2,3}", ["1", "2", "3"]),
+        ('{NULL,"NULL",null}', [None, "NULL", "null"]),
+        ('{"a,b","c\\"d","e\\\\f"," sp "}', ["a,b", 'c"d', "e\\f", " sp "]),
+        ("{{1,2},{3,NULL}}", [["1", "2"], ["3", None]]),
+        ("[0:1]={7,8}", ["7", "8"]),
+        ("[1:1][1:2]={{a,b}}", [["a", "b"]]),
+        ("{{{x}}}", [[["x"]]]),
+    ],
+)
 def test_parse_array(text: str, expected: list[object]) -> None:
     assert parse_array(text, str) == expected
 
@@ -38,14 +41,17 @@ def test_parse_array_with_other_delimiter() -> None:
     assert parse_array("{(1,1),(0,0);(3,3),(2,2)}", str, ";") == ["(1,1),(0,0)", "(3,3),(2,2)"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2024-01-02 03:04:05", "2024-01-02T03:04:05"),
-    ("2024-01-02 03:04:05.5+00", "2024-01-02T03:04:05.5+00:00"),
-    ("2024-01-02 03:04:05-03:30", "2024-01-02T03:04:05-03:30"),
-    ("infinity", "infinity"),
-    ("-infinity", "-infinity"),
-    ("0044-03-15 00:00:00 BC", "0044-03-15 00:00:00 BC"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-02 03:04:05", "2024-01-02T03:04:05"),
+        ("2024-01-02 03:04:05.5+00", "2024-01-02T03:04:05.5+00:00"),
+        ("2024-01-02 03:04:05-03:30", "2024-01-02T03:04:05-03:30"),
+        ("infinity", "infinity"),
+        ("-infinity", "-infinity"),
+        ("0044-03-15 00:00:00 BC", "0044-03-15 00:00:00 BC"),
+    ],
+)
 def test_iso_timestamp(text: str, expected: str) -> None:
     assert iso_timestamp(text) == expected
 
@@ -69,6 +75,8 @@ def test_arrays_domains_and_lookalikes() -> None:
     assert build_decoder(90001, CATALOG)("{{1},{2}}") == [[1], [2]]
     assert build_decoder(603, CATALOG)("(1,1),(0,0)") == "(1,1),(0,0)"
     assert build_decoder(1020, CATALOG)("{(1,1),(0,0);(2,2),(1,1)}") == [
-        "(1,1),(0,0)", "(2,2),(1,1)"]
+        "(1,1),(0,0)",
+        "(2,2),(1,1)",
+    ]
     assert build_decoder(1007, CATALOG)("not an array") == "not an array"
     assert build_decoder(123456, CATALOG)("anything") == "anything"

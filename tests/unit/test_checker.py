@@ -16,7 +16,10 @@ def write(tmp_path, name, text):
 
 def test_every_problem_of_every_section_is_reported(tmp_path, monkeypatch):
     monkeypatch.delenv("FLBSQL_NOT_SET_ANYWHERE", raising=False)
-    path = write(tmp_path, "bad.conf", """\
+    path = write(
+        tmp_path,
+        "bad.conf",
+        """\
         # ${IN_A_COMMENT} is not reported
         [INPUT]
             Name              sql
@@ -30,7 +33,8 @@ def test_every_problem_of_every_section_is_reported(tmp_path, monkeypatch):
             Match     *
             url       /tmp/x.db
             ssl_mode  maybe
-        """)
+        """,
+    )
     problems = checker.check_file(path, connect=False)
     text = "\n".join(problems)
     assert "environment variable FLBSQL_NOT_SET_ANYWHERE is not set" in text
@@ -48,64 +52,85 @@ def test_every_problem_of_every_section_is_reported(tmp_path, monkeypatch):
 
 def test_set_variables_and_cdc_rules(tmp_path, monkeypatch):
     monkeypatch.setenv("FLBSQL_CHECK_URL", "postgresql://u@h/db")
-    path = write(tmp_path, "cdc.conf", """\
+    path = write(
+        tmp_path,
+        "cdc.conf",
+        """\
         @SET STATE=/tmp
         [INPUT]
             Name   sql
             mode   cdc
             url    ${FLBSQL_CHECK_URL}
             db     ${STATE}/cdc.db
-        """)
+        """,
+    )
     assert checker.check_file(path, connect=False) == [
-        f"{path}:2 [INPUT] sql: option 'tables': required with mode cdc"]
+        f"{path}:2 [INPUT] sql: option 'tables': required with mode cdc"
+    ]
 
 
 def test_query_needs_the_position_marker(tmp_path):
-    path = write(tmp_path, "q.yaml", """\
+    path = write(
+        tmp_path,
+        "q.yaml",
+        """\
         pipeline:
           inputs:
             - name: sql
               url: /tmp/x.db
               query: SELECT * FROM t
               key: id
-        """)
+        """,
+    )
     (problem,) = checker.check_file(path, connect=False)
     assert problem.endswith("option 'query': must contain {position}")
 
 
 def test_plugins_file_libraries_are_checked(tmp_path, capsys):
     write(tmp_path, "plugins.conf", "[PLUGINS]\n    Path /nonexistent/in_sql.so\n")
-    path = write(tmp_path, "main.conf", """\
+    path = write(
+        tmp_path,
+        "main.conf",
+        """\
         [SERVICE]
             plugins_file plugins.conf
         [OUTPUT]
             Name   sql
             url    /tmp/x.db
             table  t
-        """)
+        """,
+    )
     assert main(["check", "--no-connect", "-c", str(path)]) == 1
     out = capsys.readouterr().out
     assert "plugin library /nonexistent/in_sql.so does not exist" in out
 
 
 def test_a_good_file_is_ok_and_connects(tmp_path, capsys):
-    path = write(tmp_path, "ok.conf", f"""\
+    path = write(
+        tmp_path,
+        "ok.conf",
+        f"""\
         [OUTPUT]
             Name   sql
             url    {tmp_path}/target.db
             table  t
-        """)
+        """,
+    )
     assert main(["check", "-c", str(path)]) == 0
     assert capsys.readouterr().out.strip() == f"{path}: ok"
 
 
 def test_an_unreachable_database_is_named(tmp_path):
-    path = write(tmp_path, "down.conf", """\
+    path = write(
+        tmp_path,
+        "down.conf",
+        """\
         [OUTPUT]
             Name             sql
             url              postgresql://nobody@127.0.0.1:1/none
             table            t
             connect_timeout  1s
-        """)
+        """,
+    )
     (problem,) = checker.check_file(path)
     assert "cannot connect" in problem

@@ -15,8 +15,18 @@ def getter(values):
 
 
 def test_defaults_and_types():
-    cfg = parse("output", getter({"url": "/tmp/x.db", "table": "logs", "pool.max_lifetime": "5m",
-                                  "auto_create_table": "off", "unique_key": "a, b"}))
+    cfg = parse(
+        "output",
+        getter(
+            {
+                "url": "/tmp/x.db",
+                "table": "logs",
+                "pool.max_lifetime": "5m",
+                "auto_create_table": "off",
+                "unique_key": "a, b",
+            }
+        ),
+    )
     assert cfg.table == "logs"
     assert cfg["pool.max_lifetime"] == 300.0
     assert cfg.pool_max_lifetime == 300.0
@@ -66,8 +76,9 @@ def test_option_table_is_consistent():
             assert opt.default in opt.choices
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("5", 5.0), ("2m", 120.0),
-                                                ("1h", 3600.0), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("500ms", 0.5), ("5", 5.0), ("2m", 120.0), ("1h", 3600.0), ("1.5s", 1.5)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 

@@ -89,6 +89,7 @@ def test_api_doc_lists_public_names():
 
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
+
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
 def test_relative_links_in_docs_resolve(page):
     text = (DOCS / page).read_text()

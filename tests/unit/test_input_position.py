@@ -14,11 +14,21 @@ from flbsql.position import Position, decode_value, encode_value
 from flbsql.position_store import PositionStore
 
 VALUES = [
-    None, True, 0, -(2**63), 2**70, 1.5, float("inf"),
+    None,
+    True,
+    0,
+    -(2**63),
+    2**70,
+    1.5,
+    float("inf"),
     decimal.Decimal("12345678901234567890.000001"),
-    "Ünïcode 'q'", dt.datetime(2024, 5, 1, 12, 0, 0, 123456),
+    "Ünïcode 'q'",
+    dt.datetime(2024, 5, 1, 12, 0, 0, 123456),
     dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-    dt.date(2024, 5, 1), dt.time(23, 59, 59, 999999), uuid.uuid4(), b"\x00\xffbin",
+    dt.date(2024, 5, 1),
+    dt.time(23, 59, 59, 999999),
+    uuid.uuid4(),
+    b"\x00\xffbin",
 ]
 
 
@@ -38,8 +48,13 @@ def test_unsupported_type_is_refused():
 
 
 def test_position_json_round_trip():
-    pos = Position(("updated_at", "id"), tracked=True,
-                   last=(dt.datetime(2024, 1, 1), 7), boundary=frozenset({(5,), (7,)}), rows=9)
+    pos = Position(
+        ("updated_at", "id"),
+        tracked=True,
+        last=(dt.datetime(2024, 1, 1), 7),
+        boundary=frozenset({(5,), (7,)}),
+        rows=9,
+    )
     assert Position.from_json(pos.to_json()) == pos
 
 

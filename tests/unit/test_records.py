@@ -36,8 +36,10 @@ def test_group_markers_are_skipped_not_reported():
         (msgpack.packb([-1, {"a": 1}]), "invalid timestamp"),
         (msgpack.packb([1, [1, 2]]), "record body is not a map"),
         (msgpack.packb([[1, 2], {"a": 1}]), "header is not"),
-        (b"\x92\x92\xd7\x00" + b"\0" * 8 + b"\x80\x81\xa1a" + b"\x91" * 2000 + b"\x01",
-         "undecodable msgpack"),
+        (
+            b"\x92\x92\xd7\x00" + b"\0" * 8 + b"\x80\x81\xa1a" + b"\x91" * 2000 + b"\x01",
+            "undecodable msgpack",
+        ),
     ],
 )
 def test_bad_entries_keep_their_bytes_and_decoding_goes_on(raw, reason):
@@ -64,10 +66,15 @@ def test_encode_event_is_a_v2_event_with_event_time():
 
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-    | st.text(max_size=40) | st.binary(max_size=300),
-    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8), kids,
-                                                              max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=40)
+    | st.binary(max_size=300),
+    lambda kids: (
+        st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8), kids, max_size=5)
+    ),
     max_leaves=30,
 )
 

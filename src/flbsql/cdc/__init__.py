@@ -43,8 +43,13 @@ OP_INSERT = "c"
 OP_UPDATE = "u"
 OP_DELETE = "d"
 OP_TRUNCATE = "t"
-OPS = {OP_READ: "read", OP_INSERT: "insert", OP_UPDATE: "update", OP_DELETE: "delete",
-       OP_TRUNCATE: "truncate"}
+OPS = {
+    OP_READ: "read",
+    OP_INSERT: "insert",
+    OP_UPDATE: "update",
+    OP_DELETE: "delete",
+    OP_TRUNCATE: "truncate",
+}
 
 
 class SlotLostError(TerminalError):

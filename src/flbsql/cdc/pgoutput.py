@@ -40,8 +40,9 @@ def _cstring(buf: bytes, off: int) -> tuple[str, int]:
     return buf[off:end].decode(), end + 1
 
 
-def parse_tuple(buf: bytes, off: int,
-                decoders: list[Decoder | None] | None = None) -> tuple[list[Any], bool, int]:
+def parse_tuple(
+    buf: bytes, off: int, decoders: list[Decoder | None] | None = None
+) -> tuple[list[Any], bool, int]:
     """A TupleData at ``off`` -> (values, any unchanged TOAST, offset after it).
 
     Values are decoded with ``decoders`` (None: keep the text); NULL is None and an
@@ -77,11 +78,27 @@ def parse_tuple(buf: bytes, off: int,
 class Relation:
     """A published table as the last ``R`` message described it."""
 
-    __slots__ = ("decoders", "fast", "key_idx", "names", "oid", "qualname", "replident",
-                 "type_oids")
+    __slots__ = (
+        "decoders",
+        "fast",
+        "key_idx",
+        "names",
+        "oid",
+        "qualname",
+        "replident",
+        "type_oids",
+    )
 
-    def __init__(self, oid: int, qualname: str, replident: str, names: list[str],
-                 type_oids: list[int], key_idx: list[int], decoders: list[Decoder]) -> None:
+    def __init__(
+        self,
+        oid: int,
+        qualname: str,
+        replident: str,
+        names: list[str],
+        type_oids: list[int],
+        key_idx: list[int],
+        decoders: list[Decoder],
+    ) -> None:
         """Column names, type OIDs, key column positions and value decoders."""
         self.oid = oid
         self.qualname = qualname
@@ -100,9 +117,14 @@ Change = tuple[str, Relation, int, "dict[str, Any] | None", "dict[str, Any] | No
 class PgOutputDecoder:
     """Turns messages into record bodies; keeps relations and the open transaction."""
 
-    def __init__(self, resolve: TypeResolver, *, decimal: str = "string",
-                 toast_marker: str = "__unchanged_toast__",
-                 tables: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        resolve: TypeResolver,
+        *,
+        decimal: str = "string",
+        toast_marker: str = "__unchanged_toast__",
+        tables: frozenset[str] | None = None,
+    ) -> None:
         """``resolve`` loads pg_type rows for OIDs; ``tables`` limits what is emitted."""
         self.resolve = resolve
         self.decimal = decimal
@@ -139,7 +161,7 @@ class PgOutputDecoder:
         (lsn,) = struct.unpack_from(">Q", buf, 2)
         prefix, off = _cstring(buf, 10)
         (length,) = _U32.unpack_from(buf, off)
-        return bool(flags & 1), lsn, prefix, bytes(buf[off + 4: off + 4 + length])
+        return bool(flags & 1), lsn, prefix, bytes(buf[off + 4 : off + 4 + length])
 
     def relation(self, buf: bytes) -> Relation:
         """``R``: (re)define a relation; new type OIDs are resolved."""
@@ -163,15 +185,17 @@ class PgOutputDecoder:
                 key_idx.append(i)
         catalog = self.resolve(oids)
         decoders = [build_decoder(t, catalog, self.decimal) for t in oids]
-        rel = Relation(oid, f"{schema or 'pg_catalog'}.{name}", replident, names, oids,
-                       key_idx, decoders)
+        rel = Relation(
+            oid, f"{schema or 'pg_catalog'}.{name}", replident, names, oids, key_idx, decoders
+        )
         self.relations[oid] = rel
         return rel
 
     # -- changes ----------------------------------------------------------------------
 
-    def _body(self, op: str, rel: Relation, before: dict[str, Any] | None,
-              after: dict[str, Any] | None) -> Change:
+    def _body(
+        self, op: str, rel: Relation, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> Change:
         pos = self.pos
         self.pos = pos + 1
         return (op, rel, pos, before, after)
@@ -179,12 +203,22 @@ class PgOutputDecoder:
     def to_body(self, change: Change) -> dict[str, Any]:
         """A change as the record body (key order as :func:`flbsql.cdc.body`)."""
         op, rel, pos, before, after = change
-        return {"op": op, "table": rel.qualname, "lsn": self.lsn_text, "xid": self.xid,
-                "commit_time": self.commit_time, "snapshot": False, "overlap": self.overlap,
-                "pos": pos, "before": before, "after": after}
+        return {
+            "op": op,
+            "table": rel.qualname,
+            "lsn": self.lsn_text,
+            "xid": self.xid,
+            "commit_time": self.commit_time,
+            "snapshot": False,
+            "overlap": self.overlap,
+            "pos": pos,
+            "before": before,
+            "after": after,
+        }
 
-    def _row(self, rel: Relation, values: list[Any], unchanged: bool,
-             old: list[Any] | None) -> dict[str, Any]:
+    def _row(
+        self, rel: Relation, values: list[Any], unchanged: bool, old: list[Any] | None
+    ) -> dict[str, Any]:
         if unchanged:  # TOASTed values not sent: from the old row, else the marker
             for i, v in enumerate(values):
                 if v is UNCHANGED:
@@ -225,8 +259,7 @@ class PgOutputDecoder:
                 before = self._old(rel, kind, old_vals)
             new, unchanged, _ = parse_tuple(buf, off + 1, fast)
             full_old = old_vals if kind == 79 else None
-            return [self._body(OP_UPDATE, rel, before,
-                               self._row(rel, new, unchanged, full_old))]
+            return [self._body(OP_UPDATE, rel, before, self._row(rel, new, unchanged, full_old))]
         if tag == 68:  # 'D'
             old_vals, _, _ = parse_tuple(buf, 6, fast)
             return [self._body(OP_DELETE, rel, self._old(rel, kind, old_vals), None)]

@@ -90,12 +90,19 @@ def classify(exc: BaseException) -> Exception:
 
 def conninfo(params: ConnectParams) -> str:
     """Libpq conninfo from parsed URL + options (secrets already resolved)."""
-    kw: dict[str, Any] = {"host": params.host, "port": params.port, "user": params.user,
-                          "password": params.password, "dbname": params.database,
-                          "connect_timeout": max(1, int(params.connect_timeout)),
-                          "sslmode": params.ssl_mode, "sslrootcert": params.ssl_ca,
-                          "sslcert": params.ssl_cert, "sslkey": params.ssl_key,
-                          "application_name": "flbsql-cdc"}
+    kw: dict[str, Any] = {
+        "host": params.host,
+        "port": params.port,
+        "user": params.user,
+        "password": params.password,
+        "dbname": params.database,
+        "connect_timeout": max(1, int(params.connect_timeout)),
+        "sslmode": params.ssl_mode,
+        "sslrootcert": params.ssl_ca,
+        "sslcert": params.ssl_cert,
+        "sslkey": params.ssl_key,
+        "application_name": "flbsql-cdc",
+    }
     kw.update(params.query)
     return make_conninfo("", **{k: v for k, v in kw.items() if v is not None})
 
@@ -138,8 +145,13 @@ FROM pg_replication_slots WHERE slot_name = %s"""
 class PgCdc:
     """Connections and statements for one CDC instance."""
 
-    def __init__(self, main: ConnectParams, decoding: ConnectParams, log: logging.Logger,
-                 statement_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        main: ConnectParams,
+        decoding: ConnectParams,
+        log: logging.Logger,
+        statement_timeout: float = 60.0,
+    ) -> None:
         """Nothing connects until :meth:`open`."""
         self.params = main
         self.dec_params = decoding
@@ -154,8 +166,10 @@ class PgCdc:
 
     def _connect(self, params: ConnectParams) -> Any:
         conn = psycopg.connect(conninfo(params), autocommit=True)
-        for name, value in {**SESSION_SETTINGS,
-                            "statement_timeout": f"{int(self.statement_timeout * 1000)}"}.items():
+        for name, value in {
+            **SESSION_SETTINGS,
+            "statement_timeout": f"{int(self.statement_timeout * 1000)}",
+        }.items():
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         return conn
 
@@ -191,15 +205,18 @@ class PgCdc:
             raise TerminalError(
                 f"wal_level is '{level}', CDC needs 'logical': set wal_level = logical "
                 "(and max_replication_slots, max_wal_senders) in postgresql.conf and "
-                "restart the server")
+                "restart the server"
+            )
         row = self.dec.execute(
             "SELECT rolreplication OR rolsuper, current_user FROM pg_roles "
-            "WHERE rolname = current_user").fetchone()
+            "WHERE rolname = current_user"
+        ).fetchone()
         if not row[0]:
             raise TerminalError(
                 f"role '{row[1]}' lacks the REPLICATION attribute needed for a logical "
                 f"slot: ALTER ROLE {row[1]} REPLICATION (or set replication_url to a role "
-                "that has it)")
+                "that has it)"
+            )
 
     def table_info(self, qualname: str) -> TableInfo:
         """Columns and read key of a table, or a TerminalError naming it."""
@@ -215,38 +232,62 @@ class PgCdc:
                 break
             key_cols.append(col)
             key_types.append(typ)
-        return TableInfo(schema, name, int(row[0]), tuple(row[2]), tuple(int(t) for t in row[3]),
-                         tuple(key_cols), tuple(key_types), row[1])
+        return TableInfo(
+            schema,
+            name,
+            int(row[0]),
+            tuple(row[2]),
+            tuple(int(t) for t in row[3]),
+            tuple(key_cols),
+            tuple(key_types),
+            row[1],
+        )
 
     def type_catalog(self, oids: Sequence[int]) -> dict[int, TypeInfo]:
         """pg_type rows for ``oids`` and the element/base types they refer to."""
         rows = self.main.execute(_TYPES_SQL, (list(oids),)).fetchall()
-        return {int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5])
-                for r in rows}
+        return {
+            int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5]) for r in rows
+        }
 
     def ensure_publication(self, name: str, tables: Sequence[TableInfo]) -> bool:
         """Create the publication or add missing tables; True when something changed."""
         ident = sql.Identifier(name)
-        exists = self.main.execute("SELECT puballtables FROM pg_publication WHERE pubname = %s",
-                                   (name,)).fetchone()
-        published = {(r[0], r[1]) for r in self.main.execute(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables "
-            "WHERE pubname = %s", (name,)).fetchall()}
+        exists = self.main.execute(
+            "SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,)
+        ).fetchone()
+        published = {
+            (r[0], r[1])
+            for r in self.main.execute(
+                "SELECT schemaname::text, tablename::text FROM pg_publication_tables "
+                "WHERE pubname = %s",
+                (name,),
+            ).fetchall()
+        }
         missing = [t for t in tables if (t.schema, t.name) not in published]
         if exists and not missing:
             return False
         names = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in missing or tables)
-        stmt = (sql.SQL("ALTER PUBLICATION {} ADD TABLE {}") if exists
-                else sql.SQL("CREATE PUBLICATION {} FOR TABLE {}")).format(ident, names)
+        stmt = (
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {}")
+            if exists
+            else sql.SQL("CREATE PUBLICATION {} FOR TABLE {}")
+        ).format(ident, names)
         try:
             self.main.execute(stmt)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise TerminalError(
                 f"cannot {'alter' if exists else 'create'} publication '{name}' ({exc}); "
                 "the table owner (or a superuser) must run: "
-                f"{stmt.as_string(self.main)}", exc.sqlstate) from exc
-        self.log.info("publication %s %s for %s", name, "altered" if exists else "created",
-                      ", ".join(t.qualname for t in missing or tables))
+                f"{stmt.as_string(self.main)}",
+                exc.sqlstate,
+            ) from exc
+        self.log.info(
+            "publication %s %s for %s",
+            name,
+            "altered" if exists else "created",
+            ", ".join(t.qualname for t in missing or tables),
+        )
         return True
 
     # -- slot ---------------------------------------------------------------------------
@@ -256,14 +297,15 @@ class PgCdc:
         row = self.dec.execute(_HEALTH_SQL, (slot,)).fetchone()
         if row is None:
             return None
-        return SlotHealth(row[0] or "", row[1] or "", row[2], row[3], row[4], row[5],
-                          parse_lsn(row[6]))
+        return SlotHealth(
+            row[0] or "", row[1] or "", row[2], row[3], row[4], row[5], parse_lsn(row[6])
+        )
 
     def create_slot(self, slot: str) -> int:
         """Create a pgoutput slot; returns its consistent point."""
         row = self.dec.execute(
-            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
-            (slot,)).fetchone()
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
+        ).fetchone()
         return parse_lsn(row[0])
 
     def current_lsn(self) -> int:
@@ -274,8 +316,7 @@ class PgCdc:
         two (normal with synchronous_commit off) would be skipped by a consumer that
         treats the write position as "read up to here".
         """
-        return parse_lsn(
-            self.dec.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
+        return parse_lsn(self.dec.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
 
     def open_reader(self, slot: str) -> str:
         """A temporary copy of ``slot`` that this session consumes (no re-decoding).
@@ -287,13 +328,13 @@ class PgCdc:
         a reconnect the copy starts again at the durable slot's position.
         """
         reader = f"{slot[:50]}_rd_{secrets.token_hex(3)}"
-        self.dec.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)",
-                         (slot, reader))
+        self.dec.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader))
         self.reader = reader
         return reader
 
-    def read_changes(self, publication: str, upto_lsn: int, nchanges: int,
-                     itersize: int) -> Iterator[bytes]:
+    def read_changes(
+        self, publication: str, upto_lsn: int, nchanges: int, itersize: int
+    ) -> Iterator[bytes]:
         """Pgoutput messages up to ``upto_lsn``, consumed from the reader slot.
 
         Rows are streamed through a server-side cursor, so memory stays bounded.
@@ -307,8 +348,13 @@ class PgCdc:
                 cur.execute(
                     "SELECT data FROM pg_logical_slot_get_binary_changes(%s, %s::text::pg_lsn, "
                     "%s, 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                    (self.reader, f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}", nchanges,
-                     publication))
+                    (
+                        self.reader,
+                        f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}",
+                        nchanges,
+                        publication,
+                    ),
+                )
                 while rows := cur.fetchmany(itersize):
                     for (data,) in rows:
                         yield data
@@ -317,18 +363,22 @@ class PgCdc:
 
     def advance(self, slot: str, lsn: int) -> None:
         """Move the slot's confirmed_flush_lsn to ``lsn`` (never backwards)."""
-        self.dec.execute("SELECT pg_replication_slot_advance(%s, %s::text::pg_lsn)",
-                         (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"))
+        self.dec.execute(
+            "SELECT pg_replication_slot_advance(%s, %s::text::pg_lsn)",
+            (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"),
+        )
 
     def heartbeat(self, payload: str) -> None:
         """A non-transactional logical message, seen by the next peek (lag probe)."""
-        self.main.execute("SELECT pg_logical_emit_message(false, 'flbsql_heartbeat', %s)",
-                          (payload,))
+        self.main.execute(
+            "SELECT pg_logical_emit_message(false, 'flbsql_heartbeat', %s)", (payload,)
+        )
 
     # -- snapshot -----------------------------------------------------------------------
 
-    def snapshot_chunk(self, table: TableInfo, after: Sequence[str] | None,
-                       limit: int) -> tuple[list[tuple[Any, ...]], int]:
+    def snapshot_chunk(
+        self, table: TableInfo, after: Sequence[str] | None, limit: int
+    ) -> tuple[list[tuple[Any, ...]], int]:
         """Up to ``limit`` rows after key ``after``, and the WAL position when read.
 
         Every value comes back as the text of the type's output function, exactly what
@@ -343,8 +393,9 @@ class PgCdc:
         if table.key:
             keys = [sql.Identifier(k) for k in table.key]
             key_sql = sql.SQL("({})").format(sql.SQL(", ").join(keys))
-            casts = sql.SQL(", ").join(sql.SQL("%s::{}").format(sql.SQL(t))
-                                       for t in table.key_types)
+            casts = sql.SQL(", ").join(
+                sql.SQL("%s::{}").format(sql.SQL(t)) for t in table.key_types
+            )
             extra: list[sql.Composable] = list(keys)
             order = sql.SQL(", ").join(keys)
         else:
@@ -353,8 +404,12 @@ class PgCdc:
             extra = [sql.SQL("ctid")]
         where = sql.SQL("WHERE {} > ({})").format(key_sql, casts) if after else sql.SQL("")
         stmt = sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT {}").format(
-            sql.SQL(", ").join([*cols, *extra]), sql.Identifier(table.schema, table.name),
-            where, order, sql.Literal(limit))
+            sql.SQL(", ").join([*cols, *extra]),
+            sql.Identifier(table.schema, table.name),
+            where,
+            order,
+            sql.Literal(limit),
+        )
         conn = self.main
         oids = self._text_oids.get(table.oid)
         if oids is None:
@@ -370,4 +425,5 @@ class PgCdc:
     def insert_lsn(self) -> int:
         """pg_current_wal_insert_lsn(): every commit the snapshot saw lies before it."""
         return parse_lsn(
-            self.main.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
+            self.main.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+        )

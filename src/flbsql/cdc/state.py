@@ -36,13 +36,15 @@ class StateStore:
         self.name = name
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(
+                path, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={_SYNC.get(sync, 'NORMAL')}")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS in_sql_cdc (name TEXT PRIMARY KEY, "
-                "state TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+                "state TEXT NOT NULL, updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("db", f"cannot open position file {path!r}: {exc}") from None
         self._lock = threading.Lock()
@@ -50,8 +52,9 @@ class StateStore:
     def load(self) -> CdcState | None:
         """The saved state, or None."""
         with self._lock:
-            row = self._conn.execute("SELECT state FROM in_sql_cdc WHERE name = ?",
-                                     (self.name,)).fetchone()
+            row = self._conn.execute(
+                "SELECT state FROM in_sql_cdc WHERE name = ?", (self.name,)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def save(self, state: CdcState) -> None:
@@ -61,7 +64,8 @@ class StateStore:
             self._conn.execute(
                 "INSERT INTO in_sql_cdc (name, state) VALUES (?, ?) ON CONFLICT (name) "
                 "DO UPDATE SET state = excluded.state, updated_at = CURRENT_TIMESTAMP",
-                (self.name, text))
+                (self.name, text),
+            )
 
     def close(self) -> None:
         """Close the file."""

@@ -73,11 +73,18 @@ _JSON_LOADS = json.loads
 _BASE: dict[int, Decoder] = {
     16: _bool,  # bool
     17: _bytea,  # bytea
-    20: int, 21: int, 23: int,  # int8, int2, int4
-    26: int, 28: int, 29: int,  # oid, xid, cid
-    700: float, 701: float,  # float4, float8
-    114: _JSON_LOADS, 3802: _JSON_LOADS,  # json, jsonb
-    1114: iso_timestamp, 1184: iso_timestamp,  # timestamp, timestamptz
+    20: int,
+    21: int,
+    23: int,  # int8, int2, int4
+    26: int,
+    28: int,
+    29: int,  # oid, xid, cid
+    700: float,
+    701: float,  # float4, float8
+    114: _JSON_LOADS,
+    3802: _JSON_LOADS,  # json, jsonb
+    1114: iso_timestamp,
+    1184: iso_timestamp,  # timestamp, timestamptz
 }
 _NUMERIC = 1700
 
@@ -99,8 +106,9 @@ class TypeInfo:
 
     __slots__ = ("basetype", "category", "delim", "elem", "oid", "typtype")
 
-    def __init__(self, oid: int, typtype: str, elem: int, basetype: int, delim: str,
-                 category: str = "A") -> None:
+    def __init__(
+        self, oid: int, typtype: str, elem: int, basetype: int, delim: str, category: str = "A"
+    ) -> None:
         """From ``pg_type``: oid, typtype, typelem, typbasetype, typdelim, typcategory.
 
         Arrays have category "A" (point and box have a typelem too, but are not arrays).
@@ -149,7 +157,7 @@ def build_decoder(oid: int, catalog: Mapping[int, TypeInfo], decimal: str = "str
 def parse_array(text: str, element: Decoder, delim: str = ",") -> Any:
     """PostgreSQL array text (``{1,NULL,"a b"}``, ``[0:1]={...}``, nested) -> lists."""
     if text.startswith("["):  # explicit bounds: [1:2][0:1]={...}
-        text = text[text.index("=") + 1:]
+        text = text[text.index("=") + 1 :]
     pos = 0
     n = len(text)
 
@@ -193,6 +201,6 @@ def parse_array(text: str, element: Decoder, delim: str = ",") -> Any:
             if text[pos] == "}":
                 pos += 1
                 return items
-            raise ValueError(f"bad array literal near {text[pos:pos + 20]!r}")
+            raise ValueError(f"bad array literal near {text[pos : pos + 20]!r}")
 
     return parse_level()

@@ -65,8 +65,13 @@ def _resolve(value: str | None) -> str | None:
 class Worker(threading.Thread):
     """Owns the database connections; everything it hands over goes through the queue."""
 
-    def __init__(self, cfg: Config, log: logging.Logger, queue: ChunkQueue,
-                 taken: collections.deque[tuple[float, Marker]]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        log: logging.Logger,
+        queue: ChunkQueue,
+        taken: collections.deque[tuple[float, Marker]],
+    ) -> None:
         """Validate the CDC options and open the position file."""
         super().__init__(name="flbsql-cdc", daemon=True)
         if not cfg.tables:
@@ -77,17 +82,22 @@ class Worker(threading.Thread):
             raise ConfigError("publication", "1 to 63 bytes")
         self.cfg, self.log, self.queue, self.taken = cfg, log, queue, taken
         self.tables = tuple(".".join(split_table(t)) for t in cfg.tables)
-        main = connect_params(cfg.replace(url=_resolve(cfg.url), user=_resolve(cfg.user),
-                                          password=_resolve(cfg.password)))
+        main = connect_params(
+            cfg.replace(
+                url=_resolve(cfg.url), user=_resolve(cfg.user), password=_resolve(cfg.password)
+            )
+        )
         dec = main
         if cfg.replication_url:
-            dec = connect_params(cfg.replace(url=_resolve(cfg.replication_url), user=None,
-                                             password=None))
+            dec = connect_params(
+                cfg.replace(url=_resolve(cfg.replication_url), user=None, password=None)
+            )
         if main.dialect != "postgresql" or dec.dialect != "postgresql":
             raise ConfigError("url", "mode cdc needs a postgresql:// URL")
         self.pg = PgCdc(main, dec, log, cfg.statement_timeout)
-        self.store = StateStore(cfg.db or "in_sql.db", cfg.position_name or f"cdc:{cfg.slot}",
-                                cfg["db.sync"])
+        self.store = StateStore(
+            cfg.db or "in_sql.db", cfg.position_name or f"cdc:{cfg.slot}", cfg["db.sync"]
+        )
         self.state: CdcState | None = self.store.load()
         self.fatal: BaseException | None = None
         self.ready = False
@@ -106,9 +116,12 @@ class Worker(threading.Thread):
         self._wake = threading.Event()
         self._next_health = self._next_beat = 0.0
         self._pack = msgpack.Packer(use_bin_type=True).pack
-        self.decoder = PgOutputDecoder(self._resolve_types, decimal=cfg.decimal,
-                                       toast_marker=cfg.toast_marker,
-                                       tables=frozenset(self.tables))
+        self.decoder = PgOutputDecoder(
+            self._resolve_types,
+            decimal=cfg.decimal,
+            toast_marker=cfg.toast_marker,
+            tables=frozenset(self.tables),
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -155,8 +168,10 @@ class Worker(threading.Thread):
             except BaseException as exc:  # noqa: PERF203 - once per failure
                 err = classify(exc)
                 if isinstance(err, TransientError):
-                    backoff = min(max(backoff * 2, self.cfg["pool.backoff_initial"]),
-                                  self.cfg["pool.backoff_max"])
+                    backoff = min(
+                        max(backoff * 2, self.cfg["pool.backoff_initial"]),
+                        self.cfg["pool.backoff_max"],
+                    )
                     self.log.warning("CDC: %s; reconnecting in %.1fs", err, backoff)
                     self.pg.close()
                     self.ready = False
@@ -168,7 +183,11 @@ class Worker(threading.Thread):
                         "CDC DATA LOSS: replication slot '%s' is lost (%s). Changes were "
                         "lost; the slot is NOT recreated. Drop it, delete position '%s' from "
                         "%s and restart to take a new snapshot (docs/cdc.md).",
-                        self.cfg.slot, err, self.store.name, self.store.path)
+                        self.cfg.slot,
+                        err,
+                        self.store.name,
+                        self.store.path,
+                    )
                 else:
                     self.log.error("CDC stopped: %s", err, exc_info=exc)
                 return
@@ -188,21 +207,32 @@ class Worker(threading.Thread):
             if state is not None:
                 raise SlotLostError(
                     f"slot '{cfg.slot}' does not exist, but position '{self.store.name}' "
-                    "says it was in use (dropped?)")
+                    "says it was in use (dropped?)"
+                )
             lsn = pg.create_slot(cfg.slot)
             self.log.info("replication slot %s created at %s", cfg.slot, format_lsn(lsn))
             self.confirmed = lsn
         else:
             if health.plugin != "pgoutput":
-                raise TerminalError(f"slot '{cfg.slot}' uses plugin '{health.plugin}', "
-                                    "not pgoutput; choose another slot name")
+                raise TerminalError(
+                    f"slot '{cfg.slot}' uses plugin '{health.plugin}', "
+                    "not pgoutput; choose another slot name"
+                )
             if health.wal_status == "lost":
                 raise SlotLostError(f"slot '{cfg.slot}' has wal_status 'lost'")
             self.confirmed = max(self.confirmed, health.confirmed_lsn)
         if state is None:
             phase = "snapshot" if cfg.snapshot == "initial" else "stream"
-            state = {"phase": phase, "slot": cfg.slot, "done": [], "table": None, "key": None,
-                     "rows": 0, "snapshot_end_lsn": None, "slot_created_lsn": self.confirmed}
+            state = {
+                "phase": phase,
+                "slot": cfg.slot,
+                "done": [],
+                "table": None,
+                "key": None,
+                "rows": 0,
+                "snapshot_end_lsn": None,
+                "slot_created_lsn": self.confirmed,
+            }
             self.store.save(state)
             self.state = state
         pg.open_reader(cfg.slot)
@@ -262,15 +292,26 @@ class Worker(threading.Thread):
         if h.wal_status == "lost":
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
         warn = self.cfg.slot_warn_bytes
-        msg = ("slot %s: wal_status=%s retained=%d bytes pending=%d bytes safe_wal_size=%s "
-               "lag=%s; changes=%d snapshot_rows=%d")
-        args = (self.cfg.slot, h.wal_status, h.retained_bytes, h.pending_bytes,
-                h.safe_wal_size, f"{self.lag:.2f}s" if self.lag is not None else "n/a",
-                self.counters["changes"], self.counters["snapshot_rows"])
-        if (h.wal_status in ("unreserved", "extended") or h.retained_bytes > warn
-                or (h.safe_wal_size is not None and h.safe_wal_size < warn)):
-            self.log.warning(msg + " (WAL kept for the slot is growing; see docs/cdc.md)",
-                             *args)
+        msg = (
+            "slot %s: wal_status=%s retained=%d bytes pending=%d bytes safe_wal_size=%s "
+            "lag=%s; changes=%d snapshot_rows=%d"
+        )
+        args = (
+            self.cfg.slot,
+            h.wal_status,
+            h.retained_bytes,
+            h.pending_bytes,
+            h.safe_wal_size,
+            f"{self.lag:.2f}s" if self.lag is not None else "n/a",
+            self.counters["changes"],
+            self.counters["snapshot_rows"],
+        )
+        if (
+            h.wal_status in ("unreserved", "extended")
+            or h.retained_bytes > warn
+            or (h.safe_wal_size is not None and h.safe_wal_size < warn)
+        ):
+            self.log.warning(msg + " (WAL kept for the slot is growing; see docs/cdc.md)", *args)
         else:
             self.log.info(msg, *args)
 
@@ -283,10 +324,13 @@ class Worker(threading.Thread):
         remaining = [t for t in self.tables if t not in st["done"]]
         if not remaining:
             end = self.pg.insert_lsn()
-            new = {**st, "phase": "stream", "table": None, "key": None,
-                   "snapshot_end_lsn": end}
-            self.log.info("snapshot done (%d rows); streaming from the slot, changes before "
-                          "%s marked overlap", st["rows"], format_lsn(end))
+            new = {**st, "phase": "stream", "table": None, "key": None, "snapshot_end_lsn": end}
+            self.log.info(
+                "snapshot done (%d rows); streaming from the slot, changes before "
+                "%s marked overlap",
+                st["rows"],
+                format_lsn(end),
+            )
             self._put(Chunk(b"", 0, Marker(state=new)))
             self.state = new
             return
@@ -303,17 +347,39 @@ class Worker(threading.Thread):
         parts = []
         pos = st["rows"]
         for r in rows:
-            after = {c: (None if v is None else d(v))
-                     for c, d, v in zip(info.columns, decoders, r[:ncols], strict=True)}
-            parts.append(encode_event(sec, nsec, pack({
-                "op": OP_READ, "table": q, "lsn": lsn_text, "xid": None, "commit_time": None,
-                "snapshot": True, "overlap": False, "pos": pos, "before": None,
-                "after": after})))
+            after = {
+                c: (None if v is None else d(v))
+                for c, d, v in zip(info.columns, decoders, r[:ncols], strict=True)
+            }
+            parts.append(
+                encode_event(
+                    sec,
+                    nsec,
+                    pack(
+                        {
+                            "op": OP_READ,
+                            "table": q,
+                            "lsn": lsn_text,
+                            "xid": None,
+                            "commit_time": None,
+                            "snapshot": True,
+                            "overlap": False,
+                            "pos": pos,
+                            "before": None,
+                            "after": after,
+                        }
+                    ),
+                )
+            )
             pos += 1
         done = len(rows) < self.chunk_rows
-        new = {**st, "rows": pos, "table": None if done else q,
-               "key": None if done else list(rows[-1][ncols:]),
-               "done": [*st["done"], q] if done else st["done"]}
+        new = {
+            **st,
+            "rows": pos,
+            "table": None if done else q,
+            "key": None if done else list(rows[-1][ncols:]),
+            "done": [*st["done"], q] if done else st["done"],
+        }
         self.counters["snapshot_rows"] += len(rows)
         self._put(Chunk(b"".join(parts), len(rows), Marker(state=new)))
         self.state = new
@@ -349,11 +415,21 @@ class Worker(threading.Thread):
                         continue
                     opt = optab.get((op, rel.oid))
                     if opt is None:
-                        opt = optab[op, rel.oid] = (b"\xa2op" + pack(op) + b"\xa5table"
-                                                    + pack(rel.qualname))
-                    event = b"".join((pre, opt, mid, pack(pos), b"\xa6before",
-                                      _NIL if before is None else pack(before), b"\xa5after",
-                                      _NIL if after is None else pack(after)))
+                        opt = optab[op, rel.oid] = (
+                            b"\xa2op" + pack(op) + b"\xa5table" + pack(rel.qualname)
+                        )
+                    event = b"".join(
+                        (
+                            pre,
+                            opt,
+                            mid,
+                            pack(pos),
+                            b"\xa6before",
+                            _NIL if before is None else pack(before),
+                            b"\xa5after",
+                            _NIL if after is None else pack(after),
+                        )
+                    )
                     parts.append(event)
                     rows += 1
                     size += len(event)
@@ -368,11 +444,25 @@ class Worker(threading.Thread):
                 skip_pos = self.partial[1] if self.partial and self.partial[0] == final else 0
                 dec.overlap = final <= snap_end
                 micros = dec.commit_micros
-                pre = (_V2_HEAD + _U32X2.pack(micros // 1_000_000 + _PG_EPOCH_UNIX,
-                                              (micros % 1_000_000) * 1000) + b"\x80\x8a")
-                mid = b"".join((b"\xa3lsn", pack(dec.lsn_text), b"\xa3xid", pack(dec.xid),
-                                b"\xabcommit_time", pack(dec.commit_time), b"\xa8snapshot\xc2",
-                                b"\xa7overlap", b"\xc3" if dec.overlap else b"\xc2", b"\xa3pos"))
+                pre = (
+                    _V2_HEAD
+                    + _U32X2.pack(micros // 1_000_000 + _PG_EPOCH_UNIX, (micros % 1_000_000) * 1000)
+                    + b"\x80\x8a"
+                )
+                mid = b"".join(
+                    (
+                        b"\xa3lsn",
+                        pack(dec.lsn_text),
+                        b"\xa3xid",
+                        pack(dec.xid),
+                        b"\xabcommit_time",
+                        pack(dec.commit_time),
+                        b"\xa8snapshot\xc2",
+                        b"\xa7overlap",
+                        b"\xc3" if dec.overlap else b"\xc2",
+                        b"\xa3pos",
+                    )
+                )
                 optab.clear()
             elif tag == _C:
                 end = dec.commit(data)

@@ -14,8 +14,13 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
-from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
-from flbsql.errors import sqlstate_is_transient
+from flbsql.errors import (
+    DisconnectError,
+    RecordError,
+    TerminalError,
+    TransientError,
+    sqlstate_is_transient,
+)
 from flbsql.url import ConnectParams
 
 __all__ = ["Capabilities", "Column", "Connection", "Cursor", "Dialect"]
@@ -94,17 +99,19 @@ class Capabilities:
     json_as_bytes: bool = False
     epoch_micros: bool = False
     enforces_length: bool = True
-    types: dict[str, str] = dataclasses.field(default_factory=lambda: {
-        "text": "TEXT",
-        "string": "VARCHAR(255)",
-        "int": "BIGINT",
-        "float": "DOUBLE PRECISION",
-        "bool": "BOOLEAN",
-        "timestamp": "TIMESTAMP",
-        "json": "TEXT",
-        "bytes": "BLOB",
-        "decimal": "DECIMAL(38, 10)",
-    })
+    types: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "text": "TEXT",
+            "string": "VARCHAR(255)",
+            "int": "BIGINT",
+            "float": "DOUBLE PRECISION",
+            "bool": "BOOLEAN",
+            "timestamp": "TIMESTAMP",
+            "json": "TEXT",
+            "bytes": "BLOB",
+            "decimal": "DECIMAL(38, 10)",
+        }
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +139,9 @@ class Dialect:
             raise ValueError(f"invalid identifier {name!r}")
         if "%" in name and self.caps.paramstyle in ("format", "pyformat"):
             # the driver would read it as a placeholder in statements that bind values
-            raise ValueError(f"identifier {name!r}: '%' is not supported by the {self.name} "
-                             "driver's paramstyle")
+            raise ValueError(
+                f"identifier {name!r}: '%' is not supported by the {self.name} driver's paramstyle"
+            )
         if len(name.encode("utf-8")) > self.caps.max_identifier_length:
             raise ValueError(
                 f"identifier {name!r} is longer than {self.caps.max_identifier_length} bytes"
@@ -256,8 +264,10 @@ class Dialect:
                 f"WHERE {cond} ORDER BY ordinal_position",
                 params,
             )
-            return [Column(r[0], str(r[1]).lower(), r[2] in ("YES", "Y", 1, True))
-                    for r in cur.fetchall()]
+            return [
+                Column(r[0], str(r[1]).lower(), r[2] in ("YES", "Y", 1, True))
+                for r in cur.fetchall()
+            ]
         finally:
             cur.close()
 
@@ -278,7 +288,7 @@ class Dialect:
         ``types`` are the target columns' database types (from :meth:`columns`),
         for bulk paths that bind by type (PostgreSQL binary COPY).
         """
-        from flbsql import sql  # noqa: PLC0415 - sql imports nothing from here
+        from flbsql import sql
 
         cur.executemany(sql.insert(self, table_sql, columns), rows)
 
@@ -293,7 +303,7 @@ class Dialect:
         types: Sequence[str] | None = None,
     ) -> None:
         """Insert rows, skipping (or updating) those whose ``key`` already exists."""
-        from flbsql import sql  # noqa: PLC0415
+        from flbsql import sql
 
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
@@ -327,7 +337,8 @@ class Dialect:
                 parts.append("".join(buf))
                 if i < n and name[i] != ".":
                     raise ValueError(
-                        f"invalid table name {name!r}: text after a closing double quote")
+                        f"invalid table name {name!r}: text after a closing double quote"
+                    )
             else:
                 k = name.find(".", i)
                 k = n if k < 0 else k
@@ -405,5 +416,6 @@ class Dialect:
         Returns name -> kind: ``json`` (text holding a JSON document) or ``utc``
         (naive timestamps that are UTC, not ``time_zone``).
         """
-        return {c.name: "json" for c in self.columns(conn, schema, table)
-                if c.type in ("json", "jsonb")}
+        return {
+            c.name: "json" for c in self.columns(conn, schema, table) if c.type in ("json", "jsonb")
+        }

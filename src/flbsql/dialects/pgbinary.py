@@ -54,7 +54,7 @@ def _bytea(v: Any) -> bytes:
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
 
 
-def _timestamptz(v: dt.datetime) -> bytes:
+def _timestamptz(v: Any) -> bytes:
     if v.__class__ is EpochMicros:  # the record time, already an integer
         return _I8(8, v - _PG_EPOCH_US)
     if v.tzinfo is None:
@@ -124,7 +124,7 @@ def _row_encoder(encs: Sequence[Encoder]) -> Callable[[Sequence[Any]], bytes]:
     src = f"def encode_row(row):\n    {names} = row\n    return NFIELDS + {parts}\n"
     env: dict[str, Any] = {f"e{i}": e for i, e in enumerate(encs)}
     env.update(NULL=_NULL, NFIELDS=struct.pack(">h", n))
-    exec(src, env)  # noqa: S102 - generated from column positions only, no input text
+    exec(src, env)
     fn: Callable[[Sequence[Any]], bytes] = env["encode_row"]
     return fn
 
@@ -167,8 +167,11 @@ def encode_rows(
 
 
 def register_epoch_dumper(conn: Any) -> None:
-    """Let psycopg bind :class:`EpochMicros` wherever our encoders are not used
-    (``write_row`` fallback, ``bulk insert``, upserts) as a timestamptz."""
+    """Let psycopg bind :class:`EpochMicros` as a timestamptz.
+
+    Used wherever our encoders are not: the ``write_row`` fallback, ``bulk insert``,
+    upserts.
+    """
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 

@@ -32,8 +32,14 @@ class SQLiteDialect(Dialect):
         upsert_style="on_conflict",
         enforces_length=False,
         types={
-            "text": "TEXT", "string": "VARCHAR(255)", "int": "INTEGER", "float": "REAL",
-            "bool": "INTEGER", "timestamp": "TEXT", "json": "TEXT", "bytes": "BLOB",
+            "text": "TEXT",
+            "string": "VARCHAR(255)",
+            "int": "INTEGER",
+            "float": "REAL",
+            "bool": "INTEGER",
+            "timestamp": "TEXT",
+            "json": "TEXT",
+            "bytes": "BLOB",
             "decimal": "TEXT",
         },
     )
@@ -62,7 +68,7 @@ class SQLiteDialect(Dialect):
 
     def is_disconnect(self, exc: BaseException) -> bool:
         """A closed handle or a vanished/corrupt file."""
-        return isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc) or (
+        return (isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc)) or (
             isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc)
         )
 

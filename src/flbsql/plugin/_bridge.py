@@ -57,11 +57,17 @@ def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any)
         return _init_scoped(ffi, kind_no, api, ins, handle_out, log, lib)
 
 
-def _init_scoped(ffi: Any, kind_no: int, api: Any, ins: Any, handle_out: Any, log: Any,
-                 lib: Any) -> int:
+def _init_scoped(
+    ffi: Any, kind_no: int, api: Any, ins: Any, handle_out: Any, log: Any, lib: Any
+) -> int:
     kind = "input" if kind_no == KIND_INPUT else "output"
-    log.info("flbsql %s on Python %s (%s), instance %d of this process", __version__,
-             sys.version.split()[0], sys.prefix, next(_instance_no))
+    log.info(
+        "flbsql %s on Python %s (%s), instance %d of this process",
+        __version__,
+        sys.version.split()[0],
+        sys.prefix,
+        next(_instance_no),
+    )
     try:
         cfg = parse(kind, _getter(ffi, lib, kind_no, api, ins))
         if kind_no == KIND_INPUT:
@@ -105,12 +111,14 @@ def _install_output(ffi: Any, lib: Any) -> None:
         plugin = ffi.from_handle(ctx)
         with callback_scope(plugin.log):
             try:
-                return int(plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode(
-                    "utf-8", "replace")))
+                return int(
+                    plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode("utf-8", "replace"))
+                )
             except BaseException as exc:
                 outcome = to_outcome(exc)
-                plugin.log.error("flush failed, returning %s:\n%s", outcome.name,
-                                 traceback.format_exc())
+                plugin.log.error(
+                    "flush failed, returning %s:\n%s", outcome.name, traceback.format_exc()
+                )
                 return int(outcome)
 
     @ffi.def_extern(error=int(Outcome.OK), onerror=_last_resort)

@@ -86,7 +86,8 @@ class InputPlugin:
         self.log = log
         self._lock = threading.Lock()
         self.metrics = Metrics.from_config(
-            cfg, "in_sql", cfg.position_name or cfg.table or cfg.slot, log)
+            cfg, "in_sql", cfg.position_name or cfg.table or cfg.slot, log
+        )
         try:
             self.source, self.pool = open_source(cfg, log)
         except BaseException:

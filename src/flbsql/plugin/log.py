@@ -29,8 +29,13 @@ TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
 # Python level -> Fluent Bit level (flb_log.h)
-FLB_LEVELS = ((logging.ERROR, 1), (logging.WARNING, 2), (logging.INFO, 3),
-              (logging.DEBUG, 4), (TRACE, 5))
+FLB_LEVELS = (
+    (logging.ERROR, 1),
+    (logging.WARNING, 2),
+    (logging.INFO, 3),
+    (logging.DEBUG, 4),
+    (TRACE, 5),
+)
 
 
 def _flb_level(levelno: int) -> int:
@@ -72,8 +77,7 @@ class FluentBitHandler(logging.Handler):
             self.handleError(record)
 
     def _send(self, level: int, msg: str) -> None:
-        self._lib.shim_log(self._kind, self._api, self._ins, level,
-                           msg.encode("utf-8", "replace"))
+        self._lib.shim_log(self._kind, self._api, self._ins, level, msg.encode("utf-8", "replace"))
 
     def drain(self) -> None:
         """Write the lines other threads logged since the last callback."""
@@ -84,8 +88,11 @@ class FluentBitHandler(logging.Handler):
         for level, msg in lines:
             self._send(level, msg)
         if dropped:
-            self._send(2, f"[{self._prefix}] {dropped} log lines of background threads "
-                          "were dropped (more than 1000 between two callbacks)")
+            self._send(
+                2,
+                f"[{self._prefix}] {dropped} log lines of background threads "
+                "were dropped (more than 1000 between two callbacks)",
+            )
 
 
 @contextlib.contextmanager
@@ -93,8 +100,7 @@ def callback_scope(logger: logging.Logger | None) -> Iterator[None]:
     """Mark this thread as running a Fluent Bit callback; flush held-back lines."""
     outer = getattr(_scope, "active", False)
     _scope.active = True
-    handlers = [h for h in (logger.handlers if logger else ())
-                if isinstance(h, FluentBitHandler)]
+    handlers = [h for h in (logger.handlers if logger else ()) if isinstance(h, FluentBitHandler)]
     try:
         for h in handlers:
             h.drain()

@@ -159,8 +159,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def resolve(value: str | None, providers: dict[str, SecretProvider] | None = None,
-            *, hide: bool = True) -> str | None:
+def resolve(
+    value: str | None, providers: dict[str, SecretProvider] | None = None, *, hide: bool = True
+) -> str | None:
     """The value of a secret option: references are resolved, literals pass through.
 
     Args:

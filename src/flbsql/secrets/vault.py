@@ -108,8 +108,12 @@ class VaultClient:
         self.settings = settings
         self.log = log
         verify: bool | str = settings.ca_file or not settings.skip_verify
-        self._client = hvac.Client(url=settings.address, namespace=settings.namespace,
-                                   verify=verify, timeout=settings.timeout)
+        self._client = hvac.Client(
+            url=settings.address,
+            namespace=settings.namespace,
+            verify=verify,
+            timeout=settings.timeout,
+        )
         self._lock = threading.RLock()
         self._logged_in = False
         self._refresh_at = 0.0  # monotonic; 0 = never (token without expiry)
@@ -138,8 +142,9 @@ class VaultClient:
         auth = self._client.auth
         mount = s.auth_mount
         if s.auth == "token":
-            token = self._secret(s.token or os.environ.get("VAULT_TOKEN"),
-                                 "vault.token (or env VAULT_TOKEN)")
+            token = self._secret(
+                s.token or os.environ.get("VAULT_TOKEN"), "vault.token (or env VAULT_TOKEN)"
+            )
             self._client.token = token
             info = auth.token.lookup_self()["data"]
             ttl, renewable = int(info.get("ttl") or 0), bool(info.get("renewable"))
@@ -150,17 +155,20 @@ class VaultClient:
                 resp = auth.approle.login(
                     role_id=self._secret(s.role_id, "vault.role_id"),
                     secret_id=self._secret(s.secret_id, "vault.secret_id"),
-                    mount_point=mount or "approle")
+                    mount_point=mount or "approle",
+                )
             elif s.auth == "kubernetes":
                 resp = auth.kubernetes.login(
                     role=self._role(),
-                    jwt=self._secret("file:" + s.kubernetes_token_file,
-                                     "vault.kubernetes_token_file"),
-                    mount_point=mount or "kubernetes")
+                    jwt=self._secret(
+                        "file:" + s.kubernetes_token_file, "vault.kubernetes_token_file"
+                    ),
+                    mount_point=mount or "kubernetes",
+                )
             elif s.auth == "jwt":
-                resp = auth.jwt.jwt_login(role=self._role(),
-                                          jwt=self._secret(s.jwt, "vault.jwt"),
-                                          path=mount or "jwt")
+                resp = auth.jwt.jwt_login(
+                    role=self._role(), jwt=self._secret(s.jwt, "vault.jwt"), path=mount or "jwt"
+                )
             else:  # pragma: no cover - the option is a choice
                 raise SecretError(f"unknown vault.auth {s.auth}")
             ttl = int(resp["auth"].get("lease_duration") or 0)
@@ -169,8 +177,9 @@ class VaultClient:
         self.logins += 1
         self._logged_in = True
         self._refresh_at = time.monotonic() + ttl * (1 - s.renew_before) if ttl else 0.0
-        self.log.info("vault: logged in to %s with %s auth (token ttl %ss)", s.address,
-                      s.auth, ttl or "none")
+        self.log.info(
+            "vault: logged in to %s with %s auth (token ttl %ss)", s.address, s.auth, ttl or "none"
+        )
 
     def _ensure_login(self) -> None:
         if not self._logged_in or (self._refresh_at and time.monotonic() >= self._refresh_at):
@@ -230,8 +239,10 @@ class VaultProvider:
     def get(self, ref: SecretRef) -> str:
         """Read the KV field."""
         if "/creds/" in f"/{ref.target}/":
-            raise SecretError(f"'{ref}' is a dynamic-credentials path: set vault.db_role "
-                              "instead, so that user and password come from one lease")
+            raise SecretError(
+                f"'{ref}' is a dynamic-credentials path: set vault.db_role "
+                "instead, so that user and password come from one lease"
+            )
         return self.client.read_kv(ref)
 
 
@@ -284,9 +295,12 @@ class DynamicCredentials:
                         raise
                     retry = min(5.0, max(0.5, (lease.expires - now) / 4))
                     lease.refresh_at = time.monotonic() + retry
-                    self.log.warning("vault: cannot refresh database credentials; the "
-                                     "current ones stay valid for %.0fs, retrying in %.1fs",
-                                     lease.expires - now, retry)
+                    self.log.warning(
+                        "vault: cannot refresh database credentials; the "
+                        "current ones stay valid for %.0fs, retrying in %.1fs",
+                        lease.expires - now,
+                        retry,
+                    )
             assert self._lease is not None
             return self._lease.username, self._lease.password
 
@@ -316,24 +330,37 @@ class DynamicCredentials:
 
     def _rotate(self, now: float) -> None:
         def read(client: Any) -> Any:
-            return client.secrets.database.generate_credentials(name=self.role,
-                                                                mount_point=self.mount)
+            return client.secrets.database.generate_credentials(
+                name=self.role, mount_point=self.mount
+            )
 
         resp = self.client.call(f"read {self.mount}/creds/{self.role}", read)
         try:
             user, password = resp["data"]["username"], resp["data"]["password"]
             ttl = float(resp["lease_duration"])
         except (KeyError, TypeError):
-            raise SecretError(f"vault: unexpected answer from {self.mount}/creds/"
-                              f"{self.role}") from None
+            raise SecretError(
+                f"vault: unexpected answer from {self.mount}/creds/{self.role}"
+            ) from None
         register(password)
         if ttl <= 0:
             ttl = float("inf")
         expires, refresh_at = self._times(ttl, time.monotonic())
         first = self._lease is None
-        self._lease = _Lease(resp.get("lease_id", ""), user, password, ttl,
-                             bool(resp.get("renewable")), expires, refresh_at)
+        self._lease = _Lease(
+            resp.get("lease_id", ""),
+            user,
+            password,
+            ttl,
+            bool(resp.get("renewable")),
+            expires,
+            refresh_at,
+        )
         self.counters["leases"] += 1
-        self.log.info("vault: %s database credentials from %s/creds/%s (lease %ss)",
-                      "new" if first else "rotated to new", self.mount, self.role,
-                      int(ttl) if ttl != float("inf") else "unlimited")
+        self.log.info(
+            "vault: %s database credentials from %s/creds/%s (lease %ss)",
+            "new" if first else "rotated to new",
+            self.mount,
+            self.role,
+            int(ttl) if ttl != float("inf") else "unlimited",
+        )

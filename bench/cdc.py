@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import msgpack
-from bench.common import HOST, IN_SQL, emit, require_build
+from bench.common import HOST, IN_SQL, emit, peak_rss_kb, require_build
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GEN = {
@@ -107,8 +107,8 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
     tail = threading.Thread(target=_tail, args=(sink, stop, [], arrivals), daemon=True)
     tail.start()
     start = time.time()
-    with open(tmp / f"{tag}.log", "w+") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    with open(tmp / f"{tag}.log", "w+") as log, open(tmp / f"{tag}.out", "w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=log)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         stop.set()
@@ -127,8 +127,14 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
         "changes_per_s": round(got / busy),
         "collects": len(arrivals),
         "generate_s": round(gen, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb(_stats(tmp / f"{tag}.out"), usage) / 1024, 1),
     }
+
+
+def _stats(path: pathlib.Path) -> dict[str, Any]:
+    """The host's final stats line."""
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
 
 
 def _tail(

@@ -90,7 +90,17 @@ def run_host(
         if line.startswith("{"):
             stats = json.loads(line)
             break
-    return HostRun(proc.returncode, wall, int(usage.ru_maxrss), stats, stderr)
+    return HostRun(proc.returncode, wall, peak_rss_kb(stats, usage), stats, stderr)
+
+
+def peak_rss_kb(stats: dict[str, Any], usage: Any) -> int:
+    """The host's own peak RSS (its VmHWM, in its stats) rather than ``ru_maxrss``.
+
+    Linux carries ``ru_maxrss`` over exec from the forking parent, so a benchmark
+    process holding a large dataset would be counted as the host's memory.
+    """
+    value = stats.get("peak_rss_kb")
+    return int(value) if isinstance(value, int) and value > 0 else int(usage.ru_maxrss)
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:

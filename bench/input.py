@@ -8,7 +8,7 @@ fills ``logs_<n>`` in the bench database once, then for each size:
 - ``build/flbhost`` loading ``in_sql.so`` with ``--interval 1000`` (Fluent Bit's
   fixed 1 s input cadence) and ``-o null``, until every row was counted; rows/s is
   rows / wall time from process start to the last record (startup included);
-- the host's peak RSS (``wait4`` rusage), to show memory is flat in table size.
+- the host's peak RSS (its own VmHWM), to show memory is flat in table size.
 
 Prints one line per size and a JSON summary on the last line.
 """
@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+from bench.common import peak_rss_kb
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOST = ROOT / "build" / "flbhost"
@@ -117,7 +119,7 @@ def host_rate(table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
     return {
         "rows_per_s": rows / wall,
         "wall_s": wall,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_kb(stats, usage) / 1024,
         "collects": stats.get("input_collects"),
         "bytes": stats.get("input_bytes"),
     }

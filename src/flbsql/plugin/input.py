@@ -10,6 +10,7 @@ source's own thread, never in :meth:`BatchSource.next_batch`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Protocol, runtime_checkable
 
@@ -85,6 +86,12 @@ class InputPlugin:
         self.cfg = cfg
         self.log = log
         self._lock = threading.Lock()
+        if not cfg.is_set("db"):
+            log.warning(
+                "no `db` option: the position is kept in %s, under Fluent Bit's working "
+                "directory; set `db` to a persistent path (like tail's db)",
+                os.path.abspath("in_sql.db"),
+            )
         self.metrics = Metrics.from_config(
             cfg, "in_sql", cfg.position_name or cfg.table or cfg.slot, log
         )

@@ -88,12 +88,16 @@ class KeysetQuery:
         columns: Sequence[str] = (),
         where: str | None = None,
         row_values: bool | None = None,
+        exprs: dict[str, str] | None = None,
+        table_columns: Sequence[str] = (),
     ) -> None:
         """Describe the source; nothing runs here.
 
         Args:
             dialect: quoting, placeholders, LIMIT style.
             order: order columns (tracking column first, then the key).
+            exprs: column -> SQL that renders it server-side (never an order column).
+            table_columns: every column of the table, for an explicit select list.
             table: source table (``schema.table`` allowed), or
             query: a SELECT containing ``{position}``.
             columns: columns to select (default all); order columns are added.
@@ -123,11 +127,20 @@ class KeysetQuery:
                 if hasattr(dialect, "table_sql")
                 else (dialect.quote(table))
             )
+        exprs = exprs or {}
+
+        def item(c: str) -> str:  # a column, or the dialect's server-side rendering of it
+            expr = exprs.get(c)
+            return f"{expr} AS {dialect.quote(c)}" if expr else dialect.quote(c)
+
         if columns:
             lowered = {c.lower() for c in columns}
             extra = [c for c in order if c.lower() not in lowered]
-            self.select = ", ".join(dialect.quote(c) for c in [*columns, *extra])
+            self.select = ", ".join(item(c) for c in [*columns, *extra])
             self.hidden = tuple(extra)
+        elif exprs and table_columns:
+            self.select = ", ".join(item(c) for c in table_columns)
+            self.hidden = ()
         else:
             self.select = "*"
             self.hidden = ()

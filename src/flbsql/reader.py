@@ -250,9 +250,12 @@ class PollSource:
         with self.pool.connection() as conn:
             try:
                 kinds: dict[str, str] = {}
+                exprs: dict[str, str] = {}
+                cols: list[str] = []
                 if cfg.table:
                     schema, table = d.split_name(cfg.table)
-                    cols = [c.name for c in d.columns(conn, schema, table)]
+                    described = d.columns(conn, schema, table)
+                    cols = [c.name for c in described]
                     if not cols:
                         raise ConfigError(
                             "table",
@@ -275,6 +278,18 @@ class PollSource:
                             )
                     key = [by_lower[k.lower()] for k in key]
                     kinds = d.input_column_kinds(conn, schema, table)
+                    # values the server renders faster than Python (PostgreSQL: ISO
+                    # timestamps); never order columns, whose typed values are the position,
+                    # nor the time column, whose typed value gives the event time
+                    raw = {
+                        *(k.lower() for k in key),
+                        (cfg.tracking_column or "").lower(),
+                        (self.time_column or "").lower(),
+                    }
+                    for col in described:
+                        expr = d.input_select_expr(d.quote(col.name), col.type)
+                        if expr and col.name.lower() not in raw:
+                            exprs[col.name] = expr
                 else:
                     key = list(cfg.key)
             finally:
@@ -288,7 +303,14 @@ class PollSource:
         name = cfg.position_name or _default_name(cfg, self.pool.params.database)
         spec = SourceSpec(order, bool(cfg.tracking_column), kinds, name, source)
         query = KeysetQuery(
-            d, order, table=cfg.table, query=cfg.query, columns=cfg.columns, where=cfg.where
+            d,
+            order,
+            table=cfg.table,
+            query=cfg.query,
+            columns=cfg.columns,
+            where=cfg.where,
+            exprs=exprs,
+            table_columns=cols,
         )
         pos = self.store.load(name, source, order)
         with self._cv:

@@ -8,7 +8,8 @@ boolean                                true / false (MySQL BOOL is TINYINT: inte
 integer types                          integer
 float / double / real                  float
 DECIMAL / NUMERIC                      string, lossless (``decimal float``: float)
-timestamp with time zone               ISO-8601 string with its offset
+timestamp with time zone               ISO-8601 string with its offset (PostgreSQL
+                                       renders it: ``to_json``, no trailing zeros)
 timestamp without time zone            ISO-8601 with the ``time_zone`` offset
                                        (MySQL TIMESTAMP is read in UTC: ``+00:00``)
 date / time                            ISO-8601 string (``2024-05-01``, ``12:00:00``)

@@ -88,3 +88,19 @@ def test_identifiers_are_quoted():
     q = KeysetQuery(SQLITE, ['we"ird'], table="t x")
     sql, _ = q.page(None, (1,), 5)
     assert '"we""ird"' in sql and '"t x"' in sql
+
+
+def test_server_rendered_columns_are_aliased_and_order_columns_stay_raw():
+    pg = get_dialect("postgresql")
+    q = KeysetQuery(
+        pg,
+        ["id"],
+        table="logs",
+        exprs={"ts": "to_json(\"ts\") #>> '{}'"},
+        table_columns=["id", "ts", "msg"],
+    )
+    sql, _ = q.page(None, [10], 100)
+    assert sql.startswith('SELECT "id", to_json("ts") #>> \'{}\' AS "ts", "msg" FROM "logs"')
+    assert 'ORDER BY "id"' in sql
+    assert pg.input_select_expr('"ts"', "timestamp with time zone") is not None
+    assert pg.input_select_expr('"ts"', "timestamp without time zone") is None

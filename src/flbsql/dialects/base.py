@@ -408,6 +408,14 @@ class Dialect:
         """True once every transaction named by ``horizon`` has finished."""
         raise NotImplementedError
 
+    def input_select_expr(self, quoted: str, db_type: str) -> str | None:
+        """SQL that makes the server render a column as its event value, or None.
+
+        Only for values the server formats faster than Python does, with the same
+        meaning as :mod:`flbsql.typemap` gives them; never used for order columns.
+        """
+        return None
+
     def input_column_kinds(
         self, conn: Connection, schema: str | None, table: str
     ) -> dict[str, str]:

@@ -260,6 +260,17 @@ class PostgreSQLDialect(Dialect):
             "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())"
         )
 
+    def input_select_expr(self, quoted: str, db_type: str) -> str | None:
+        """A timestamptz as ISO-8601 text rendered by the server (``to_json``).
+
+        ``2024-05-01T12:00:00.123+00:00``: the session zone's offset, fractional
+        seconds without trailing zeros. Building a datetime and calling isoformat()
+        per value was a quarter of the input's CPU per log row.
+        """
+        if db_type == "timestamp with time zone":
+            return f"to_json({quoted}) #>> '{{}}'"
+        return None
+
     def input_cursor(self, conn: Connection) -> Any:
         """Binary results: timestamps, numbers and JSON load in C without text parsing."""
         return conn.cursor(binary=True)

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     for name in NAMES:
         module = importlib.import_module(f"bench.{name}")
         rows += module.run([])
-    path = report.write(rows)
+        path = report.write(rows)  # after each part: a later failure keeps the earlier ones
     print(json.dumps(rows))
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0 if all(r.get("met") is not False for r in rows) else 1

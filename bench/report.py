@@ -75,7 +75,8 @@ def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pa
         met = {True: "yes", False: "**no**", None: "-"}[r.get("met")]
         lines.append(
             f"| {r['benchmark']} | {r['database']} | {r['case']} | "
-            f"{_n(r['rows_per_s'])} {r.get('unit', 'rows/s')} | {base_txt} | "
+            f"{_n(r['rows_per_s'], '{:,.2f}' if r.get('unit', '').startswith('s') else '{:,.0f}')}"
+            f" {r.get('unit', 'rows/s')} | {base_txt} | "
             f"{_n(r.get('ratio'), '{:.0%}')} | {_n(r.get('peak_rss_mb'), '{:.0f} MB')} | "
             f"{r.get('target') or '-'} | {met} |"
         )

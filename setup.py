@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 import runpy
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -27,4 +27,12 @@ class BuildWithShim(build_py):
             shim["build"](kind, outdir)
 
 
-setup(cmdclass={"build_py": BuildWithShim})
+class BinaryDistribution(Distribution):
+    """The .so files link one libpython: the wheel is cpXY/platform-specific, not pure."""
+
+    def has_ext_modules(self) -> bool:
+        """Tag the wheel for this interpreter and platform."""
+        return True
+
+
+setup(cmdclass={"build_py": BuildWithShim}, distclass=BinaryDistribution)

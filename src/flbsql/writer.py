@@ -70,8 +70,6 @@ class Writer:
         )
         self._ready_lock = threading.Lock()
         self.metrics: Metrics | None = None  # set by the plugin
-        self.counters = {"rows": 0, "dead_letters": 0, "flushes": 0}
-        self._counter_lock = threading.Lock()
 
     # -- flush ---------------------------------------------------------------------------
 
@@ -103,7 +101,7 @@ class Writer:
                     cur, sp, source, rows, lambda: self._remap(tag, data, where)
                 )
                 rejected = self._rejected(data, where, unmapped, refused, bad_entries)
-                stored = self.dead.write(cur, sp, tag, rejected)
+                self.dead.write(cur, sp, tag, rejected)
                 conn.commit()
             except BaseException as exc:
                 with contextlib.suppress(Exception):
@@ -113,10 +111,6 @@ class Writer:
             finally:
                 with contextlib.suppress(Exception):
                     cur.close()
-        with self._counter_lock:
-            self.counters["rows"] += len(where) - len(refused)
-            self.counters["dead_letters"] += stored
-            self.counters["flushes"] += 1
         if self.metrics is not None:
             self.metrics.inc("rows_in", len(where) + len(unmapped) + len(bad_entries))
             self.metrics.inc("rows_out", len(where) - len(refused))

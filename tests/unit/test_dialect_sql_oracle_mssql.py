@@ -170,3 +170,30 @@ def test_mssql_savepoints_through_isolation():
     assert not any("RELEASE" in s for s in stmts)
     written = [r for c in calls for r in c if r[0] == "ok"]
     assert len(written) >= 3
+
+
+class _Conn:
+    def __init__(self, rows):
+        self.cur = RecordingCursor()
+        self.cur.fetchall = lambda: rows
+        self.cur.close = lambda: None
+
+    def cursor(self):
+        return self.cur
+
+
+def test_mssql_introspection_defaults_to_the_session_schema():
+    d = get_dialect("mssql")
+    conn = _Conn([("id", "BIGINT", "NO"), ("msg", "nvarchar", "YES")])
+    cols = d.columns(conn, None, "logs")
+    _, stmt, params = conn.cur.calls[0]
+    assert "COALESCE(%s, SCHEMA_NAME())" in stmt and "data_type" in stmt
+    assert params == (None, "logs")
+    assert [(c.name, c.type, c.nullable) for c in cols] == [
+        ("id", "bigint", False),
+        ("msg", "nvarchar", True),
+    ]
+    conn = _Conn([("id",)])
+    assert d.primary_key(conn, "app", "logs") == ["id"]
+    _, stmt, params = conn.cur.calls[0]
+    assert "constraint_type = 'PRIMARY KEY'" in stmt and params == ("app", "logs")

@@ -73,6 +73,9 @@ class Capabilities:
         create_if_not_exists: ``CREATE TABLE IF NOT EXISTS`` is understood.
         text_nul: text columns can store U+0000 (PostgreSQL cannot).
         json_as_bytes: the bulk path takes JSON documents as UTF-8 bytes.
+        current_schema: SQL for the session's default schema (introspection).
+        column_type_field: the ``information_schema.columns`` field naming the type
+            (MySQL's ``column_type`` keeps the length, e.g. ``varchar(255)``).
         epoch_micros: record times for zone-aware columns may be passed as
             :class:`flbsql.mapping.EpochMicros` (the driver adapts them), which spares
             building a datetime per row on the hot path.
@@ -97,6 +100,8 @@ class Capabilities:
     create_if_not_exists: bool = True
     text_nul: bool = True
     json_as_bytes: bool = False
+    current_schema: str = "CURRENT_SCHEMA"
+    column_type_field: str = "data_type"
     epoch_micros: bool = False
     enforces_length: bool = True
     types: dict[str, str] = dataclasses.field(
@@ -251,18 +256,19 @@ class Dialect:
         raise AssertionError(style)
 
     def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
-        """Columns of a table in ordinal order; empty when the table does not exist."""
+        """Columns of a table in ordinal order; empty when the table does not exist.
+
+        ANSI ``information_schema``, in the session's current schema unless one is given
+        (``caps.current_schema``); ``caps.column_type_field`` picks the type column.
+        """
         cur = conn.cursor()
         try:
-            cond = "table_name = " + self.placeholder(0)
-            params: list[Any] = [table]
-            if schema:
-                cond += " AND table_schema = " + self.placeholder(1)
-                params.append(schema)
             cur.execute(
-                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-                f"WHERE {cond} ORDER BY ordinal_position",
-                params,
+                f"SELECT column_name, {self.caps.column_type_field}, is_nullable "
+                "FROM information_schema.columns WHERE table_schema = "
+                f"COALESCE({self.placeholder(0)}, {self.caps.current_schema}) "
+                f"AND table_name = {self.placeholder(1)} ORDER BY ordinal_position",
+                (schema, table),
             )
             return [
                 Column(r[0], str(r[1]).lower(), r[2] in ("YES", "Y", 1, True))
@@ -272,8 +278,22 @@ class Dialect:
             cur.close()
 
     def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
-        """Primary key columns in key order (empty when none)."""
-        raise NotImplementedError
+        """Primary key columns in key order (empty when none), from ``information_schema``."""
+        cur = conn.cursor()
+        try:
+            cur.execute(
+                "SELECT k.column_name FROM information_schema.table_constraints c "
+                "JOIN information_schema.key_column_usage k "
+                "ON k.constraint_name = c.constraint_name AND k.table_schema = c.table_schema "
+                "AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
+                f"AND c.table_schema = COALESCE({self.placeholder(0)}, "
+                f"{self.caps.current_schema}) AND c.table_name = {self.placeholder(1)} "
+                "ORDER BY k.ordinal_position",
+                (schema, table),
+            )
+            return [r[0] for r in cur.fetchall()]
+        finally:
+            cur.close()
 
     def bulk_insert(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 from flbsql import sql
 from flbsql.batching import chunked
 from flbsql.dialects import import_driver
-from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.dialects.base import Capabilities, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
 from flbsql.url import ConnectParams
 
@@ -96,6 +96,7 @@ class MSSQLDialect(Dialect):
     extra = "mssql"
     caps = Capabilities(
         paramstyle="format",
+        current_schema="SCHEMA_NAME()",
         quote_open="[",
         quote_close="]",
         max_identifier_length=128,
@@ -187,31 +188,6 @@ class MSSQLDialect(Dialect):
         cur = conn.cursor()
         cur.execute("SELECT 1")
         cur.fetchall()
-
-    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
-        """INFORMATION_SCHEMA, in the default schema unless one is given."""
-        cur = conn.cursor()
-        cur.execute(
-            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
-            "WHERE TABLE_SCHEMA = COALESCE(%s, SCHEMA_NAME()) AND TABLE_NAME = %s "
-            "ORDER BY ORDINAL_POSITION",
-            (schema, table),
-        )
-        return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in cur.fetchall()]
-
-    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
-        """Columns of the PRIMARY KEY constraint in key order."""
-        cur = conn.cursor()
-        cur.execute(
-            "SELECT k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS c "
-            "JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.CONSTRAINT_NAME = c.CONSTRAINT_NAME "
-            "AND k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME "
-            "WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY' "
-            "AND c.TABLE_SCHEMA = COALESCE(%s, SCHEMA_NAME()) AND c.TABLE_NAME = %s "
-            "ORDER BY k.ORDINAL_POSITION",
-            (schema, table),
-        )
-        return [r[0] for r in cur.fetchall()]
 
     # -- bulk path -----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from flbsql import sql
 from flbsql.dialects import import_driver
-from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.dialects.base import Capabilities, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
 from flbsql.url import ConnectParams
 
@@ -96,6 +96,8 @@ class MySQLDialect(Dialect):
     extra = "mysql"
     caps = Capabilities(
         paramstyle="format",
+        current_schema="DATABASE()",
+        column_type_field="column_type",
         quote_open="`",
         quote_close="`",
         max_identifier_length=64,
@@ -229,28 +231,6 @@ class MySQLDialect(Dialect):
         ):
             return RecordError(msg)
         return super().classify(exc) if errno is None else TerminalError(msg)
-
-    def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
-        """information_schema, defaulting the schema to the current database."""
-        cur = conn.cursor()
-        cur.execute(
-            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
-            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
-            "ORDER BY ordinal_position",
-            (schema, table),
-        )
-        return [Column(r[0], str(r[1]).lower(), r[2] == "YES") for r in cur.fetchall()]
-
-    def primary_key(self, conn: Connection, schema: str | None, table: str) -> list[str]:
-        """PRIMARY constraint columns in key order."""
-        cur = conn.cursor()
-        cur.execute(
-            "SELECT column_name FROM information_schema.key_column_usage "
-            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
-            "AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
-            (schema, table),
-        )
-        return [r[0] for r in cur.fetchall()]
 
     def _sized(self, cur: Any) -> Any:
         cur.max_stmt_length = getattr(cur.connection, "flbsql_max_stmt", 1 << 20)

@@ -69,6 +69,25 @@ def _props(url: str, table: str, tag: str, db: pathlib.Path, **extra: Any) -> li
     return out
 
 
+def _host_cmd(props: list[str], sink: pathlib.Path, *extra: str) -> list[str]:
+    """The host running in_sql (``props``) into a sink file at Fluent Bit's 1 s cadence."""
+    return [
+        str(HOST),
+        "-e",
+        str(IN_SQL),
+        "-i",
+        "sql",
+        *props,
+        "-o",
+        "sink",
+        "-p",
+        f"file={sink}",
+        "--interval",
+        "1000",
+        *extra,
+    ]
+
+
 def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> dict[str, Any]:
     """Backlog of n changes in transactions of ``size`` rows, then drain it."""
     import psycopg
@@ -97,24 +116,14 @@ def throughput(cluster: Any, url: str, size: int, n: int, tmp: pathlib.Path) -> 
         raw_rate = n / (time.perf_counter() - t0)
         c.execute(f"SELECT pg_drop_replication_slot('s_{tag}_raw')")
     sink = tmp / f"{tag}.bin"
-    cmd = [
-        str(HOST),
-        "-e",
-        str(IN_SQL),
-        "-i",
-        "sql",
-        *_props(url, table, tag, tmp / f"{tag}.db"),
-        "-o",
-        "sink",
-        "-p",
-        f"file={sink}",
-        "--interval",
-        "1000",
+    cmd = _host_cmd(
+        _props(url, table, tag, tmp / f"{tag}.db"),
+        sink,
         "--stop-after-records",
         str(n),
         "--grace",
         "1000",
-    ]
+    )
     arrivals: list[tuple[float, int]] = []
     stop = threading.Event()
     tail = threading.Thread(target=_tail, args=(sink, stop, [], arrivals), daemon=True)
@@ -202,20 +211,7 @@ def latency(url: str, seconds: float, tmp: pathlib.Path) -> dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as c:
         c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, n int, s text, ts timestamptz)")
     sink = tmp / "lat.bin"
-    cmd = [
-        str(HOST),
-        "-e",
-        str(IN_SQL),
-        "-i",
-        "sql",
-        *_props(url, table, tag, tmp / "lat.db", snapshot="initial"),
-        "-o",
-        "sink",
-        "-p",
-        f"file={sink}",
-        "--interval",
-        "1000",
-    ]
+    cmd = _host_cmd(_props(url, table, tag, tmp / "lat.db", snapshot="initial"), sink)
     lat: list[float] = []
     stop = threading.Event()
     tail = threading.Thread(target=_tail, args=(sink, stop, lat), daemon=True)

@@ -89,6 +89,7 @@ class PollSource:
         self.pool = pool
         self.log = log
         self.metrics: Metrics | None = None  # set by the plugin
+        self.batch_rows = 0
         self.d = pool.dialect
         self.zone = parse_zone(cfg.time_zone)
         self.time_column = (
@@ -142,6 +143,7 @@ class PollSource:
         with self._cv:
             if self._pending is not None:  # handed over, never confirmed: read it again
                 self._rewind_locked()
+            self.batch_rows = 0
             if not self._pages or self._committed is None:
                 return b""
             taken: list[_Page] = []
@@ -160,6 +162,7 @@ class PollSource:
             self._buf_bytes -= size
             tail = [o for p in taken[-2:] for o in p.tail]
             self._pending = self._committed.advance(taken[-1].last, tail, rows)
+            self.batch_rows = rows
             self._cv.notify_all()
         return b"".join(p.data for p in taken)
 

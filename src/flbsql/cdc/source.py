@@ -104,6 +104,7 @@ class CdcSource:
 
         self.cfg = cfg
         self.log = log
+        self.batch_rows = 0
         self.queue = ChunkQueue(max(2 * cfg.bytes_per_collect, 1 << 20))
         self.taken: collections.deque[tuple[float, Marker]] = collections.deque()
         self.worker = Worker(cfg, log, self.queue, self.taken)
@@ -115,6 +116,7 @@ class CdcSource:
 
     def next_batch(self) -> bytes:
         """Join queued chunks up to rows_per_collect/bytes_per_collect (no DB I/O)."""
+        self.batch_rows = 0
         if self._inflight is not None:  # neither commit nor rewind: not delivered
             self.rewind()
         fatal = self.worker.fatal
@@ -133,6 +135,7 @@ class CdcSource:
             data = b"".join(c.data for c in chunks)
             if data:
                 self._inflight = chunks
+                self.batch_rows = sum(c.rows for c in chunks)
                 return data
             self._taken(chunks)  # only positions (idle stream): nothing to hand over
 

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from flbsql.config import Config
 from flbsql.connect import open_pool
-from flbsql.metrics import Metrics, count_events
+from flbsql.metrics import Metrics
 from flbsql.pool import Pool
 
 __all__ = ["BatchSource", "InputPlugin"]
@@ -31,6 +31,9 @@ class BatchSource(Protocol):
     or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
     ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
     """
+
+    batch_rows: int
+    """Events in the batch the last :meth:`next_batch` returned (0 after b"")."""
 
     def next_batch(self) -> bytes:
         """Concatenated Fluent Bit events (msgpack), or b"" when nothing is due.
@@ -114,7 +117,7 @@ class InputPlugin:
             except BaseException:
                 self.metrics.inc("errors")
                 raise
-            self._batch_rows = count_events(payload) if payload else 0
+            self._batch_rows = self.source.batch_rows if payload else 0
             self.metrics.inc("rows_in", self._batch_rows)
             return payload
 

@@ -81,9 +81,9 @@ typecheck: dev ## mypy strict
 	$(VENV)/bin/mypy
 
 docs: dev ## regenerate docs/configuration.md, type-mapping.md and api.md from the code
-	$(VPY) -m flbsql.docgen > docs/configuration.md
-	$(VPY) -m flbsql.docgen type-mapping > docs/type-mapping.md
-	$(VPY) -m flbsql.docgen api > docs/api.md
+	$(VPY) -m flbsql.tools.docgen > docs/configuration.md
+	$(VPY) -m flbsql.tools.docgen type-mapping > docs/type-mapping.md
+	$(VPY) -m flbsql.tools.docgen api > docs/api.md
 
 e2e: ## Fluent Bit + PostgreSQL + MariaDB from docker/compose.yml, smoke pipeline (needs Docker)
 	docker/e2e.sh

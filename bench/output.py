@@ -148,7 +148,7 @@ def bench_postgres(
 def _mysql_conn() -> Any:
     import pymysql
 
-    from flbsql.url import parse_url
+    from flbsql.conn.url import parse_url
 
     p = parse_url(MYSQL_URL)
     return pymysql.connect(

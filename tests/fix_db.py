@@ -34,7 +34,7 @@ class TestDB:
 
     def connect(self) -> Any:
         """A plain driver connection in autocommit, independent of flbsql's code."""
-        from flbsql.url import parse_url
+        from flbsql.conn.url import parse_url
 
         p = parse_url(self.url)
         if self.dialect == "postgresql":
@@ -112,7 +112,7 @@ def pg_db(request: pytest.FixtureRequest) -> Iterator[TestDB]:
 @pytest.fixture(scope="session")
 def mysql_db(request: pytest.FixtureRequest) -> Iterator[TestDB]:
     """A fresh MariaDB/MySQL database for the session."""
-    from flbsql.url import parse_url
+    from flbsql.conn.url import parse_url
 
     p = parse_url(MYSQL_ADMIN)
     try:

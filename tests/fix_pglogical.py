@@ -128,7 +128,7 @@ def open_source(props: dict[str, str]) -> Any:
     import logging
 
     from flbsql.cdc.source import CdcSource
-    from flbsql.config import parse
+    from flbsql.settings import parse
 
     log = logging.getLogger("flbsql.test.cdc")
     return CdcSource(parse("input", props.get), log)

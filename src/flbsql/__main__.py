@@ -1,5 +1,5 @@
 """``python -m flbsql`` is the ``flbsql`` command."""
 
-from flbsql.cli import main
+from flbsql.tools.cli import main
 
 raise SystemExit(main())

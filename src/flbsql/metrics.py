@@ -138,7 +138,7 @@ class Metrics:
     def from_config(
         cls, cfg: Any, plugin: str, instance: str, log: logging.Logger | None = None
     ) -> Metrics:
-        """Build from a :class:`~flbsql.config.Config` (``metrics.*`` options)."""
+        """Build from a :class:`~flbsql.settings.Config` (``metrics.*`` options)."""
         return cls(
             plugin,
             instance,

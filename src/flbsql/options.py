@@ -1,9 +1,9 @@
 """The option table: parser, validator and documentation in one place.
 
 Each :class:`Option` names a Fluent Bit property, its type, default, which plugin
-kinds accept it, and whether it is secret. :func:`flbsql.config.parse` reads the
-table to build a frozen :class:`~flbsql.config.Config`; ``docs/configuration.md``
-is generated from it (``python -m flbsql.docgen``) and a test fails when it is stale.
+kinds accept it, and whether it is secret. :func:`flbsql.settings.parse` reads the
+table to build a frozen :class:`~flbsql.settings.Config`; ``docs/configuration.md``
+is generated from it (``python -m flbsql.tools.docgen``) and a test fails when it is stale.
 
 Names avoid the keys Fluent Bit consumes before a plugin sees them (``host``,
 ``port``, ``tls.*``, ``net.*``, ``workers``, ``retry_limit``, ``tag``, ``match``,

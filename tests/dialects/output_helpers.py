@@ -8,9 +8,9 @@ from typing import Any
 
 import msgpack
 
-from flbsql.config import parse
-from flbsql.connect import open_pool
-from flbsql.writer import Writer
+from flbsql.conn.connect import open_pool
+from flbsql.output.writer import Writer
+from flbsql.settings import parse
 from tests.fix_host import event_classic, event_time, event_v2
 
 LOG = logging.getLogger("test.output")

@@ -27,14 +27,13 @@ from typing import Any
 
 import pytest
 
-from flbsql import sql
-from flbsql.config import parse
-from flbsql.connect import open_pool
-from flbsql.dialects import get_dialect
+from flbsql.conn.connect import open_pool
+from flbsql.dialects import get_dialect, sql
 from flbsql.dialects.base import Dialect
 from flbsql.errors import ConfigError
-from flbsql.keyset import KeysetQuery
-from flbsql.writer import Writer
+from flbsql.input.keyset import KeysetQuery
+from flbsql.output.writer import Writer
+from flbsql.settings import parse
 from tests.fix_host import event_v2, props, sink_records, write_frames
 
 LOG = logging.getLogger("test.hostile")
@@ -202,7 +201,7 @@ def _output(dialect: str, **kv: str) -> Writer:
 
 
 def _input(dialect: str, tmp_path: Any, **kv: str) -> Any:
-    from flbsql.reader import PollSource
+    from flbsql.input.poll import PollSource
 
     raw = {"url": URLS[dialect], "table": "logs", "db": str(tmp_path / "pos.db"), **kv}
     cfg = parse("input", raw.get)

@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Any
 
-from flbsql.config import parse
-from flbsql.connect import open_pool
-from flbsql.reader import PollSource
-from flbsql.records import Event, decode_chunk
+from flbsql.conn.connect import open_pool
+from flbsql.events.chunk import Event, decode_chunk
+from flbsql.input.poll import PollSource
+from flbsql.settings import parse
 
 LOG = logging.getLogger("test.in_sql")
 

@@ -1,6 +1,6 @@
 """Every file in conf/ is loaded: parsed, validated, and where possible run.
 
-- Each file is read by :mod:`flbsql.fbconfig` and checked by ``flbsql check``'s
+- Each file is read by :mod:`flbsql.tools.fbconfig` and checked by ``flbsql check``'s
   checker without connecting: no unknown key, no bad value, no unset variable.
 - Each classic ``.conf`` has a YAML twin with the same plugin sections.
 - The examples that only need SQLite, PostgreSQL or MariaDB run through the C test
@@ -22,7 +22,8 @@ import pytest
 from tests import fix_db
 from tests.fix_host import event_v2, sink_records, write_frames
 
-from flbsql import checker, fbconfig
+from flbsql.tools import check as checker
+from flbsql.tools import fbconfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -170,7 +171,7 @@ def count(db: fix_db.TestDB, table: str) -> int:
 @pytest.fixture(scope="session")
 def mysql_user_db(mysql_db: fix_db.TestDB) -> Any:
     """The session's MariaDB database, reached as a user with a real password."""
-    from flbsql.url import parse_url
+    from flbsql.conn.url import parse_url
 
     user, password = "flbsql_c" + secrets.token_hex(3), secrets.token_urlsafe(12)
     database = parse_url(mysql_db.url).database

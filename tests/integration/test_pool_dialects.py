@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from flbsql.conn.pool import Pool, PoolSettings
+from flbsql.conn.url import parse_url
 from flbsql.dialects import get_dialect
 from flbsql.errors import DisconnectError, TransientError
-from flbsql.pool import Pool, PoolSettings
-from flbsql.url import parse_url
 
 pytestmark = [pytest.mark.chaos]
 

@@ -15,9 +15,9 @@ import pwd
 
 import pytest
 
-from flbsql.config import parse
-from flbsql.connect import open_pool
+from flbsql.conn.connect import open_pool
 from flbsql.errors import TransientError
+from flbsql.settings import parse
 
 pytestmark = [pytest.mark.postgres]
 

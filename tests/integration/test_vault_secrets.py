@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from flbsql.config import parse
 from flbsql.errors import SecretError
 from flbsql.secrets import parse_ref, resolve
 from flbsql.secrets.vault import VaultClient, VaultProvider, VaultSettings
+from flbsql.settings import parse
 
 pytestmark = [pytest.mark.vault]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from flbsql import checker
-from flbsql.cli import main
+from flbsql.tools import check as checker
+from flbsql.tools.cli import main
 
 
 def write(tmp_path, name, text):

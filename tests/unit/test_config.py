@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flbsql.config import parse, parse_duration, parse_size
 from flbsql.errors import ConfigError
 from flbsql.options import CONSUMED_BY_FLUENT_BIT, OPTIONS
+from flbsql.settings import parse, parse_duration, parse_size
 
 
 def getter(values):

@@ -6,10 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from flbsql import sql
-from flbsql.batching import Savepoints, isolate
-from flbsql.dialects import get_dialect
+from flbsql.dialects import get_dialect, sql
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
+from flbsql.output.batching import Savepoints, isolate
 
 
 class RecordingCursor:

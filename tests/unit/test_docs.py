@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from flbsql import docgen
 from flbsql.options import OPTIONS
+from flbsql.tools import docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -18,7 +18,7 @@ def test_configuration_md_is_up_to_date():
     committed = (DOCS / "configuration.md").read_text()
     generated = docgen.configuration_markdown()
     assert committed == generated, (
-        "docs/configuration.md is stale: run `make docs` (python -m flbsql.docgen > "
+        "docs/configuration.md is stale: run `make docs` (python -m flbsql.tools.docgen > "
         "docs/configuration.md) and commit it"
     )
 
@@ -31,9 +31,9 @@ def test_type_mapping_md_is_up_to_date():
 
 
 def test_type_mapping_lists_every_dialect_type_and_input_row():
-    from flbsql import typemap
     from flbsql.dialects import get_dialect
-    from flbsql.mapping import TYPES
+    from flbsql.input import encoding as typemap
+    from flbsql.output.mapping import TYPES
 
     text = docgen.type_mapping_markdown()
     for dialect in docgen.DIALECTS:
@@ -80,8 +80,8 @@ def test_cli_prints_the_reference(capsys):
 
 
 def test_api_doc_lists_public_names():
-    text = docgen.api_markdown(["flbsql.config", "flbsql.docgen"])
-    assert "## `flbsql.config`" in text
+    text = docgen.api_markdown(["flbsql.settings", "flbsql.tools.docgen"])
+    assert "## `flbsql.settings`" in text
     assert "- `parse(kind: str" in text
     assert "- **class `Config`**" in text
     assert "configuration_markdown()" in text

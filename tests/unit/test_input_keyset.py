@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from flbsql.dialects import get_dialect
-from flbsql.keyset import Binds, KeysetQuery, compare
+from flbsql.input.keyset import Binds, KeysetQuery, compare
 
 SQLITE = get_dialect("sqlite")
 

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from flbsql.errors import ConfigError
-from flbsql.position import Position, decode_value, encode_value
-from flbsql.position_store import PositionStore
+from flbsql.input.position import Position, decode_value, encode_value
+from flbsql.input.store import PositionStore
 
 VALUES = [
     None,

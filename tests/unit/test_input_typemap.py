@@ -10,9 +10,9 @@ import zoneinfo
 import pytest
 
 from flbsql.errors import ConfigError
-from flbsql.records import decode_chunk
+from flbsql.events.chunk import decode_chunk
+from flbsql.input.encoding import RowEncoder
 from flbsql.timestamps import parse_zone, to_event_time
-from flbsql.typemap import RowEncoder
 
 UTC = dt.timezone.utc
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")

@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from flbsql import metrics
-from flbsql.config import parse
 from flbsql.errors import ConfigError
 from flbsql.metrics import Metrics, prometheus_text
+from flbsql.settings import parse
 
 
 @pytest.fixture

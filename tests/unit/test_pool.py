@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from flbsql import pool as pool_mod
+from flbsql.conn import pool as pool_mod
+from flbsql.conn.pool import Pool, PoolSettings
+from flbsql.conn.url import ConnectParams
 from flbsql.dialects.base import Dialect
 from flbsql.errors import DisconnectError, RecordError, SecretError, TerminalError, TransientError
-from flbsql.pool import Pool, PoolSettings
-from flbsql.url import ConnectParams
 
 
 class LostError(Exception):

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flbsql.records import BadEntry, Event, EventTime, decode_chunk, encode_event, skip_object
+from flbsql.events.chunk import BadEntry, Event, decode_chunk, skip_object
+from flbsql.events.codec import EventTime, encode_event
 from tests.fix_host import event_classic, event_time, event_v2, group_marker
 
 

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from flbsql.config import parse
-from flbsql.connect import connect_params, open_pool
+from flbsql.conn.connect import connect_params, open_pool
 from flbsql.errors import ConfigError, SecretError
 from flbsql.secrets import (
     RedactingFilter,
@@ -19,6 +18,7 @@ from flbsql.secrets import (
     register,
     resolve,
 )
+from flbsql.settings import parse
 
 
 def cfg(**props):

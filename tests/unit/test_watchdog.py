@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from flbsql.conn.pool import Pool, PoolSettings
+from flbsql.conn.url import ConnectParams
+from flbsql.conn.watchdog import Watchdog, grace_for
 from flbsql.dialects.base import Dialect
 from flbsql.errors import DisconnectError
-from flbsql.pool import Pool, PoolSettings
-from flbsql.url import ConnectParams
-from flbsql.watchdog import Watchdog, grace_for
 
 
 @pytest.fixture

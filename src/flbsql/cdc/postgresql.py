@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Iterator, Sequence
 
-    from flbsql.url import ConnectParams
+    from flbsql.conn.url import ConnectParams
 
 __all__ = ["PgCdc", "SlotHealth", "TableInfo", "classify", "split_table"]
 

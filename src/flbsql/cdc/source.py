@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import logging
 
-    from flbsql.config import Config
+    from flbsql.settings import Config
 
 __all__ = ["CONFIRM_DELAY", "CdcSource", "Chunk", "ChunkQueue", "Marker"]
 

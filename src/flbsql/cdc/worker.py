@@ -17,7 +17,6 @@ position at the previous commit and is resumed at ``(commit LSN, pos)``.
 from __future__ import annotations
 
 import re
-import struct
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,21 +29,19 @@ from flbsql.cdc.postgresql import PgCdc, TableInfo, classify, split_table
 from flbsql.cdc.source import CONFIRM_DELAY, Chunk, ChunkQueue, Marker
 from flbsql.cdc.state import CdcState, StateStore
 from flbsql.cdc.types import TypeInfo, build_decoder
-from flbsql.connect import connect_params
+from flbsql.conn.connect import connect_params
 from flbsql.errors import ConfigError, TerminalError, TransientError
-from flbsql.records import encode_event
+from flbsql.events.codec import encode_event, header
 
 if TYPE_CHECKING:
     import collections
     import logging
 
-    from flbsql.config import Config
+    from flbsql.settings import Config
 
 __all__ = ["Worker"]
 
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
-_V2_HEAD = b"\x92\x92\xd7\x00"
-_U32X2 = struct.Struct(">II")
 _PG_EPOCH_UNIX = 946_684_800
 NCHANGES = 100_000  # changes per peek (stops at the next transaction end)
 HEALTH_INTERVAL = 30.0
@@ -445,9 +442,8 @@ class Worker(threading.Thread):
                 dec.overlap = final <= snap_end
                 micros = dec.commit_micros
                 pre = (
-                    _V2_HEAD
-                    + _U32X2.pack(micros // 1_000_000 + _PG_EPOCH_UNIX, (micros % 1_000_000) * 1000)
-                    + b"\x80\x8a"
+                    header(micros // 1_000_000 + _PG_EPOCH_UNIX, (micros % 1_000_000) * 1000)
+                    + b"\x8a"  # the body: a map of 10 entries
                 )
                 mid = b"".join(
                     (

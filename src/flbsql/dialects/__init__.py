@@ -28,7 +28,7 @@ _MODULES = {
 
 @cache
 def get_dialect(name: str) -> Dialect:
-    """The dialect instance for a URL scheme family (see :mod:`flbsql.url`)."""
+    """The dialect instance for a URL scheme family (see :mod:`flbsql.conn.url`)."""
     try:
         module = importlib.import_module(_MODULES[name])
     except KeyError:

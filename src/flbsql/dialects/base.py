@@ -1,6 +1,6 @@
 """What every dialect is: capabilities as data, plus a few driver overrides.
 
-The ANSI core (:mod:`flbsql.sql`, the writer, the reader) reads
+The ANSI core (:mod:`flbsql.dialects.sql`, the writer, the reader) reads
 :class:`Capabilities` and never asks for a dialect by name. A dialect module
 overrides only what is really driver- or server-specific: connecting, pinging,
 recognising a disconnect, classifying an error, introspection queries, and the
@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
+from flbsql.conn.url import ConnectParams
 from flbsql.errors import (
     DisconnectError,
     RecordError,
@@ -21,7 +22,6 @@ from flbsql.errors import (
     TransientError,
     sqlstate_is_transient,
 )
-from flbsql.url import ConnectParams
 
 __all__ = ["Capabilities", "Column", "Connection", "Cursor", "Dialect"]
 
@@ -77,7 +77,7 @@ class Capabilities:
         column_type_field: the ``information_schema.columns`` field naming the type
             (MySQL's ``column_type`` keeps the length, e.g. ``varchar(255)``).
         epoch_micros: record times for zone-aware columns may be passed as
-            :class:`flbsql.mapping.EpochMicros` (the driver adapts them), which spares
+            :class:`flbsql.timestamps.EpochMicros` (the driver adapts them), which spares
             building a datetime per row on the hot path.
         enforces_length: the server rejects text longer than a VARCHAR(n) (SQLite does not,
             so the mapper checks it to behave like the others).
@@ -180,7 +180,7 @@ class Dialect:
     def fileno(self, conn: Connection) -> int | None:
         """The connection's socket descriptor, or None (no socket, or closed).
 
-        The pool's watchdog (:mod:`flbsql.watchdog`) duplicates it to watch the
+        The pool's watchdog (:mod:`flbsql.conn.watchdog`) duplicates it to watch the
         traffic and, past the deadline, to shut the socket down from outside.
         Default: the driver's ``fileno()`` where it has one (psycopg).
         """
@@ -308,7 +308,7 @@ class Dialect:
         ``types`` are the target columns' database types (from :meth:`columns`),
         for bulk paths that bind by type (PostgreSQL binary COPY).
         """
-        from flbsql import sql
+        from flbsql.dialects import sql
 
         cur.executemany(sql.insert(self, table_sql, columns), rows)
 
@@ -323,7 +323,7 @@ class Dialect:
         types: Sequence[str] | None = None,
     ) -> None:
         """Insert rows, skipping (or updating) those whose ``key`` already exists."""
-        from flbsql import sql
+        from flbsql.dialects import sql
 
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
@@ -397,7 +397,7 @@ class Dialect:
         return f"RELEASE SAVEPOINT {name}"
 
     # -- input --------------------------------------------------------------------------
-    # Hooks of the keyset reader (flbsql.reader); defaults are ANSI.
+    # Hooks of the keyset reader (flbsql.input.poll); defaults are ANSI.
 
     #: One writer at a time commits in key order (SQLite): a key-only read needs no
     #: settle window, since no transaction can commit a lower key later.
@@ -432,7 +432,7 @@ class Dialect:
         """SQL that makes the server render a column as its event value, or None.
 
         Only for values the server formats faster than Python does, with the same
-        meaning as :mod:`flbsql.typemap` gives them; never used for order columns.
+        meaning as :mod:`flbsql.input.encoding` gives them; never used for order columns.
         """
         return None
 

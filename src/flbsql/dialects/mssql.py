@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flbsql import sql
-from flbsql.batching import chunked
-from flbsql.dialects import import_driver
+from flbsql.conn.url import ConnectParams
+from flbsql.dialects import import_driver, sql
 from flbsql.dialects.base import Capabilities, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
-from flbsql.url import ConnectParams
+from flbsql.output.batching import chunked
 
 __all__ = ["DIALECT", "MSSQLDialect"]
 

@@ -14,11 +14,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from flbsql import sql
-from flbsql.dialects import import_driver
+from flbsql.conn.url import ConnectParams
+from flbsql.dialects import import_driver, sql
 from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
-from flbsql.url import ConnectParams
 
 __all__ = ["DIALECT", "OracleDialect"]
 

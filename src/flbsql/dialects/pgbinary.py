@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from flbsql.mapping import EpochMicros
+from flbsql.timestamps import EpochMicros
 
 __all__ = ["HEADER", "TRAILER", "encode_rows", "encoders", "register_epoch_dumper"]
 

@@ -19,10 +19,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from flbsql import sql
-from flbsql.dialects import import_driver, pgbinary
+from flbsql.conn.url import ConnectParams
+from flbsql.dialects import import_driver, pgbinary, sql
 from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
-from flbsql.url import ConnectParams
 
 __all__ = ["DIALECT", "PostgreSQLDialect"]
 

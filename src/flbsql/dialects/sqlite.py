@@ -11,9 +11,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from flbsql.conn.url import ConnectParams
 from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
-from flbsql.url import ConnectParams
 
 __all__ = ["DIALECT", "SQLiteDialect"]
 

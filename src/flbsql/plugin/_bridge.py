@@ -18,10 +18,10 @@ import traceback
 from typing import Any
 
 from flbsql import __version__
-from flbsql.config import parse
 from flbsql.errors import FlbSqlError
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.plugin.log import callback_scope, instance_logger
+from flbsql.settings import parse
 
 __all__ = ["install"]
 

@@ -1,7 +1,7 @@
 """The input plugin object: one per ``[INPUT] Name sql`` section.
 
 The plugin talks to a :class:`BatchSource`, chosen by ``mode``: ``poll``
-(:class:`flbsql.reader.PollSource`, keyset reads) or ``cdc`` (logical decoding,
+(:class:`flbsql.input.poll.PollSource`, keyset reads) or ``cdc`` (logical decoding,
 :mod:`flbsql.cdc`). Fluent Bit calls the input once a second, fixed (ABI doc
 section 9), so a source must have its batch ready: database I/O belongs on the
 source's own thread, never in :meth:`BatchSource.next_batch`.
@@ -14,10 +14,10 @@ import os
 import threading
 from typing import Protocol, runtime_checkable
 
-from flbsql.config import Config
-from flbsql.connect import open_pool
+from flbsql.conn.connect import open_pool
+from flbsql.conn.pool import Pool
 from flbsql.metrics import Metrics
-from flbsql.pool import Pool
+from flbsql.settings import Config
 
 __all__ = ["BatchSource", "InputPlugin"]
 
@@ -75,7 +75,7 @@ def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | N
         from flbsql.cdc.source import CdcSource
 
         return CdcSource(cfg, log), None
-    from flbsql.reader import PollSource
+    from flbsql.input.poll import PollSource
 
     pool = open_pool(cfg, log)
     return PollSource(cfg, pool, log), pool

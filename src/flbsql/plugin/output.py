@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flbsql.config import Config
-from flbsql.connect import open_pool
+from flbsql.conn.connect import open_pool
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
-from flbsql.writer import Writer
+from flbsql.output.writer import Writer
+from flbsql.settings import Config
 
 __all__ = ["OutputPlugin"]
 
@@ -28,7 +28,7 @@ class OutputPlugin:
         log.info("writing to %s table %s", self.pool.params, cfg.table)
 
     def flush(self, data: bytes | memoryview, tag: str) -> Outcome:
-        """Write one chunk; see :meth:`flbsql.writer.Writer.write`."""
+        """Write one chunk; see :meth:`flbsql.output.writer.Writer.write`."""
         try:
             return self.writer.write(data, tag)
         except BaseException as exc:  # counted here, mapped to a code by the bridge

@@ -70,7 +70,7 @@ class VaultSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> VaultSettings:
-        """Read the ``vault.*`` options of a :class:`~flbsql.config.Config`."""
+        """Read the ``vault.*`` options of a :class:`~flbsql.settings.Config`."""
         return cls(
             address=cfg["vault.address"],
             namespace=cfg["vault.namespace"],

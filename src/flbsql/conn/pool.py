@@ -22,7 +22,7 @@ keying connections by thread gives one connection per worker with no sharing.
   (rotated Vault credentials) new connections use the new ones and a connection
   made with the old ones is retired at its next checkout, after the transaction it
   was running;
-- every checkout (and the ping before it) is watched by :mod:`flbsql.watchdog`: an
+- every checkout (and the ping before it) is watched by :mod:`flbsql.conn.watchdog`: an
   operation that moves no bytes for ``statement_timeout`` plus a grace (a quarter,
   0.5 s to 5 s) is interrupted and its socket shut down from outside, so a hung
   server cannot hang a flush or a read where the driver has no read timeout
@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from flbsql.conn.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 from flbsql.errors import (
     ConfigError,
     DisconnectError,
@@ -52,13 +53,12 @@ from flbsql.errors import (
     TransientError,
 )
 from flbsql.secrets import redact
-from flbsql.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 
 if TYPE_CHECKING:
     import logging
 
+    from flbsql.conn.url import ConnectParams
     from flbsql.dialects.base import Connection, Dialect
-    from flbsql.url import ConnectParams
 
 __all__ = ["Credentials", "Pool", "PoolSettings"]
 
@@ -76,7 +76,7 @@ class PoolSettings:
 
     @classmethod
     def from_config(cls, cfg: Any) -> PoolSettings:
-        """Read the ``pool.*`` options of a :class:`~flbsql.config.Config`."""
+        """Read the ``pool.*`` options of a :class:`~flbsql.settings.Config`."""
         return cls(
             cfg["pool.max_lifetime"],
             cfg["pool.check_idle"],

@@ -2,7 +2,7 @@
 
 Each converter takes one value (never None: missing keys are NULL without a
 call) and returns the bound value or raises :class:`ValueError` with a short
-reason; :class:`~flbsql.mapping.Mapper` turns that into a RecordError naming the
+reason; :class:`~flbsql.output.mapping.Mapper` turns that into a RecordError naming the
 column and the record. Lenient where the meaning is clear (``"42"`` for an int
 column, ``1`` for a bool), strict where a value would change (``4.5`` for an int).
 """
@@ -12,16 +12,87 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import re
 from collections.abc import Callable
 from typing import Any
 
-from flbsql.mapping import EventTime, TimeConverter, dumps
+import msgpack
+import orjson
 
-__all__ = ["converter"]
+from flbsql.errors import RecordError
+from flbsql.events.codec import EventTime
+from flbsql.timestamps import EpochMicros
+
+__all__ = ["TimeConverter", "converter", "dumps", "json_default", "time_kind"]
+
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MAX_SEC = 253_402_300_800  # 10000-01-01: what datetime (and SQL) can hold
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _TRUE = {"true", "yes", "on", "1", "t", "y"}
 _FALSE = {"false", "no", "off", "0", "f", "n"}
+
+
+def json_default(value: Any) -> Any:
+    """orjson/json ``default``: bytes as base64, EventTime as float seconds, ext as a map."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, msgpack.ExtType):
+        return {"ext": value.code, "data": base64.b64encode(value.data).decode()}
+    if isinstance(value, tuple) and len(value) == 2:  # an EventTime
+        return value[0] + value[1] / 1e9
+    if isinstance(value, (decimal.Decimal, dt.datetime, dt.date)):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """A record or value as compact JSON bytes; RecordError when it cannot be encoded."""
+    try:
+        return orjson.dumps(value, default=json_default)
+    except TypeError:
+        try:  # non-string map keys (ints, bytes) are legal in msgpack
+            return orjson.dumps(value, default=json_default, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise RecordError(f"record is not valid JSON: {exc}") from None
+
+
+def time_kind(db_type: str | None) -> str:
+    """How a column takes a time: aware datetime, naive datetime in the zone, or ISO text."""
+    t = (db_type or "").lower()
+    if t in ("timestamptz", "datetimeoffset") or ("time zone" in t and "without" not in t):
+        return "aware"
+    if "timestamp" in t or "datetime" in t or t == "date":
+        return "naive"
+    return "text"
+
+
+class TimeConverter:
+    """(sec, nsec) -> the column's time value, caching the last whole second."""
+
+    def __init__(self, kind: str, zone: dt.tzinfo) -> None:
+        self.kind = kind
+        self.zone = zone
+        # one attribute holding both, so concurrent workers never see a torn pair
+        self._cache: tuple[int, dt.datetime] = (-1, _EPOCH)
+
+    def __call__(self, sec: int, nsec: int) -> Any:
+        """The column's value for the time ``sec`` + ``nsec``."""
+        if self.kind == "epoch":
+            if not 0 <= sec < _MAX_SEC:
+                raise ValueError(f"time {sec}s since 1970 is past year 9999")
+            return EpochMicros(sec * 1_000_000 + nsec // 1000)
+        cached_sec, base = self._cache
+        if sec != cached_sec:
+            base = _EPOCH + dt.timedelta(seconds=sec)
+            if self.kind != "aware":
+                base = base.astimezone(self.zone)
+            if self.kind == "naive":
+                base = base.replace(tzinfo=None)
+            self._cache = (sec, base)
+        value = base.replace(microsecond=nsec // 1000) if nsec else base
+        return value.isoformat() if self.kind == "text" else value
 
 
 def _int(v: Any) -> int:
@@ -132,8 +203,6 @@ def _time_factory(tconv: TimeConverter) -> Callable[[Any], Any]:
 
 
 def _json_factory(as_bytes: bool, nul_ok: bool) -> Callable[[Any], Any]:
-    from flbsql.mapping import _NUL_ESCAPE
-
     def to_json(v: Any) -> Any:
         doc = dumps(v)
         if not nul_ok and b"\\u0000" in doc and _NUL_ESCAPE.search(doc):

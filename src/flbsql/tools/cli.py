@@ -22,7 +22,7 @@ from flbsql import __version__
 
 __all__ = ["library_paths", "main"]
 
-ROOT = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the flbsql package
 
 
 def library_paths() -> dict[str, pathlib.Path]:
@@ -52,7 +52,7 @@ def _cmd_paths(_: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from flbsql.checker import check_file
+    from flbsql.tools.check import check_file
 
     problems = check_file(args.config, connect=not args.no_connect)
     for line in problems:
@@ -133,7 +133,7 @@ def _count(path: pathlib.Path) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from flbsql import fbconfig
+    from flbsql.tools import fbconfig
 
     work = pathlib.Path(args.dir).resolve()
     if work.exists():

@@ -29,9 +29,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from flbsql.conn.pool import Credentials, Pool, PoolSettings
+from flbsql.conn.url import ConnectParams, parse_url
 from flbsql.dialects import get_dialect
 from flbsql.errors import ConfigError, SecretError
-from flbsql.pool import Credentials, Pool, PoolSettings
 from flbsql.secrets import (
     RedactingFilter,
     SecretProvider,
@@ -40,10 +41,9 @@ from flbsql.secrets import (
     register,
     resolve,
 )
-from flbsql.url import ConnectParams, parse_url
 
 if TYPE_CHECKING:
-    from flbsql.config import Config
+    from flbsql.settings import Config
 
 __all__ = ["REFRESH_SECONDS", "SecretResolver", "connect_params", "open_pool"]
 

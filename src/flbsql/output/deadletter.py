@@ -16,10 +16,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from flbsql import sql
-from flbsql.batching import Savepoints
+from flbsql.dialects import sql
 from flbsql.errors import ConfigError
-from flbsql.mapping import TimeConverter, _default, time_kind
+from flbsql.output.batching import Savepoints
+from flbsql.output.convert import TimeConverter, json_default, time_kind
 
 __all__ = ["DeadLetters", "Rejected"]
 
@@ -41,7 +41,7 @@ class Rejected:
         if isinstance(self.body, (bytes, bytearray)):
             return json.dumps({"msgpack_base64": base64.b64encode(self.body).decode()})
         try:
-            return json.dumps(self.body, ensure_ascii=True, default=_default)
+            return json.dumps(self.body, ensure_ascii=True, default=json_default)
         except (TypeError, ValueError):  # keys that JSON cannot hold: keep something readable
             return json.dumps({"repr": repr(self.body)}, ensure_ascii=True)
 

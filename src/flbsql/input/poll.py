@@ -1,8 +1,8 @@
 """Poll mode: stream a table (or a query) in key order, resume exactly where it stopped.
 
 :class:`PollSource` is the :class:`~flbsql.plugin.input.BatchSource` of ``mode
-poll``. A background thread reads keyset pages (:mod:`flbsql.keyset`), encodes
-them (:mod:`flbsql.typemap`) and queues them, bounded by bytes and rows; the
+poll``. A background thread reads keyset pages (:mod:`flbsql.input.keyset`), encodes
+them (:mod:`flbsql.input.encoding`) and queues them, bounded by bytes and rows; the
 input callback only takes what is queued, so it returns within milliseconds.
 
 Position protocol (ABI doc section 9):
@@ -18,7 +18,7 @@ Position protocol (ABI doc section 9):
    at the acknowledged position.
 
 Late commits: the thread never reads past a settled :class:`Signpost`
-(see :mod:`flbsql.position`).
+(see :mod:`flbsql.input.position`).
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ import threading
 import time
 from typing import Any
 
-from flbsql.config import Config
+from flbsql.conn.pool import Pool
 from flbsql.errors import ConfigError, FlbSqlError
-from flbsql.keyset import KeysetQuery
+from flbsql.input.encoding import RowEncoder
+from flbsql.input.keyset import KeysetQuery
+from flbsql.input.position import BOUNDARY_MAX, Position, Signpost
+from flbsql.input.store import PositionStore
 from flbsql.metrics import Metrics
-from flbsql.pool import Pool
-from flbsql.position import BOUNDARY_MAX, Position, Signpost
-from flbsql.position_store import PositionStore
+from flbsql.settings import Config
 from flbsql.timestamps import parse_zone
-from flbsql.typemap import RowEncoder
 
 __all__ = ["PollSource", "SourceSpec"]
 

@@ -2,33 +2,26 @@
 
 The common chunk (every entry a well-formed event) is decoded by iterating a
 ``msgpack.Unpacker`` with a C-level ext hook and checking shapes inline, which
-costs about half of building :class:`flbsql.records.Event` objects. Anything
+costs about half of building :class:`flbsql.events.chunk.Event` objects. Anything
 unusual (a malformed entry, truncated data) falls back to
-:func:`flbsql.records.decode_chunk`, which reports each bad entry with its raw
+:func:`flbsql.events.chunk.decode_chunk`, which reports each bad entry with its raw
 bytes and reason, so nothing is lost silently. Group markers are skipped.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 
-from flbsql.mapping import Event, EventTime
-from flbsql.records import BadEntry, decode_chunk
+from flbsql.events.chunk import BadEntry, decode_chunk
+from flbsql.events.codec import EventTime, ext_hook, is_group
 
-__all__ = ["decode_events", "iter_events"]
+__all__ = ["Event", "decode_events", "iter_events"]
 
-_U32X2 = struct.Struct(">II")
-_GROUP = (0xFFFFFFFF, 0xFFFFFFFE)
-
-
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == 0 and len(data) == 8:
-        return EventTime(_U32X2.unpack(data))
-    return msgpack.ExtType(code, data)
+Event = tuple[int, int, dict[Any, Any], int]
+"""One record: seconds, nanoseconds, body, and its index in the chunk."""
 
 
 class _Odd(Exception):  # noqa: N818 - internal signal, not an error
@@ -54,7 +47,7 @@ def iter_events(data: bytes | memoryview, bad: list[BadEntry]) -> Iterator[Event
     server's work on the rows already sent.
     """
     unpacker = msgpack.Unpacker(
-        ext_hook=_ext_hook,
+        ext_hook=ext_hook,
         raw=False,
         strict_map_key=False,
         unicode_errors="surrogateescape",
@@ -73,7 +66,7 @@ def iter_events(data: bytes | memoryview, bad: list[BadEntry]) -> Iterator[Event
             ts = _head(head)
             if ts is None or body.__class__ is not dict:
                 raise _Odd
-            if not (ts[1] == 0 and ts[0] in _GROUP):
+            if not is_group(ts[0], ts[1]):
                 yield ts[0], ts[1], body, index
             index += 1
             start = unpacker.tell()

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 
 from flbsql.errors import ConfigError
-from flbsql.position import Position
+from flbsql.input.position import Position
 
 __all__ = ["PositionStore"]
 

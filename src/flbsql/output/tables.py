@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from flbsql import sql
+from flbsql.dialects import sql
 from flbsql.dialects.base import Column, Dialect
 from flbsql.errors import FlbSqlError, TerminalError
 

@@ -16,10 +16,10 @@ import os
 import pathlib
 import re
 
-from flbsql import fbconfig
-from flbsql.config import _convert, parse
 from flbsql.errors import FlbSqlError
 from flbsql.options import CONSUMED_BY_FLUENT_BIT, options_for
+from flbsql.settings import _convert, parse
+from flbsql.tools import fbconfig
 
 __all__ = ["check_file"]
 
@@ -137,7 +137,7 @@ def _missing(kind: str, values: dict[str, str]) -> list[str]:
 
 
 def _try_connect(cfg: object) -> list[str]:
-    from flbsql.connect import open_pool
+    from flbsql.conn.connect import open_pool
 
     log = logging.getLogger("flbsql.check")
     try:

@@ -18,67 +18,20 @@ msgpack ext types as ``{"ext": code, "data": base64}``.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import datetime as dt
-import decimal
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import msgpack
-import orjson
 
 from flbsql.errors import ConfigError, RecordError
+from flbsql.events.decode import Event
+from flbsql.output.convert import TimeConverter, converter, time_kind
+from flbsql.timestamps import parse_zone
 
-__all__ = ["ColumnSpec", "EventTime", "Mapper", "dumps", "load_zone", "parse_columns"]
+__all__ = ["ColumnSpec", "Mapper", "parse_columns"]
 
 TYPES = ("text", "string", "int", "float", "bool", "timestamp", "json", "bytes", "decimal")
 _SPEC = re.compile(r"^\s*([^=]+?)\s*=\s*([^:]+?)\s*(?::\s*([a-z]+)(?:\((\d+)\))?)?\s*$")
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MAX_SEC = 253_402_300_800  # 10000-01-01: what datetime (and SQL) can hold
-
-
-class EpochMicros(int):
-    """A record time as microseconds since 1970-01-01 UTC.
-
-    Produced instead of a datetime for zone-aware time columns of dialects whose
-    capabilities say ``epoch_micros`` (PostgreSQL): its binary COPY writes the
-    integer directly and psycopg adapts it elsewhere. About 0.8 us less per row.
-    """
-
-    __slots__ = ()
-
-
-class EventTime(tuple):  # type: ignore[type-arg]
-    """(seconds, nanoseconds) of an EventTime inside a record (ext type 0)."""
-
-    __slots__ = ()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, msgpack.ExtType):
-        return {"ext": value.code, "data": base64.b64encode(value.data).decode()}
-    if isinstance(value, tuple) and len(value) == 2:  # EventTime (ours or records.EventTime)
-        return value[0] + value[1] / 1e9
-    if isinstance(value, (decimal.Decimal, dt.datetime, dt.date)):
-        return str(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def dumps(value: Any) -> bytes:
-    """A record or value as compact JSON bytes; RecordError when it cannot be encoded."""
-    try:
-        return orjson.dumps(value, default=_default)
-    except TypeError:
-        try:  # non-string map keys (ints, bytes) are legal in msgpack
-            return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError as exc:
-            raise RecordError(f"record is not valid JSON: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,54 +106,7 @@ def _record_error(column: str, exc: Exception) -> RecordError:
     return RecordError(f"column {column!r}: {detail}")
 
 
-def time_kind(db_type: str | None) -> str:
-    """How a column takes a time: aware datetime, naive datetime in the zone, or ISO text."""
-    t = (db_type or "").lower()
-    if t in ("timestamptz", "datetimeoffset") or ("time zone" in t and "without" not in t):
-        return "aware"
-    if "timestamp" in t or "datetime" in t or t == "date":
-        return "naive"
-    return "text"
-
-
-class TimeConverter:
-    """(sec, nsec) -> the column's time value, caching the last whole second."""
-
-    def __init__(self, kind: str, zone: dt.tzinfo) -> None:
-        self.kind = kind
-        self.zone = zone
-        # one attribute holding both, so concurrent workers never see a torn pair
-        self._cache: tuple[int, dt.datetime] = (-1, _EPOCH)
-
-    def __call__(self, sec: int, nsec: int) -> Any:
-        if self.kind == "epoch":
-            if not 0 <= sec < _MAX_SEC:
-                raise ValueError(f"time {sec}s since 1970 is past year 9999")
-            return EpochMicros(sec * 1_000_000 + nsec // 1000)
-        cached_sec, base = self._cache
-        if sec != cached_sec:
-            base = _EPOCH + dt.timedelta(seconds=sec)
-            if self.kind != "aware":
-                base = base.astimezone(self.zone)
-            if self.kind == "naive":
-                base = base.replace(tzinfo=None)
-            self._cache = (sec, base)
-        value = base.replace(microsecond=nsec // 1000) if nsec else base
-        return value.isoformat() if self.kind == "text" else value
-
-
-def load_zone(name: str) -> dt.tzinfo:
-    """``UTC`` or an IANA zone; ConfigError naming ``time_zone``."""
-    if name.upper() in ("UTC", "Z", "GMT"):
-        return dt.timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError("time_zone", f"unknown zone {name!r}: {exc}") from None
-
-
 Converter = Callable[[Any], Any]
-Event = tuple[int, int, dict[Any, Any], int]  # sec, nsec, body, index in the chunk
 
 
 def _column_option(value: str | None) -> str | None:
@@ -213,7 +119,7 @@ class Mapper:
     def __init__(self, cfg: Any, dialect: Any) -> None:
         """Validate the shape options; ConfigError names the option at fault."""
         self.dialect = dialect
-        self.zone = load_zone(cfg.time_zone)
+        self.zone = parse_zone(cfg.time_zone)
         self.specs = parse_columns(cfg.columns)
         self.tag_column = _column_option(cfg.tag_column)
         self.time_column = _column_option(cfg.time_column)
@@ -258,8 +164,6 @@ class Mapper:
 
     def bind(self, db_types: dict[str, str]) -> None:
         """Choose converters from the table's real column types (after introspection)."""
-        from flbsql.convert import converter
-
         caps = self.dialect.caps
         convs: list[Converter] = []
         for name in self.columns:

@@ -32,20 +32,17 @@ import contextlib
 import datetime as dt
 import decimal
 import json
-import struct
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 
+from flbsql.events.codec import MAX_EVENT_SEC, U32X2, header
 from flbsql.timestamps import to_event_time
 
 __all__ = ["RowEncoder"]
 
-_U32X2 = struct.Struct(">II")
-_V2_HEAD = b"\x92\x92\xd7\x00"  # [[EventTime (fixext 8, type 0) ... ; then {} and the body
-_MAX_EVENT_SEC = 0xFFFFFFFD  # EventTime seconds; 0xFFFFFFFE/F mark groups
 _UTC = dt.timezone.utc
 
 
@@ -147,24 +144,24 @@ class RowEncoder:
         if not rows:
             return b""
         sec = int(now)
-        ingest = msgpack.ExtType(0, _U32X2.pack(sec, int((now - sec) * 1e9)))
+        ingest = msgpack.ExtType(0, U32X2.pack(sec, int((now - sec) * 1e9)))
         meta: dict[str, Any] = {}
         if self.time_idx is None:
             head = [ingest, meta]
             items = [[head, self._row(r)] for r in rows]
         else:  # per-row headers written by hand: no ExtType objects, one pack per body
             t, zone = self.time_idx, self.time_zone
-            pack, row_of, v2 = self._packer.pack, self._row, _V2_HEAD
-            default_head = v2 + _U32X2.pack(sec, int((now - sec) * 1e9)) + b"\x80"
+            pack, row_of = self._packer.pack, self._row
+            default_head = header(sec, int((now - sec) * 1e9))
             parts: list[bytes] = []
             for r in rows:
                 v = r[t]
                 if v.__class__ is dt.datetime and v.tzinfo is not None:  # the usual column
                     ts = v.timestamp()
-                    et = (int(ts), v.microsecond * 1000) if 0 <= ts <= _MAX_EVENT_SEC else None
+                    et = (int(ts), v.microsecond * 1000) if 0 <= ts <= MAX_EVENT_SEC else None
                 else:
                     et = to_event_time(v, zone)
-                hdr = default_head if et is None else v2 + _U32X2.pack(*et) + b"\x80"
+                hdr = default_head if et is None else header(*et)
                 parts.append(hdr + pack(row_of(r)))
             return b"".join(parts)
         return _strip_array_header(self._packer.pack(items))

@@ -2,7 +2,7 @@
 
 One flush is one transaction on this worker's connection: the rows go through
 the dialect's bulk path in batches, each under a savepoint; a batch that fails
-on data is narrowed down to its bad rows (:func:`flbsql.batching.isolate`), and
+on data is narrowed down to its bad rows (:func:`flbsql.output.batching.isolate`), and
 those go to the dead letters in the same transaction. ``FLB_OK`` is returned
 only after the commit. A transient or connection error rolls back and returns
 ``FLB_RETRY`` (the pool drops a broken connection); nothing is retried forever
@@ -17,17 +17,17 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from flbsql.batching import Savepoints, chunked, isolate, rows_per_batch
-from flbsql.config import Config
-from flbsql.deadletter import DeadLetters, Rejected
-from flbsql.decode import iter_events
+from flbsql.conn.pool import Pool
 from flbsql.dialects.base import Dialect
 from flbsql.errors import ConfigError, FlbSqlError, RecordError, TerminalError
-from flbsql.mapping import Mapper
+from flbsql.events.chunk import BadEntry
+from flbsql.events.decode import iter_events
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome
-from flbsql.pool import Pool
-from flbsql.records import BadEntry
+from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
+from flbsql.output.deadletter import DeadLetters, Rejected
+from flbsql.output.mapping import Mapper
+from flbsql.settings import Config
 
 __all__ = ["Writer"]
 
@@ -232,7 +232,7 @@ class Writer:
         """Introspect (and create or extend) the table once; binds the mapper to its types."""
         if self._types is not None:
             return
-        from flbsql.tables import ensure_table
+        from flbsql.output.tables import ensure_table
 
         with self._ready_lock:
             if self._types is not None:

@@ -1,0 +1,1 @@
+"""Fluent Bit's record format."""

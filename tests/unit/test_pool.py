@@ -140,18 +140,18 @@ def test_backoff_doubles_and_heals_on_the_first_attempt_after_it(clock):
     for _ in range(5):
         with pytest.raises(TransientError, match="cannot connect"), p.connection():
             pass
-        delays.append(p._next_attempt - clock.now)
+        delays.append(p._backoff.due_at - clock.now)
         # fail fast until the delay has passed: no connect attempt
         with pytest.raises(TransientError, match="next attempt in"), p.connection():
             pass
-        clock.now = p._next_attempt
+        clock.now = p._backoff.due_at
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]  # jitter pinned to 0, capped at backoff_max
     assert p.stats()["connect_failures"] == 5
     d.down = False
     with p.connection():  # exactly one backoff step after the database is back
         pass
     assert p.stats()["connects"] == 1
-    assert p._backoff == 0.0  # reset: the next outage starts at backoff_initial again
+    assert p._backoff.failures == 0  # reset: the next outage starts at backoff_initial again
 
 
 def test_backoff_jitter_is_within_ten_percent(monkeypatch):
@@ -159,13 +159,12 @@ def test_backoff_jitter_is_within_ten_percent(monkeypatch):
     d.down = True
     seen = set()
     for _ in range(50):
-        p._backoff = 0.0
+        p._backoff.success()
         with pytest.raises(TransientError), p.connection():
             pass
-        delay = p._next_attempt - pool_mod.time.monotonic()
+        delay = p._backoff.due_at - pool_mod.time.monotonic()
         assert 0.89 <= delay <= 1.11
         seen.add(round(delay, 3))
-        p._next_attempt = 0.0
     assert len(seen) > 5  # really jittered
 
 

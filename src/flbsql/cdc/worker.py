@@ -29,6 +29,7 @@ from flbsql.cdc.postgresql import PgCdc, TableInfo, classify, split_table
 from flbsql.cdc.source import CONFIRM_DELAY, Chunk, ChunkQueue, Marker
 from flbsql.cdc.state import CdcState, StateStore
 from flbsql.cdc.types import TypeInfo, build_decoder
+from flbsql.conn.backoff import Backoff
 from flbsql.conn.connect import connect_params
 from flbsql.errors import ConfigError, TerminalError, TransientError
 from flbsql.events.codec import encode_event, header
@@ -149,7 +150,7 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped or a terminal error (kept in ``fatal``, logged loudly)."""
-        backoff = 0.0
+        backoff = Backoff(self.cfg["pool.backoff_initial"], self.cfg["pool.backoff_max"])
         while not self._halt.is_set():
             try:
                 if not self.ready:
@@ -161,18 +162,15 @@ class Worker(threading.Thread):
                 elif not self.stream_step():
                     self._wake.wait(self.poll)
                     self._wake.clear()
-                backoff = 0.0
+                backoff.success()
             except BaseException as exc:  # noqa: PERF203 - once per failure
                 err = classify(exc)
                 if isinstance(err, TransientError):
-                    backoff = min(
-                        max(backoff * 2, self.cfg["pool.backoff_initial"]),
-                        self.cfg["pool.backoff_max"],
-                    )
-                    self.log.warning("CDC: %s; reconnecting in %.1fs", err, backoff)
+                    delay = backoff.failure()
+                    self.log.warning("CDC: %s; reconnecting in %.1fs", err, delay)
                     self.pg.close()
                     self.ready = False
-                    self._halt.wait(backoff)
+                    self._halt.wait(delay)
                     continue
                 self.fatal = err if isinstance(err, TerminalError) else exc
                 if isinstance(err, SlotLostError):

@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from flbsql.conn.backoff import Backoff
 from flbsql.conn.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 from flbsql.errors import (
     ConfigError,
@@ -96,10 +97,6 @@ class _Slot:
     in_use: bool = False
 
 
-def _jitter(value: float, spread: float = 0.1) -> float:
-    return value * (1.0 + random.uniform(-spread, spread))
-
-
 def _looks_dead(conn: Any) -> bool:
     """The driver's own view, where it has one (psycopg, PyMySQL)."""
     with contextlib.suppress(Exception):
@@ -131,9 +128,7 @@ class Pool:
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._generation = 0
-        self._backoff = 0.0
-        self._next_attempt = 0.0
-        self._failures_in_row = 0
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._closed = False
         self._watchdog = watchdog or WATCHDOG
         self.grace = grace_for(params.statement_timeout)
@@ -351,11 +346,10 @@ class Pool:
     # -- connect -------------------------------------------------------------------------
 
     def _connect(self, creds: tuple[str | None, str | None] | None) -> _Slot:
-        now = time.monotonic()
-        if now < self._next_attempt:
+        wait = self._backoff.remaining()
+        if wait > 0:
             raise TransientError(
-                f"{self.params}: database unavailable, next attempt in "
-                f"{self._next_attempt - now:.1f}s"
+                f"{self.params}: database unavailable, next attempt in {wait:.1f}s"
             )
         params = self.params
         if creds is not None:
@@ -377,28 +371,22 @@ class Pool:
             raise TransientError(f"cannot connect to {self.params}: {text}") from exc
         with self._lock:
             self.counters["connects"] += 1
-            if self._failures_in_row:
+            if self._backoff.failures:
                 self.log.info(
-                    "connected to %s after %d failed attempt(s)", self.params, self._failures_in_row
+                    "connected to %s after %d failed attempt(s)",
+                    self.params,
+                    self._backoff.failures,
                 )
-            self._backoff = 0.0
-            self._next_attempt = 0.0
-            self._failures_in_row = 0
+            self._backoff.success()
         now = time.monotonic()
         lifetime = self.settings.max_lifetime * (1.0 - random.uniform(0.0, 0.1))
         return _Slot(conn, now, now + lifetime, now, generation, creds)
 
     def _arm_backoff(self, reason: str) -> None:
-        s = self.settings
         with self._lock:
             self.counters["connect_failures"] += 1
-            self._failures_in_row += 1
-            self._backoff = (
-                s.backoff_initial if not self._backoff else min(self._backoff * 2, s.backoff_max)
-            )
-            delay = min(_jitter(self._backoff), s.backoff_max)
-            self._next_attempt = time.monotonic() + delay
-            failures = self._failures_in_row
+            delay = self._backoff.failure()
+            failures = self._backoff.failures
         self.log.warning(
             "cannot connect to %s (attempt %d): %s; retrying in %.1fs",
             self.params,

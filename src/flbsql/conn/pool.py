@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import random
 import threading
 import time
@@ -56,8 +57,6 @@ from flbsql.errors import (
 from flbsql.secrets import redact
 
 if TYPE_CHECKING:
-    import logging
-
     from flbsql.conn.url import ConnectParams
     from flbsql.dialects.base import Connection, Dialect
 
@@ -387,8 +386,10 @@ class Pool:
             self.counters["connect_failures"] += 1
             delay = self._backoff.failure()
             failures = self._backoff.failures
-        self.log.warning(
-            "cannot connect to %s (attempt %d): %s; retrying in %.1fs",
+        # the first failure of a run is news; the repeats are in the flush/collect line
+        self.log.log(
+            logging.WARNING if failures == 1 else logging.DEBUG,
+            "cannot connect to %s (attempt %d): %s; next attempt in %.1fs",
             self.params,
             failures,
             redact(reason),

@@ -114,7 +114,7 @@ def _install_output(ffi: Any, lib: Any) -> None:
                 return int(
                     plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode("utf-8", "replace"))
                 )
-            except BaseException as exc:
+            except BaseException as exc:  # the plugin reports its own failures: this is a bug
                 outcome = to_outcome(exc)
                 plugin.log.error(
                     "flush failed, returning %s:\n%s", outcome.name, traceback.format_exc()

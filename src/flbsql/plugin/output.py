@@ -8,6 +8,7 @@ from flbsql.conn.connect import open_pool
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.writer import Writer
+from flbsql.plugin.log import FailureLog
 from flbsql.settings import Config
 
 __all__ = ["OutputPlugin"]
@@ -25,19 +26,32 @@ class OutputPlugin:
         self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table, log)
         self.metrics.attach_pool(self.pool.stats)
         self.writer.metrics = self.metrics
+        self.failures = FailureLog(log, "flush")
         log.info("writing to %s table %s", self.pool.params, cfg.table)
 
     def flush(self, data: bytes | memoryview, tag: str) -> Outcome:
-        """Write one chunk; see :meth:`flbsql.output.writer.Writer.write`."""
+        """Write one chunk (:meth:`flbsql.output.writer.Writer.write`); never raises.
+
+        A failure is counted, logged as one line (:class:`FailureLog`) and mapped to
+        a return code by :func:`flbsql.outcome.to_outcome`.
+        """
         try:
-            return self.writer.write(data, tag)
-        except BaseException as exc:  # counted here, mapped to a code by the bridge
+            outcome = self.writer.write(data, tag)
+        except Exception as exc:
+            outcome = to_outcome(exc)
             self.metrics.inc("errors")
-            if to_outcome(exc) is Outcome.RETRY:
+            if outcome is Outcome.RETRY:
                 self.metrics.inc("retries")
-            raise
+                self.failures.failed(exc, f"Fluent Bit retries the chunk (tag {tag})")
+            else:
+                self.failures.failed(
+                    exc, f"the chunk (tag {tag}) is dropped: retrying cannot help", dropped=True
+                )
+            return outcome
         finally:
             self.metrics.tick()
+        self.failures.succeeded()
+        return outcome
 
     def close(self) -> None:
         """Release connections (Python is never finalised inside Fluent Bit)."""

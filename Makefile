@@ -74,8 +74,8 @@ bench-cdc: build ## CDC benchmark: changes/s and latency
 bench: build ## every benchmark; writes docs/benchmarks.md and .json
 	$(VPY) -m bench all
 
-lint: dev ## ruff check + ruff format --check
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: dev ## ruff check + ruff format --check + the layering contract (import-linter)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 typecheck: dev ## mypy strict
 	$(VENV)/bin/mypy

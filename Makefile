@@ -80,7 +80,8 @@ lint: dev ## ruff check + ruff format --check + the layering contract (import-li
 typecheck: dev ## mypy strict
 	$(VENV)/bin/mypy
 
-docs: dev ## regenerate docs/configuration.md, type-mapping.md and api.md from the code
+docs: dev ## regenerate the typed config classes and docs/configuration.md, type-mapping.md, api.md
+	$(VPY) -m flbsql.tools.codegen > src/flbsql/options/config.py
 	$(VPY) -m flbsql.tools.docgen > docs/configuration.md
 	$(VPY) -m flbsql.tools.docgen type-mapping > docs/type-mapping.md
 	$(VPY) -m flbsql.tools.docgen api > docs/api.md

@@ -11,13 +11,22 @@ reads the config file itself and reports every unknown key.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flbsql.errors import ConfigError
 from flbsql.options import OPTIONS, Option, options_for
+from flbsql.options.config import Config, InputConfig, OutputConfig
 
-__all__ = ["Config", "PropertyGetter", "parse", "parse_duration", "parse_size"]
+__all__ = [
+    "Config",
+    "InputConfig",
+    "OutputConfig",
+    "PropertyGetter",
+    "parse",
+    "parse_duration",
+    "parse_size",
+]
 
 PropertyGetter = Callable[[str], "str | None"]
 
@@ -135,63 +144,9 @@ def _near_misses(kind: str) -> Iterator[tuple[str, str]]:
             yield name, f"it is an option of the {other} plugin, not the {kind}"
 
 
-class Config(Mapping[str, Any]):
-    """Typed, read-only option values of one plugin instance.
-
-    Values are reached as ``cfg["pool.max_lifetime"]`` or ``cfg.pool_max_lifetime``.
-    ``repr()`` and ``str()`` never show the value of a secret option.
-    """
-
-    __slots__ = ("_explicit", "_kind", "_values")
-
-    def __init__(self, kind: str, values: dict[str, Any], explicit: frozenset[str]) -> None:
-        """Wrap already-validated values (use :func:`parse` to build one)."""
-        self._kind = kind
-        self._values = values
-        self._explicit = explicit
-
-    @property
-    def kind(self) -> str:
-        """'input' or 'output'."""
-        return self._kind
-
-    def is_set(self, name: str) -> bool:
-        """True when the key was given in the configuration (not defaulted)."""
-        return name in self._explicit
-
-    def __getitem__(self, name: str) -> Any:
-        return self._values[name]
-
-    def __getattr__(self, attr: str) -> Any:
-        for name in (attr, attr.replace("_", ".", 1)):
-            if name in self._values:
-                return self._values[name]
-        raise AttributeError(attr)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with some values changed (keys as option names)."""
-        values = dict(self._values)
-        values.update(changes)
-        return Config(self._kind, values, self._explicit | frozenset(changes))
-
-    def __repr__(self) -> str:
-        opts = options_for(self._kind)
-        shown = []
-        for name in sorted(self._explicit):
-            value = self._values[name]
-            shown.append(f"{name}={'***' if opts[name].secret else value!r}")
-        return f"Config({self._kind}: {', '.join(shown)})"
-
-    __str__ = __repr__
-
-
-def parse(kind: str, get: PropertyGetter, *, probe_typos: bool = True) -> Config:
+def parse(
+    kind: str, get: PropertyGetter, *, probe_typos: bool = True
+) -> InputConfig | OutputConfig:
     """Read every option of ``kind`` through ``get`` and validate it.
 
     Raises:
@@ -217,4 +172,6 @@ def parse(kind: str, get: PropertyGetter, *, probe_typos: bool = True) -> Config
         for key, hint in _near_misses(kind):
             if get(key) is not None:
                 raise ConfigError(key, f"unknown option for the {kind} plugin; {hint}")
-    return Config(kind, values, frozenset(explicit))
+    cls = InputConfig if kind == "input" else OutputConfig
+    fields = {accepted[name].attr: value for name, value in values.items()}
+    return cls(explicit=frozenset(explicit), **fields)

@@ -8,10 +8,17 @@ import re
 import pytest
 
 from flbsql.options import OPTIONS
-from flbsql.tools import docgen
+from flbsql.tools import codegen, docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
+
+
+def test_the_typed_config_classes_are_generated_from_the_option_table():
+    committed = (DOCS.parent / "src" / "flbsql" / "options" / "config.py").read_text()
+    assert committed == codegen.config_source(), (
+        "src/flbsql/options/config.py is stale: run `make docs` and commit it"
+    )
 
 
 def test_configuration_md_is_up_to_date():

@@ -1,0 +1,56 @@
+"""The option table: parser, validator, documentation and typed settings in one place.
+
+Each :class:`Option` names a Fluent Bit property, its type, default, which plugin
+kinds accept it, and whether it is secret. :func:`flbsql.settings.parse` reads the
+table to build a frozen :class:`~flbsql.settings.Config`; ``docs/configuration.md``
+is generated from it (``python -m flbsql.tools.docgen``) and a test fails when it is stale.
+
+Names avoid the keys Fluent Bit consumes before a plugin sees them (``host``,
+``port``, ``tls.*``, ``net.*``, ``workers``, ``retry_limit``, ``tag``, ``match``,
+``alias``, ``log_level``, ``listen``, ...; ABI doc section 5).
+"""
+
+from __future__ import annotations
+
+from flbsql.options.connection import CONNECTION
+from flbsql.options.input import INPUT_OPTIONS
+from flbsql.options.option import BOTH, INPUT, OUTPUT, Option
+from flbsql.options.output import OUTPUT_OPTIONS
+
+__all__ = ["BOTH", "CONSUMED_BY_FLUENT_BIT", "INPUT", "OPTIONS", "OUTPUT", "Option", "options_for"]
+
+OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
+
+# Keys Fluent Bit consumes itself (never reach a plugin), per ABI doc section 5.
+CONSUMED_BY_FLUENT_BIT = frozenset(
+    {
+        "match",
+        "match_regex",
+        "alias",
+        "log_level",
+        "log_suppress_interval",
+        "host",
+        "port",
+        "ipv6",
+        "tls",
+        "retry_limit",
+        "workers",
+        "storage.total_limit_size",
+        "tag",
+        "routable",
+        "listen",
+        "mem_buf_limit",
+        "storage.type",
+        "storage.pause_on_chunks_overlimit",
+        "threaded",
+        "rate_window",
+        "name",
+    }
+)
+
+_BY_KIND = {k: {o.name: o for o in OPTIONS if k in o.kinds} for k in ("input", "output")}
+
+
+def options_for(kind: str) -> dict[str, Option]:
+    """The options a plugin kind accepts, by name."""
+    return _BY_KIND[kind]

@@ -1,0 +1,236 @@
+"""Options of the input: polling and change data capture."""
+
+from __future__ import annotations
+
+from flbsql.options.option import INPUT, Option
+
+__all__ = ["INPUT_OPTIONS"]
+
+O = Option
+
+INPUT_OPTIONS: tuple[Option, ...] = (
+    # --- input --------------------------------------------------------------------------
+    O(
+        "query",
+        "str",
+        None,
+        "Custom SELECT instead of `table`; must contain `{position}` where the keyset "
+        "condition goes (e.g. `SELECT * FROM t WHERE {position}`).",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "key",
+        "list",
+        (),
+        "Key columns in read order (default: the primary key). Composite, text, uuid and "
+        "timestamp keys work.",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "tracking_column",
+        "str",
+        None,
+        "Column that grows on change (e.g. updated_at); rows are read in "
+        "(tracking_column, key) order so updates are picked up.",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "where",
+        "str",
+        None,
+        "Extra SQL condition (trusted text from the config).",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "rows_per_collect",
+        "int",
+        20000,
+        "Most rows handed to Fluent Bit per callback.",
+        kinds=INPUT,
+        group="input",
+        minimum=1,
+    ),
+    O(
+        "bytes_per_collect",
+        "size",
+        8 << 20,
+        "Most bytes handed to Fluent Bit per callback.",
+        kinds=INPUT,
+        group="input",
+        minimum=1024,
+    ),
+    O(
+        "fetch_size",
+        "int",
+        5000,
+        "Rows per database round trip.",
+        kinds=INPUT,
+        group="input",
+        minimum=1,
+    ),
+    O(
+        "poll_interval",
+        "duration",
+        1.0,
+        "Wait after an empty read before polling again.",
+        kinds=INPUT,
+        group="input",
+        minimum=0.0,
+    ),
+    O(
+        "max_rows_per_second",
+        "int",
+        0,
+        "Pace reads (0 = unlimited).",
+        kinds=INPUT,
+        group="input",
+        minimum=0,
+    ),
+    O(
+        "start",
+        "choice",
+        "beginning",
+        "Without a saved position: read the whole table (beginning) or only rows added "
+        "from now on (end).",
+        kinds=INPUT,
+        group="input",
+        choices=("beginning", "end"),
+    ),
+    O(
+        "settle",
+        "duration",
+        5.0,
+        "Where the database cannot report in-flight transactions (all but PostgreSQL), "
+        "rows newer than this are not read yet, so late commits are not skipped.",
+        kinds=INPUT,
+        group="input",
+        minimum=0.0,
+    ),
+    O(
+        "decimal",
+        "choice",
+        "string",
+        "Encode DECIMAL/NUMERIC as lossless string or float.",
+        kinds=INPUT,
+        group="input",
+        choices=("string", "float"),
+    ),
+    O(
+        "db",
+        "str",
+        None,
+        "Position file (SQLite), as tail's `db`. Default: in_sql.db in the working dir.",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "db.sync",
+        "choice",
+        "normal",
+        "SQLite synchronous level of the position file.",
+        kinds=INPUT,
+        group="input",
+        choices=("off", "normal", "full", "extra"),
+    ),
+    O(
+        "position_name",
+        "str",
+        None,
+        "Name the position is stored under (Fluent Bit's alias is not visible to "
+        "plugins); default `<url database>/<table>` or `<url database>/query-<sha1 of "
+        "the query>`. Two inputs on one `db` file need different names.",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "progress_interval",
+        "duration",
+        30.0,
+        "Log rows read, rows behind and rate this often while catching up.",
+        kinds=INPUT,
+        group="input",
+        minimum=0.0,
+    ),
+    # --- cdc ----------------------------------------------------------------------------
+    O(
+        "mode",
+        "choice",
+        "poll",
+        "poll (keyset polling) or cdc (PostgreSQL logical decoding).",
+        kinds=INPUT,
+        group="cdc",
+        choices=("poll", "cdc"),
+    ),
+    O(
+        "tables",
+        "list",
+        (),
+        "CDC: tables to capture (`schema.table`, comma-separated).",
+        kinds=INPUT,
+        group="cdc",
+    ),
+    O(
+        "publication",
+        "str",
+        "flbsql",
+        "CDC: publication name (created when missing).",
+        kinds=INPUT,
+        group="cdc",
+    ),
+    O(
+        "slot",
+        "str",
+        "flbsql",
+        "CDC: logical replication slot (created when missing).",
+        kinds=INPUT,
+        group="cdc",
+    ),
+    O(
+        "replication_url",
+        "str",
+        None,
+        "CDC: URL for the decoding connection.",
+        kinds=INPUT,
+        group="cdc",
+        secret=True,
+    ),
+    O(
+        "snapshot",
+        "choice",
+        "initial",
+        "CDC: initial (snapshot then stream) or never.",
+        kinds=INPUT,
+        group="cdc",
+        choices=("initial", "never"),
+    ),
+    O(
+        "heartbeat_interval",
+        "duration",
+        10.0,
+        "CDC: heartbeat message period (0 = off).",
+        kinds=INPUT,
+        group="cdc",
+        minimum=0.0,
+    ),
+    O(
+        "toast_marker",
+        "str",
+        "__unchanged_toast__",
+        "CDC: value for an unchanged TOAST column when the old row does not have it.",
+        kinds=INPUT,
+        group="cdc",
+    ),
+    O(
+        "slot_warn_bytes",
+        "size",
+        1 << 30,
+        "CDC: warn when the slot retains more WAL.",
+        kinds=INPUT,
+        group="cdc",
+        minimum=0,
+    ),
+)

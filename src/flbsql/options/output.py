@@ -1,0 +1,124 @@
+"""Options of the output: table, column mapping, writes."""
+
+from __future__ import annotations
+
+from flbsql.options.option import OUTPUT, Option
+
+__all__ = ["OUTPUT_OPTIONS"]
+
+O = Option
+
+OUTPUT_OPTIONS: tuple[Option, ...] = (
+    # --- output -------------------------------------------------------------------------
+    O(
+        "table",
+        "str",
+        None,
+        "Target table (output) or source table (input); `schema.table` is allowed. "
+        "Quoted by the dialect; a part in double quotes is literal, so a name with a dot "
+        'is written `"my.table"` (`""` inside for a quote).',
+        group="table",
+    ),
+    O(
+        "columns",
+        "list",
+        (),
+        "Output: column mapping `column=key.path[:type]`, comma-separated; nested keys with "
+        "dots. Input: columns to select (default all).",
+        group="table",
+    ),
+    O(
+        "tag_column",
+        "str",
+        "tag",
+        "Column for the tag (`none` for no column).",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "time_column",
+        "str",
+        "time",
+        "Output: column for the record time (`none` for no column). Input: column that "
+        "gives the event time (default: ingest time).",
+        group="table",
+    ),
+    O(
+        "json_column",
+        "str",
+        "data",
+        "Column holding the record as JSON; with `columns`, the keys not mapped "
+        "(`none` for no column).",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "time_zone",
+        "str",
+        "UTC",
+        "Zone for naive timestamps (IANA name, e.g. Europe/Paris). Output times are "
+        "written in this zone to columns without a zone.",
+        group="table",
+    ),
+    O(
+        "auto_create_table",
+        "bool",
+        True,
+        "Create the table when it is missing.",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "auto_add_columns",
+        "bool",
+        False,
+        "Add mapped columns that are missing.",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "unique_key",
+        "list",
+        (),
+        "Idempotent writes: columns of a unique key; rows already present are skipped "
+        "(or updated, see `on_conflict`), so Fluent Bit retries never duplicate.",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "on_conflict",
+        "choice",
+        "ignore",
+        "With `unique_key`: ignore or update.",
+        kinds=OUTPUT,
+        group="table",
+        choices=("ignore", "update"),
+    ),
+    O(
+        "dead_letter_table",
+        "str",
+        None,
+        "Table for records the database rejects, with the error text. Without it they "
+        "go to the error log with the record.",
+        kinds=OUTPUT,
+        group="table",
+    ),
+    O(
+        "batch_rows",
+        "int",
+        0,
+        "Rows per statement (0 = the dialect's limit).",
+        kinds=OUTPUT,
+        group="table",
+        minimum=0,
+    ),
+    O(
+        "bulk",
+        "choice",
+        "auto",
+        "Bulk path: auto (COPY on PostgreSQL), copy, insert.",
+        kinds=OUTPUT,
+        group="table",
+        choices=("auto", "copy", "insert"),
+    ),
+)

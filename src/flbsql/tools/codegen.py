@@ -46,7 +46,7 @@ def _annotation(opt: Option) -> str:
     return f"{base} | None" if opt.default is None else base
 
 
-def _class(name: str, base: str, doc: str, options: list[Option], names: list[Option]) -> list[str]:
+def _class(name: str, base: str, doc: str, options: list[Option]) -> list[str]:
     out = [
         "",
         "",
@@ -58,13 +58,21 @@ def _class(name: str, base: str, doc: str, options: list[Option], names: list[Op
     if base != "ConfigBase":
         kind = "input" if name.startswith("Input") else "output"
         out.append(f'    KIND: ClassVar[str] = "{kind}"')
+    inherited = base != "ConfigBase"
     out.append("    NAMES: ClassVar[dict[str, str]] = {")
-    out += [f'        "{o.attr}": "{o.name}",' for o in names]
+    if inherited:
+        out.append(f"        **{base}.NAMES,")
+    out += [f'        "{o.attr}": "{o.name}",' for o in options]
     out.append("    }")
-    out.append("    SECRET: ClassVar[frozenset[str]] = frozenset(")
-    out.append("        {")
-    out += [f'            "{o.attr}",' for o in names if o.secret]
-    out += ["        }", "    )"]
+    secret = [o for o in options if o.secret]
+    prefix = f"{base}.SECRET | " if inherited else ""
+    if secret:
+        out.append(f"    SECRET: ClassVar[frozenset[str]] = {prefix}frozenset(")
+        out.append("        {")
+        out += [f'            "{o.attr}",' for o in secret]
+        out += ["        }", "    )"]
+    elif not inherited:
+        out.append("    SECRET: ClassVar[frozenset[str]] = frozenset()")
     out.append("")
     for o in options:
         out.append(f"    {o.attr}: {_annotation(o)} = {_lit(o.default)}")
@@ -91,11 +99,9 @@ def config_source() -> str:
         "",
         '__all__ = ["Config", "InputConfig", "OutputConfig"]',
     ]
-    lines += _class("Config", "ConfigBase", "Options both plugins accept.", both, both)
+    lines += _class("Config", "ConfigBase", "Options both plugins accept.", both)
     for kind, cls in (("input", "InputConfig"), ("output", "OutputConfig")):
-        lines += _class(
-            cls, "Config", f"Every option of the {kind} plugin.", only[kind], both + only[kind]
-        )
+        lines += _class(cls, "Config", f"Every option of the {kind} plugin.", only[kind])
     return "\n".join(lines) + "\n"
 
 

@@ -40,7 +40,6 @@ __all__ = [
     "COUNTERS",
     "GAUGES",
     "Metrics",
-    "count_events",
     "live_instances",
     "prometheus_text",
     "running_servers",
@@ -234,24 +233,6 @@ class Metrics:
 
     def __repr__(self) -> str:
         return f"Metrics({self.plugin} {self.instance})"
-
-
-def count_events(data: bytes | memoryview) -> int:
-    """How many msgpack objects (events) a buffer holds, without decoding them.
-
-    About 40 ns per small event (ABI doc section 13); for the input's ``rows_in``.
-    """
-    import msgpack
-
-    unpacker = msgpack.Unpacker()
-    unpacker.feed(data)
-    n = 0
-    try:
-        while True:
-            unpacker.skip()
-            n += 1
-    except msgpack.OutOfData:
-        return n
 
 
 def _number(value: float) -> str:

@@ -211,12 +211,3 @@ def test_from_config_reads_the_metrics_options(make):
         assert metrics.running_servers() == [("127.0.0.1", port)]
     finally:
         m.close()
-
-
-def test_count_events_counts_without_decoding():
-    from tests.fix_host import event_classic, event_v2
-
-    data = b"".join([event_v2({"a": 1}), event_classic({"b": [1, 2]}), event_v2({})] * 5)
-    assert metrics.count_events(data) == 15
-    assert metrics.count_events(memoryview(data)) == 15
-    assert metrics.count_events(b"") == 0

@@ -11,7 +11,8 @@ pytest.importorskip("hvac")
 
 from flbsql.errors import SecretError
 from flbsql.secrets import vault as vault_mod
-from flbsql.secrets.vault import DynamicCredentials, VaultClient, VaultSettings
+from flbsql.secrets.dynamic import DynamicCredentials
+from flbsql.secrets.vault import VaultClient, VaultSettings
 
 
 class Clock:

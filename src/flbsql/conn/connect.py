@@ -209,7 +209,7 @@ def open_pool(cfg: Config, log: logging.Logger, url_option: str = "url") -> Pool
     params = connect_params(cfg, url_option, resolver)
     credentials: Credentials | None = None
     if cfg["vault.db_role"]:
-        from flbsql.secrets.vault import DynamicCredentials
+        from flbsql.secrets.dynamic import DynamicCredentials
 
         credentials = DynamicCredentials(resolver.vault_client(), log)
     elif is_reference(cfg.user) or is_reference(cfg.password):

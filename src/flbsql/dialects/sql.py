@@ -50,13 +50,20 @@ class Flavour(Protocol):
     """What the builders need from a dialect: its data, quoting and MERGE parts."""
 
     @property
-    def caps(self) -> Capabilities:  # noqa: D102
-        ...
+    def caps(self) -> Capabilities:
+        """The dialect's data: quotes, paramstyle, upsert style, limits."""
 
-    def quote(self, name: str) -> str: ...  # noqa: D102
-    def placeholder(self, index: int, name: str | None = None) -> str: ...  # noqa: D102
-    def merge_target(self, table_sql: str) -> str: ...  # noqa: D102
-    def merge_source(self, columns: Sequence[str], nrows: int) -> str: ...  # noqa: D102
+    def quote(self, name: str) -> str:
+        """One identifier, quoted (refused with ValueError when the server cannot name it)."""
+
+    def placeholder(self, index: int, name: str | None = None) -> str:
+        """The bind marker for parameter ``index`` (0-based)."""
+
+    def merge_target(self, table_sql: str) -> str:
+        """The MERGE target, aliased ``t``."""
+
+    def merge_source(self, columns: Sequence[str], nrows: int) -> str:
+        """The MERGE source of ``nrows`` rows of binds, aliased ``s`` with ``columns``."""
 
 
 # -- pieces -------------------------------------------------------------------------------

@@ -1,20 +1,29 @@
 """What every dialect is: capabilities as data, plus a few driver overrides.
 
 The ANSI core (:mod:`flbsql.dialects.sql`, the writer, the reader) reads
-:class:`Capabilities` and never asks for a dialect by name. A dialect module
+:class:`~flbsql.dialects.capabilities.Capabilities` and never asks for a dialect by
+name. :class:`Dialect` is the whole contract between the generic code and a
+database: every hook the writer, the table setup, the dead letters and the reader
+call is declared here, with an ANSI default where one exists. A dialect module
 overrides only what is really driver- or server-specific: connecting, pinging,
 recognising a disconnect, classifying an error, introspection queries, and the
 bulk path. SQLAlchemy's ``mssql/pymssql.py`` and dlt's ``_raw_capabilities`` are
 the models.
+
+Imports go one way: capabilities, dbapi <- sql (statement builder) <- base <- one
+module per database. Base re-exports ``Capabilities``, ``Column``, ``Connection``
+and ``Cursor``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from flbsql.conn.url import ConnectParams
+from flbsql.dialects import sql
+from flbsql.dialects.capabilities import Capabilities
+from flbsql.dialects.dbapi import Column, Connection, Cursor
 from flbsql.errors import (
     DisconnectError,
     RecordError,
@@ -24,108 +33,6 @@ from flbsql.errors import (
 )
 
 __all__ = ["Capabilities", "Column", "Connection", "Cursor", "Dialect"]
-
-
-class Cursor(Protocol):
-    """The DB-API 2 cursor surface the core uses."""
-
-    description: Any
-    rowcount: int
-
-    def execute(self, sql: str, params: Any = ..., /) -> Any: ...  # noqa: D102
-    def executemany(self, sql: str, seq: Any, /) -> Any: ...  # noqa: D102
-    def fetchone(self) -> Any: ...  # noqa: D102
-    def fetchmany(self, size: int = ..., /) -> Any: ...  # noqa: D102
-    def fetchall(self) -> Any: ...  # noqa: D102
-    def close(self) -> Any: ...  # noqa: D102
-
-
-class Connection(Protocol):
-    """The DB-API 2 connection surface the core uses."""
-
-    def cursor(self, *args: Any, **kwargs: Any) -> Any: ...  # noqa: D102
-    def commit(self) -> Any: ...  # noqa: D102
-    def rollback(self) -> Any: ...  # noqa: D102
-    def close(self) -> Any: ...  # noqa: D102
-
-
-@dataclasses.dataclass(frozen=True)
-class Capabilities:
-    """Limits and syntax of one database, used by the generic code.
-
-    Attributes:
-        paramstyle: DB-API paramstyle of the driver: qmark, format, numeric, named.
-        quote_open / quote_close: identifier quotes.
-        max_identifier_length: longest identifier the server accepts.
-        max_rows_per_insert: rows in one multi-row VALUES (None: unbounded).
-        max_params: bound parameters per statement.
-        max_statement_bytes: statement size cap (MySQL's max_allowed_packet), or None.
-        row_value_compare: ``(a, b) > (?, ?)`` works and uses the index.
-        limit_style: ``limit`` (LIMIT n), ``fetch_first`` (FETCH FIRST n ROWS ONLY),
-            ``top`` (SELECT TOP n).
-        has_schemas: ``schema.table`` names are meaningful.
-        upsert_style: on_conflict (PG, SQLite), mysql (INSERT IGNORE / ON DUPLICATE KEY),
-            merge (Oracle, SQL Server).
-        savepoints: SAVEPOINT / ROLLBACK TO SAVEPOINT is available.
-        transactional_ddl: CREATE TABLE can be rolled back.
-        types: generic type name -> this dialect's column type.
-        timestamp_precision: fractional digits of the timestamp type.
-        create_if_not_exists: ``CREATE TABLE IF NOT EXISTS`` is understood.
-        text_nul: text columns can store U+0000 (PostgreSQL cannot).
-        json_as_bytes: the bulk path takes JSON documents as UTF-8 bytes.
-        current_schema: SQL for the session's default schema (introspection).
-        column_type_field: the ``information_schema.columns`` field naming the type
-            (MySQL's ``column_type`` keeps the length, e.g. ``varchar(255)``).
-        epoch_micros: record times for zone-aware columns may be passed as
-            :class:`flbsql.timestamps.EpochMicros` (the driver adapts them), which spares
-            building a datetime per row on the hot path.
-        enforces_length: the server rejects text longer than a VARCHAR(n) (SQLite does not,
-            so the mapper checks it to behave like the others).
-    """
-
-    paramstyle: str = "qmark"
-    quote_open: str = '"'
-    quote_close: str = '"'
-    max_identifier_length: int = 128
-    max_rows_per_insert: int | None = 1000
-    max_params: int = 32767
-    max_statement_bytes: int | None = None
-    row_value_compare: bool = True
-    limit_style: str = "limit"
-    has_schemas: bool = True
-    upsert_style: str = "on_conflict"
-    savepoints: bool = True
-    transactional_ddl: bool = True
-    timestamp_precision: int = 6
-    create_if_not_exists: bool = True
-    text_nul: bool = True
-    json_as_bytes: bool = False
-    current_schema: str = "CURRENT_SCHEMA"
-    column_type_field: str = "data_type"
-    epoch_micros: bool = False
-    enforces_length: bool = True
-    types: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {
-            "text": "TEXT",
-            "string": "VARCHAR(255)",
-            "int": "BIGINT",
-            "float": "DOUBLE PRECISION",
-            "bool": "BOOLEAN",
-            "timestamp": "TIMESTAMP",
-            "json": "TEXT",
-            "bytes": "BLOB",
-            "decimal": "DECIMAL(38, 10)",
-        }
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Column:
-    """A column as introspected from the database."""
-
-    name: str
-    type: str  # the database's own type name, lower case
-    nullable: bool = True
 
 
 class Dialect:
@@ -232,44 +139,43 @@ class Dialect:
             return RecordError(msg)
         return TerminalError(msg, state)
 
-    # -- statements that differ ----------------------------------------------------------
+    # -- names and statements that differ -------------------------------------------
 
-    def limit(self, sql: str, n: int) -> str:
-        """Append a row limit to a SELECT."""
-        if self.caps.limit_style == "fetch_first":
-            return f"{sql} FETCH FIRST {int(n)} ROWS ONLY"
-        if self.caps.limit_style == "top":
-            return sql.replace("SELECT ", f"SELECT TOP {int(n)} ", 1)
-        return f"{sql} LIMIT {int(n)}"
+    def split_name(self, name: str) -> tuple[str | None, str]:
+        """``schema.table`` to (schema, table); see :func:`flbsql.dialects.sql.split_name`."""
+        return sql.split_name(name)
+
+    def table_sql(self, name: str) -> str:
+        """A possibly schema-qualified table name, each part quoted."""
+        schema, table = self.split_name(name)
+        return self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+
+    def limit(self, sql_text: str, n: int) -> str:
+        """Append a row limit to a SELECT (``caps.limit_style``)."""
+        return sql.limit(self.caps, sql_text, n)
 
     def placeholder(self, index: int, name: str | None = None) -> str:
-        """The bind marker for parameter ``index`` (0-based)."""
-        style = self.caps.paramstyle
-        if style == "qmark":
-            return "?"
-        if style in ("format", "pyformat"):
-            return "%s"
-        if style == "numeric":
-            return f":{index + 1}"
-        if style == "named":
-            return f":{name or f'p{index}'}"
-        raise AssertionError(style)
+        """The bind marker for parameter ``index`` (0-based, ``caps.paramstyle``)."""
+        return sql.placeholder(self.caps, index, name)
+
+    def merge_target(self, table_sql: str) -> str:
+        """The MERGE target with the alias ``t`` (SQL Server adds a lock hint)."""
+        return f"{table_sql} t"
+
+    def merge_source(self, columns: Sequence[str], nrows: int) -> str:
+        """The MERGE source aliased ``s`` with ``columns``: ANSI ``VALUES`` rows."""
+        return sql.values_source(self, columns, nrows)
+
+    # -- introspection -----------------------------------------------------------------
 
     def columns(self, conn: Connection, schema: str | None, table: str) -> list[Column]:
         """Columns of a table in ordinal order; empty when the table does not exist.
 
-        ANSI ``information_schema``, in the session's current schema unless one is given
-        (``caps.current_schema``); ``caps.column_type_field`` picks the type column.
+        ANSI ``information_schema``, in the session's current schema unless one is given.
         """
         cur = conn.cursor()
         try:
-            cur.execute(
-                f"SELECT column_name, {self.caps.column_type_field}, is_nullable "
-                "FROM information_schema.columns WHERE table_schema = "
-                f"COALESCE({self.placeholder(0)}, {self.caps.current_schema}) "
-                f"AND table_name = {self.placeholder(1)} ORDER BY ordinal_position",
-                (schema, table),
-            )
+            cur.execute(sql.columns_query(self), (schema, table))
             return [
                 Column(r[0], str(r[1]).lower(), r[2] in ("YES", "Y", 1, True))
                 for r in cur.fetchall()
@@ -281,40 +187,49 @@ class Dialect:
         """Primary key columns in key order (empty when none), from ``information_schema``."""
         cur = conn.cursor()
         try:
-            cur.execute(
-                "SELECT k.column_name FROM information_schema.table_constraints c "
-                "JOIN information_schema.key_column_usage k "
-                "ON k.constraint_name = c.constraint_name AND k.table_schema = c.table_schema "
-                "AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
-                f"AND c.table_schema = COALESCE({self.placeholder(0)}, "
-                f"{self.caps.current_schema}) AND c.table_name = {self.placeholder(1)} "
-                "ORDER BY k.ordinal_position",
-                (schema, table),
-            )
+            cur.execute(sql.primary_key_query(self), (schema, table))
             return [r[0] for r in cur.fetchall()]
         finally:
             cur.close()
 
+    # -- output: one flush is one transaction -----------------------------------------
+
+    def begin(self, conn: Connection, cur: Cursor) -> None:
+        """Open the flush transaction, where the driver does not do it by itself.
+
+        Called once per flush before the first savepoint. Default: nothing (DB-API
+        drivers open a transaction implicitly; SQLite needs an explicit BEGIN).
+        """
+
+    def insert_rows(
+        self, cur: Cursor, table_sql: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows with a plain bound ``executemany`` of a single-row INSERT.
+
+        The path of ``bulk insert`` (e.g. no COPY privilege) and of the dead letters.
+        """
+        cur.executemany(sql.insert(self, table_sql, columns), rows)
+
     def bulk_insert(
         self,
-        cur: Any,
+        cur: Cursor,
         table_sql: str,
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
-        """Insert rows through the dialect's fastest bound path (default executemany).
+        """Insert rows through the dialect's fastest bound path (default: :meth:`insert_rows`).
 
         ``types`` are the target columns' database types (from :meth:`columns`),
-        for bulk paths that bind by type (PostgreSQL binary COPY).
+        for bulk paths that bind by type (PostgreSQL binary COPY). With
+        ``caps.streaming``, ``rows`` may be an iterator, consumed as it goes.
+        Raises the driver's error when any row is refused (the writer isolates it).
         """
-        from flbsql.dialects import sql
-
-        cur.executemany(sql.insert(self, table_sql, columns), rows)
+        self.insert_rows(cur, table_sql, columns, rows)
 
     def upsert(
         self,
-        cur: Any,
+        cur: Cursor,
         table_sql: str,
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
@@ -323,66 +238,31 @@ class Dialect:
         types: Sequence[str] | None = None,
     ) -> None:
         """Insert rows, skipping (or updating) those whose ``key`` already exists."""
-        from flbsql.dialects import sql
-
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
-    def split_name(self, name: str) -> tuple[str | None, str]:
-        """``schema.table`` to (schema, table); a plain name has no schema.
+    def bulk_insert_partial(
+        self,
+        cur: Cursor,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
+        key: Sequence[str] = (),
+        update: bool = False,
+    ) -> list[tuple[int, Exception]]:
+        """Insert (or upsert, with ``key``) the good rows; return (index, error) of the rest.
 
-        A dot separates the schema from the table. A part written in double quotes
-        is taken as it is, dots included: ``"my.table"`` is one table named
-        ``my.table``, ``sales."2024.q1"`` the table ``2024.q1`` in schema ``sales``;
-        inside the quotes ``""`` stands for one ``"``. A part that does not start
-        with a quote is literal up to the dot (``tab"le`` is the table ``tab"le``).
-        Refused: more than two parts, an empty part, an unclosed quote, or text
-        after a closing quote.
+        Only called when ``caps.batch_errors`` is set. Each returned error is a
+        :class:`~flbsql.errors.RecordError`; an error that is not about one row is raised.
         """
-        parts: list[str] = []
-        i, n = 0, len(name)
-        while True:
-            if name.startswith('"', i):  # quoted part: up to the lone closing quote
-                buf, j = [], i + 1
-                while True:
-                    k = name.find('"', j)
-                    if k < 0:
-                        raise ValueError(f"invalid table name {name!r}: unclosed double quote")
-                    buf.append(name[j:k])
-                    if name.startswith('""', k):  # "" inside quotes: one literal quote
-                        buf.append('"')
-                        j = k + 2
-                        continue
-                    i = k + 1
-                    break
-                parts.append("".join(buf))
-                if i < n and name[i] != ".":
-                    raise ValueError(
-                        f"invalid table name {name!r}: text after a closing double quote"
-                    )
-            else:
-                k = name.find(".", i)
-                k = n if k < 0 else k
-                parts.append(name[i:k])
-                i = k
-            if i >= n:
-                break
-            i += 1  # the dot
-            if i >= n:
-                parts.append("")
-                break
-        if len(parts) > 2 or not all(parts):
-            raise ValueError(
-                f"invalid table name {name!r}: expected table or schema.table "
-                '(write a name that contains a dot in double quotes, e.g. "my.table")'
-            )
-        return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+        raise NotImplementedError(f"{self.name}: no batch errors (caps.batch_errors)")
 
-    def table_sql(self, name: str) -> str:
-        """A possibly schema-qualified table name, each part quoted."""
-        schema, table = self.split_name(name)
-        return self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+    def failed_row(self, exc: BaseException) -> int | None:
+        """0-based index of the row a failed bulk write stopped at, or None if unknown.
 
-    # -- transactions --------------------------------------------------------------------
+        Only called when ``caps.locates_failed_row`` is set; the rows before it went in.
+        """
+        return None
 
     def savepoint_sql(self, name: str) -> str:
         """Statement that sets a savepoint."""

@@ -18,7 +18,6 @@ from flbsql.conn.url import ConnectParams
 from flbsql.dialects import import_driver, sql
 from flbsql.dialects.base import Capabilities, Connection, Dialect
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
-from flbsql.output.batching import chunked
 
 __all__ = ["DIALECT", "MSSQLDialect"]
 
@@ -104,6 +103,8 @@ class MSSQLDialect(Dialect):
         limit_style="top",
         upsert_style="merge",
         create_if_not_exists=False,
+        merge_terminator=";",
+        add_column="ADD",
         types={
             "text": "NVARCHAR(MAX)",
             "string": "NVARCHAR(255)",
@@ -116,7 +117,6 @@ class MSSQLDialect(Dialect):
             "decimal": "DECIMAL(38, 10)",
         },
     )
-    merge_terminator = ";"
 
     def _pymssql(self) -> Any:
         return import_driver(self.name, "pymssql", self.extra)
@@ -200,16 +200,11 @@ class MSSQLDialect(Dialect):
         """``t WITH (HOLDLOCK) AS t``: HOLDLOCK closes the MERGE race window."""
         return f"{table_sql} WITH (HOLDLOCK) AS t"
 
-    def merge_source(self, columns: Sequence[str], nrows: int) -> str:
-        """``(VALUES (...), (...)) AS s ("a", ...)``."""
-        n = len(columns)
-        rows = ", ".join(sql.marks(self, n, r * n) for r in range(nrows))
-        return f"(VALUES {rows}) AS s ({sql.column_list(self, columns)})"
-
     def _run(self, cur: Any, build: Any, ncols: int, rows: Sequence[Sequence[Any]]) -> None:
         size = self.rows_per_statement(ncols)
         stmt_full = None
-        for part in chunked(rows, size):
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
             if len(part) == size:
                 stmt_full = stmt_full or build(size)
                 stmt = stmt_full

@@ -104,7 +104,6 @@ class MySQLDialect(Dialect):
         max_params=65535,
         max_statement_bytes=16 << 20,
         upsert_style="mysql",
-        transactional_ddl=False,
         types={
             "text": "LONGTEXT",
             "string": "VARCHAR(255)",

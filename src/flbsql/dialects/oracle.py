@@ -106,8 +106,9 @@ class OracleDialect(Dialect):
         max_params=65535,
         limit_style="fetch_first",
         upsert_style="merge",
-        transactional_ddl=False,
         create_if_not_exists=False,
+        add_column="ADD",
+        batch_errors=True,  # executemany(batcherrors=True)
         types={
             "text": "CLOB",
             "string": "VARCHAR2(255 CHAR)",
@@ -120,7 +121,6 @@ class OracleDialect(Dialect):
             "decimal": "NUMBER",
         },
     )
-    merge_terminator = ""
 
     def quote(self, name: str) -> str:
         """Oracle cannot store ``"`` in an identifier, quoted or not (no escape exists).
@@ -225,10 +225,6 @@ class OracleDialect(Dialect):
         return [r[0] for r in cur.fetchall()]
 
     # -- bulk path -----------------------------------------------------------------------
-
-    def merge_target(self, table_sql: str) -> str:
-        """Target with the alias the MERGE builder uses."""
-        return f"{table_sql} t"
 
     def merge_source(self, columns: Sequence[str], nrows: int) -> str:
         """One row of binds from ``dual`` (array DML repeats it per row)."""

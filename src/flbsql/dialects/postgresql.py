@@ -45,7 +45,6 @@ class PostgreSQLDialect(Dialect):
     name = "postgresql"
     driver = "psycopg"
     extra = "postgres"
-    streaming = True  # bulk_insert consumes an iterator of rows as it goes
     caps = Capabilities(
         paramstyle="format",
         max_identifier_length=63,
@@ -55,6 +54,8 @@ class PostgreSQLDialect(Dialect):
         text_nul=False,
         json_as_bytes=True,
         epoch_micros=True,
+        streaming=True,  # COPY consumes an iterator of rows as it goes
+        locates_failed_row=True,  # "COPY t, line N"
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
@@ -226,10 +227,7 @@ class PostgreSQLDialect(Dialect):
             f"SELECT {cols} FROM {table_sql} WITH NO DATA"
         )
         self.bulk_insert(cur, stage, columns, rows, types)
-        stmt = sql.upsert(self, table_sql, columns, key, update)
-        head, _, tail = stmt.partition(" VALUES ")
-        tail = tail[tail.index(")") + 1 :]  # drop the placeholder row, keep ON CONFLICT
-        cur.execute(f"{head} SELECT {cols} FROM {stage}{tail}")
+        cur.execute(sql.upsert_select(self, table_sql, columns, key, update, stage))
         cur.execute(f"TRUNCATE {stage}")
 
     # -- input ---------------------------------------------------------------------------

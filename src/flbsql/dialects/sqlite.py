@@ -8,7 +8,6 @@ input read while the output writes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from typing import Any
 
 from flbsql.conn.url import ConnectParams
@@ -28,7 +27,6 @@ class SQLiteDialect(Dialect):
         max_identifier_length=1024,
         max_rows_per_insert=None,
         max_params=32766,
-        has_schemas=False,
         upsert_style="on_conflict",
         enforces_length=False,
         types={
@@ -106,17 +104,6 @@ class SQLiteDialect(Dialect):
             return [name for _, name in keyed]
         finally:
             cur.close()
-
-    def bulk_insert(
-        self,
-        cur: Any,
-        table_sql: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        types: Sequence[str] | None = None,
-    ) -> None:
-        """executemany: SQLite's fastest bound path."""
-        super().bulk_insert(cur, table_sql, columns, rows, types)
 
     # -- input --------------------------------------------------------------------------
 

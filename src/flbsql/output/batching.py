@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flbsql.errors import FlbSqlError, RecordError, TerminalError
+
+if TYPE_CHECKING:
+    from flbsql.dialects.base import Capabilities, Dialect
 
 __all__ = ["ISOLATE_SLICE", "chunked", "isolate", "rows_per_batch"]
 
@@ -23,7 +26,6 @@ T = TypeVar("T")
 ISOLATE_SLICE = 256
 
 Write = Callable[[Sequence[Any]], None]
-Classify = Callable[[BaseException], Exception]
 Locate = Callable[[BaseException], "int | None"]
 
 
@@ -37,7 +39,7 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def rows_per_batch(caps: Any, ncols: int, batch_rows: int = 0) -> int:
+def rows_per_batch(caps: Capabilities, ncols: int, batch_rows: int = 0) -> int:
     """Rows per bulk call: the option, else unbounded (0) within the dialect limits."""
     limits = [n for n in (batch_rows, caps.max_rows_per_insert) if n]
     if caps.max_rows_per_insert:  # VALUES lists also bind one parameter per value
@@ -48,7 +50,7 @@ def rows_per_batch(caps: Any, ncols: int, batch_rows: int = 0) -> int:
 class Savepoints:
     """Numbered savepoints on one cursor, with the dialect's syntax."""
 
-    def __init__(self, cur: Any, dialect: Any) -> None:
+    def __init__(self, cur: Any, dialect: Dialect) -> None:
         self.cur = cur
         self.dialect = dialect
         self._ids = itertools.count(1)

@@ -14,12 +14,16 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flbsql.dialects import sql
 from flbsql.errors import ConfigError
 from flbsql.output.batching import Savepoints
 from flbsql.output.convert import TimeConverter, json_default, time_kind
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from flbsql.dialects.base import Dialect
 
 __all__ = ["DeadLetters", "Rejected"]
 
@@ -50,7 +54,12 @@ class DeadLetters:
     """Writes rejected records for one writer."""
 
     def __init__(
-        self, table: str | None, dialect: Any, zone: Any, log: logging.Logger, target: str
+        self,
+        table: str | None,
+        dialect: Dialect,
+        zone: dt.tzinfo,
+        log: logging.Logger,
+        target: str,
     ) -> None:
         """``table`` None: rejected records go to the error log."""
         self.table = table
@@ -107,8 +116,10 @@ class DeadLetters:
                 )
                 for r in rejected
             ]
-            stmt = sql.insert(self.dialect, self.table_sql, COLUMNS)
-            err = sp.attempt(lambda part: cur.executemany(stmt, part), rows)
+            table_sql = self.table_sql
+            err = sp.attempt(
+                lambda part: self.dialect.insert_rows(cur, table_sql, COLUMNS, part), rows
+            )
             if err is None:
                 for r in rejected:
                     self.log.warning(

@@ -21,12 +21,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flbsql.errors import ConfigError, RecordError
 from flbsql.events.decode import Event
 from flbsql.output.convert import TimeConverter, converter, time_kind
 from flbsql.timestamps import parse_zone
+
+if TYPE_CHECKING:
+    from flbsql.dialects.base import Dialect
 
 __all__ = ["ColumnSpec", "Mapper", "parse_columns"]
 
@@ -116,7 +119,7 @@ def _column_option(value: str | None) -> str | None:
 class Mapper:
     """Builds the rows of one table from events; one per writer (not shared)."""
 
-    def __init__(self, cfg: Any, dialect: Any) -> None:
+    def __init__(self, cfg: Any, dialect: Dialect) -> None:
         """Validate the shape options; ConfigError names the option at fault."""
         self.dialect = dialect
         self.zone = parse_zone(cfg.time_zone)

@@ -27,6 +27,7 @@ from flbsql.outcome import Outcome
 from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.output.deadletter import DeadLetters, Rejected
 from flbsql.output.mapping import Mapper
+from flbsql.output.tables import ensure_table
 from flbsql.settings import Config
 
 __all__ = ["Writer"]
@@ -63,7 +64,7 @@ class Writer:
         )
         self._types: list[str] | None = None  # introspected column types, once ready
         self._streaming = (
-            getattr(self.dialect, "streaming", False)
+            self.dialect.caps.streaming
             and not self.key
             and not self.per_batch
             and cfg.bulk != "insert"
@@ -95,7 +96,7 @@ class Writer:
                 source = rows
             cur = conn.cursor()
             try:
-                self.dialect_begin(conn, cur)
+                self.dialect.begin(conn, cur)
                 sp = Savepoints(cur, self.dialect)
                 refused = self._write_rows(
                     cur, sp, source, rows, lambda: self._remap(tag, data, where)
@@ -141,12 +142,6 @@ class Writer:
         out.sort(key=lambda r: r.index)
         return out
 
-    def dialect_begin(self, conn: Any, cur: Any) -> None:
-        """Open the flush transaction explicitly where savepoints need it (SQLite)."""
-        begin = getattr(self.dialect, "begin", None)
-        if begin is not None:
-            begin(conn, cur)
-
     def _remap(self, tag: str, data: bytes | memoryview, where: list[int]) -> list[tuple[Any, ...]]:
         """The rows of a stream again (decoding and mapping are deterministic)."""
         again: list[int] = []
@@ -166,9 +161,10 @@ class Writer:
 
         ``source`` is ``rows`` itself, or a stream (then ``remap()`` gives its rows).
         """
+        d = self.dialect
         write = self._bulk(cur)
-        partial = getattr(self.dialect, "bulk_insert_partial", None)
-        locate = getattr(self.dialect, "failed_row", None)
+        partial = d.caps.batch_errors and self.cfg.bulk != "insert"
+        locate = d.failed_row if d.caps.locates_failed_row else None
         if source is not rows:
             err = sp.attempt(write, source)  # type: ignore[arg-type]
             for _ in source:  # a failed stream stops early: decode and map the rest
@@ -181,8 +177,8 @@ class Writer:
         bad: list[tuple[int, Exception]] = []
         offset = 0
         for part in chunked(rows, self.per_batch):
-            if partial is not None and self.cfg.bulk != "insert":
-                failed = partial(
+            if partial:  # the dialect keeps the good rows and returns the bad ones
+                failed = d.bulk_insert_partial(
                     cur, self.table_sql, self.columns, part, self._types, self.key, self.update
                 )
                 bad.extend((offset + i, e) for i, e in failed)
@@ -203,7 +199,7 @@ class Writer:
                 cur, table_sql, columns, part, self.key, self.update, types
             )
         if self.cfg.bulk == "insert":  # plain bound executemany, e.g. no COPY privilege
-            return lambda part: Dialect.bulk_insert(d, cur, table_sql, columns, part, types)
+            return lambda part: d.insert_rows(cur, table_sql, columns, part)
         return lambda part: d.bulk_insert(cur, table_sql, columns, part, types)
 
     def _dedupe(
@@ -232,8 +228,6 @@ class Writer:
         """Introspect (and create or extend) the table once; binds the mapper to its types."""
         if self._types is not None:
             return
-        from flbsql.output.tables import ensure_table
-
         with self._ready_lock:
             if self._types is not None:
                 return

@@ -23,6 +23,7 @@ __all__ = [
     "InputConfig",
     "OutputConfig",
     "PropertyGetter",
+    "convert_value",
     "parse",
     "parse_duration",
     "parse_size",
@@ -92,7 +93,8 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
 
 
-def _convert(opt: Option, raw: str) -> Any:
+def convert_value(opt: Option, raw: str) -> Any:
+    """One raw property value to its typed value; ValueError says why it is bad."""
     text = raw.strip()
     value: Any
     if opt.type == "str":
@@ -163,7 +165,7 @@ def parse(
             values[opt.name] = opt.default
             continue
         try:
-            values[opt.name] = _convert(opt, raw)
+            values[opt.name] = convert_value(opt, raw)
         except ValueError as exc:
             shown = "***" if opt.secret else repr(raw)
             raise ConfigError(opt.name, f"invalid value {shown}: {exc}") from None

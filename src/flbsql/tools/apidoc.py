@@ -34,6 +34,8 @@ API_MODULES: tuple[str, ...] = (
     "flbsql.secrets.vault",
     "flbsql.dialects",
     "flbsql.dialects.base",
+    "flbsql.dialects.capabilities",
+    "flbsql.dialects.dbapi",
     "flbsql.cdc",
     "flbsql.tools.fbconfig",
     "flbsql.tools.check",

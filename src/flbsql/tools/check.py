@@ -18,7 +18,7 @@ import re
 
 from flbsql.errors import FlbSqlError
 from flbsql.options import CONSUMED_BY_FLUENT_BIT, options_for
-from flbsql.settings import _convert, parse
+from flbsql.settings import convert_value, parse
 from flbsql.tools import fbconfig
 
 __all__ = ["check_file"]
@@ -110,7 +110,7 @@ def _bad_values(kind: str, values: dict[str, str]) -> list[str]:
             continue
         shown = "***" if opt.secret else repr(raw)
         try:
-            _convert(opt, raw)
+            convert_value(opt, raw)
             if opt.secret and is_reference(raw.strip()):
                 parse_ref(raw.strip())
         except (ValueError, FlbSqlError) as exc:

@@ -18,18 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
-import subprocess
 import sys
 import tempfile
 import time
 from typing import Any
 
-from bench.common import peak_rss_kb
+from bench.engine import IN_SQL, Engine, Section, ceiling, engine
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-HOST = ROOT / "build" / "flbhost"
-IN_SQL = ROOT / "src" / "flbsql" / "lib" / "in_sql.so"
 ADMIN = os.environ.get(
     "FLBSQL_BENCH_POSTGRES_URL",
     os.environ.get("FLBSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -86,43 +81,29 @@ def copy_rate(table: str) -> tuple[float, int]:
     return n / dt, size
 
 
-def host_rate(table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
-    """Run the host until ``rows`` records were counted; wall time and peak RSS."""
+def plugin_rate(eng: Engine, table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
+    """in_sql -> null until ``rows`` records were counted: rows/s from process start."""
     with tempfile.TemporaryDirectory() as tmp:
-        props = {"url": _url(), "table": table, "db": f"{tmp}/pos.db", **opts}
-        cmd = [str(HOST), "-e", str(IN_SQL), "-i", "sql"]
-        for k, v in props.items():
-            cmd += ["-p", f"{k}={v}"]
-        cmd += [
-            "-o",
-            "null",
-            "--interval",
-            "1000",
-            "--stop-after-records",
-            str(rows),
-            "--log-level",
-            "warn",
-        ]
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - t0
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-    if stats.get("records_out") != rows:
-        raise SystemExit(
-            f"host delivered {stats.get('records_out')} of {rows} rows "
-            f"(exit {proc.returncode}):\n{err[-3000:]}"
+        props = {"Tag": "bench", "url": _url(), "table": table, "db": f"{tmp}/pos.db", **opts}
+        run = eng.run(
+            [
+                Section("input", "sql", props),
+                Section("output", "null", {"Match": "*", "Alias": "sink"}),
+            ],
+            records=rows,
+            count="sink",
+            plugins=(IN_SQL,),
         )
-    return {
-        "rows_per_s": rows / wall,
-        "wall_s": wall,
-        "peak_rss_mb": peak_rss_kb(stats, usage) / 1024,
-        "collects": stats.get("input_collects"),
-        "bytes": stats.get("input_bytes"),
-    }
+    return {"rows_per_s": rows / run.wall_s, "wall_s": run.wall_s, "peak_rss_mb": run.peak_rss_mb}
+
+
+def sample_row(table: str) -> dict[str, Any]:
+    """One row as the input emits it, for the ceiling run (same record size)."""
+    import psycopg
+
+    with psycopg.connect(_url()) as conn:
+        row = conn.execute(f"SELECT row_to_json(t) FROM {table} t LIMIT 1").fetchone()
+    return dict(row[0]) if row else {}
 
 
 def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -137,57 +118,65 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="table sizes (default 1000000 and 10000000: RSS must stay flat)",
     )
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--rows-per-collect", default="500000")
-    ap.add_argument("--bytes-per-collect", default="64M")
-    ap.add_argument("--fetch-size", default="20000")
+    ap.add_argument(
+        "-p",
+        "--prop",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an in_sql property (default: none, the plugin's defaults are measured)",
+    )
     args = ap.parse_args(argv)
+    eng = engine()
     sizes = args.rows or [1_000_000, 10_000_000]
-    base = {
-        "rows_per_collect": args.rows_per_collect,
-        "bytes_per_collect": args.bytes_per_collect,
-        "fetch_size": args.fetch_size,
-        "progress_interval": "0",
-    }
+    base = dict(kv.split("=", 1) for kv in args.prop)
     # the criterion's case (event time = ingest time) at every size, then the same 1M
     # table with the event time taken from its ts column (more work per row)
     cases = [(rows, False) for rows in sizes] + [(sizes[0], True)]
     out = []
+    print(f"input benchmark in {eng.label}, in_sql properties: {base or 'defaults'}", flush=True)
     for rows, timed_rows in cases:
         opts = {**base, "time_column": "ts"} if timed_rows else base
         table = prepare(rows)
+        record = sample_row(table)
         runs = []
         for n in range(args.repeat):
             copy_rps, _ = copy_rate(table)
-            res = host_rate(table, rows, opts)
-            runs.append((res, copy_rps))
+            res = plugin_rate(eng, table, rows, opts)
+            top = rows / ceiling(eng, record, rows).wall_s
+            runs.append((res, copy_rps, top))
             print(
                 f"  run {n + 1}: in_sql {res['rows_per_s']:,.0f} rows/s ({res['wall_s']:.1f}s, "
-                f"{res['collects']} collects, peak RSS {res['peak_rss_mb']:.0f} MB), "
-                f"COPY TO STDOUT {copy_rps:,.0f} rows/s",
+                f"peak RSS {res['peak_rss_mb']:.0f} MB), COPY TO STDOUT {copy_rps:,.0f} rows/s, "
+                f"ceiling (same record -> null) {top:,.0f} rows/s",
                 flush=True,
             )
         measured = {
-            "rows_per_s": median(r["rows_per_s"] for r, _ in runs),
+            "rows_per_s": median(r["rows_per_s"] for r, _, _ in runs),
             "baseline": "COPY (SELECT *) TO STDOUT",
-            "baseline_rows_per_s": median(c for _, c in runs),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r, _ in runs),
-            "runs": [r["rows_per_s"] for r, _ in runs],
-            "baseline_runs": [c for _, c in runs],
+            "baseline_rows_per_s": median(c for _, c, _ in runs),
+            "ceiling_rows_per_s": median(t for _, _, t in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r, _, _ in runs),
+            "runs": [r["rows_per_s"] for r, _, _ in runs],
+            "baseline_runs": [c for _, c, _ in runs],
+            **eng.describe(),
         }
         measured["ratio"] = measured["rows_per_s"] / measured["baseline_rows_per_s"]
+        measured["ceiling_ratio"] = measured["rows_per_s"] / measured["ceiling_rows_per_s"]
         label = "time_column ts" if timed_rows else "ingest time"
         print(
             f"in_sql {rows:>10,} rows ({label}): {measured['rows_per_s']:>9,.0f} rows/s "
             f"(median of {args.repeat}), COPY TO STDOUT "
-            f"{measured['baseline_rows_per_s']:>10,.0f} rows/s, ratio {measured['ratio']:.2f}, "
-            f"peak RSS {measured['peak_rss_mb']:.0f} MB",
+            f"{measured['baseline_rows_per_s']:>10,.0f} rows/s (ratio {measured['ratio']:.2f}), "
+            f"ceiling {measured['ceiling_rows_per_s']:,.0f} rows/s (ratio "
+            f"{measured['ceiling_ratio']:.2f}), peak RSS {measured['peak_rss_mb']:.0f} MB",
             flush=True,
         )
         out.append(
             result(
                 "input",
                 "PostgreSQL",
-                f"{rows:,}-row log table ({label}) to a null sink",
+                f"{rows:,}-row log table ({label}) to null, in {eng.label}",
                 measured,
                 target_rps=None if timed_rows else 200_000,
             )

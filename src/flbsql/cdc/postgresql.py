@@ -137,9 +137,8 @@ class PgCdc(PgConnections):
                 "that has it)"
             )
 
-    def table_info(self, qualname: str) -> TableInfo:
+    def table_info(self, schema: str, name: str) -> TableInfo:
         """Columns and read key of a table, or a TerminalError naming it."""
-        schema, name = split_table(qualname)
         row = self.execute(self.main, _TABLE_SQL, (schema, name)).fetchone()
         if row is None:
             raise TerminalError(f"table {schema}.{name} does not exist (option 'tables')")

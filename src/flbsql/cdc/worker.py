@@ -74,7 +74,9 @@ class Worker(threading.Thread):
         if not cfg.publication or len(cfg.publication.encode()) > 63:
             raise ConfigError("publication", "1 to 63 bytes")
         self.cfg, self.log, self._put = cfg, log, put
-        self.tables = tuple(".".join(split_table(t)) for t in cfg.tables)
+        # "schema.table" as records name it -> (schema, table) as the catalog has it
+        self.names = {".".join(parts): parts for parts in map(split_table, cfg.tables)}
+        self.tables = tuple(self.names)
         self.pg = _open_pg(cfg, log)
         self.store = PositionStore(cfg.db or "in_sql.db", cfg["db.sync"])
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
@@ -206,7 +208,7 @@ class Worker(threading.Thread):
         pg, cfg = self.pg, self.cfg
         pg.open()
         pg.check_server()
-        infos = {t: pg.table_info(t) for t in self.tables}
+        infos = {t: pg.table_info(*self.names[t]) for t in self.tables}
         pg.ensure_publication(cfg.publication, list(infos.values()))
         health = pg.slot_health(cfg.slot)
         if health is None:

@@ -91,7 +91,7 @@ def test_store_save_load_and_migrations_are_idempotent(tmp_path):
     store.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2  # positions, then in_sql_cdc
 
 
 def test_store_refuses_a_position_of_another_source(tmp_path):

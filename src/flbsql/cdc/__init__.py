@@ -17,12 +17,16 @@ One record format serves snapshot rows and changes (``docs/cdc.md``). The body i
 ``(lsn, pos)`` identifies a change: a change delivered twice (after a crash) has the
 same pair. Modules: :mod:`.types` (text -> value by type OID), :mod:`.pgoutput`
 (message decoder), :mod:`.postgresql` (slot, publication, snapshot, read/advance,
-health, heartbeat; the only module that imports psycopg), :mod:`.worker` (the
-background thread), :mod:`.state` (the position file) and :mod:`.source` (the
-input's batch source, ``mode cdc``).
+health, heartbeat; the only module that imports psycopg), :mod:`.record` (the
+record encoder), :mod:`.snapshot` and :mod:`.stream` (the two phases),
+:mod:`.worker` (the background thread that runs them) and :mod:`.source` (the
+input's batch source, ``mode cdc``). The CDC state is kept in the input's position
+file (:class:`~flbsql.input.store.PositionStore`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from flbsql.errors import TerminalError
 
@@ -33,6 +37,7 @@ __all__ = [
     "OP_READ",
     "OP_TRUNCATE",
     "OP_UPDATE",
+    "CdcState",
     "SlotLostError",
     "format_lsn",
     "parse_lsn",
@@ -50,6 +55,15 @@ OPS = {
     OP_DELETE: "delete",
     OP_TRUNCATE: "truncate",
 }
+
+
+#: The CDC position file's record of what PostgreSQL cannot keep: how far the initial
+#: snapshot got, when it ended (its LSN marks the overlap with the stream) and that the
+#: stream started, so a slot that disappears later is detected as a loss instead of
+#: being recreated. The stream position itself is the slot's ``confirmed_flush_lsn``.
+#: Keys: phase ("snapshot" | "stream"), slot, done (list of tables), table, key (list of
+#: text or None), rows (int), snapshot_end_lsn (int | None), slot_created_lsn (int).
+CdcState = dict[str, Any]
 
 
 class SlotLostError(TerminalError):

@@ -1,42 +1,47 @@
-"""Everything CDC asks of PostgreSQL: the one module that imports psycopg.
+"""Everything CDC asks of PostgreSQL: catalog, publication, slot, changes, snapshot.
 
-Two connections: ``main`` (``url``: catalog, publication, snapshot, heartbeat) and
-``decoding`` (``replication_url``, else ``url``: slot, peek, advance, health). The
-slot is driven by SQL functions (ABI doc section 15), because psycopg 3 has no
-replication-protocol API. Both connections use :data:`~flbsql.cdc.types.SESSION_SETTINGS`
-so that pgoutput (whose output functions run in *our* session) and the snapshot's
-``col::text`` produce the same text.
+The slot is driven by SQL functions (ABI doc section 15), because psycopg 3 has no
+replication-protocol API. The connections (``main`` and ``decoding``), their
+credentials and the watchdog over every round trip are in :mod:`.connection`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import secrets
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.types.string import TextLoader
 
-from flbsql.cdc import SlotLostError, parse_lsn
-from flbsql.cdc.types import SESSION_SETTINGS, TypeInfo
-from flbsql.errors import DisconnectError, TerminalError, TransientError, sqlstate_is_transient
+from flbsql.cdc import parse_lsn
+from flbsql.cdc.connection import DIALECT, PgConnections
+from flbsql.cdc.types import TypeInfo
+from flbsql.errors import ConfigError, TerminalError, TransientError
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Iterator, Sequence
 
-    from flbsql.conn.url import ConnectParams
+__all__ = ["DEFAULT_SCHEMA", "PgCdc", "SlotHealth", "TableInfo", "split_table"]
 
-__all__ = ["PgCdc", "SlotHealth", "TableInfo", "classify", "split_table"]
+DEFAULT_SCHEMA = "public"
 
 
 def split_table(name: str) -> tuple[str, str]:
-    """``schema.table`` (default schema ``public``) -> (schema, table)."""
-    schema, _, table = name.rpartition(".")
-    return schema or "public", table
+    """``schema.table`` -> (schema, table), parsed as the polling input parses it.
+
+    The dialect's :meth:`~flbsql.dialects.base.Dialect.split_name` (double quotes
+    keep dots and quotes in a part); without a schema, ``public``.
+
+    Raises:
+        ConfigError: not a valid table name (option ``tables``).
+    """
+    try:
+        schema, table = DIALECT.split_name(name.strip())
+    except ValueError as exc:
+        raise ConfigError("tables", str(exc)) from None
+    return schema or DEFAULT_SCHEMA, table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,42 +74,6 @@ class SlotHealth:
     retained_bytes: int
     pending_bytes: int
     confirmed_lsn: int
-
-
-def classify(exc: BaseException) -> Exception:
-    """A psycopg error -> flbsql error (the slot-lost state is its own, loud one)."""
-    if isinstance(exc, (TerminalError, TransientError)):
-        return exc
-    state = getattr(exc, "sqlstate", None)
-    text = str(exc).strip()
-    if state == "55000" and ("can no longer get changes" in text or "invalidated" in text):
-        return SlotLostError(text, state)
-    if isinstance(exc, psycopg.OperationalError) and state is None:
-        return DisconnectError(text, state)
-    if isinstance(exc, psycopg.InterfaceError):
-        return DisconnectError(text, state)
-    if sqlstate_is_transient(state):
-        return TransientError(text, state)
-    return TerminalError(text, state)
-
-
-def conninfo(params: ConnectParams) -> str:
-    """Libpq conninfo from parsed URL + options (secrets already resolved)."""
-    kw: dict[str, Any] = {
-        "host": params.host,
-        "port": params.port,
-        "user": params.user,
-        "password": params.password,
-        "dbname": params.database,
-        "connect_timeout": max(1, int(params.connect_timeout)),
-        "sslmode": params.ssl_mode,
-        "sslrootcert": params.ssl_ca,
-        "sslcert": params.ssl_cert,
-        "sslkey": params.ssl_key,
-        "application_name": "flbsql-cdc",
-    }
-    kw.update(params.query)
-    return make_conninfo("", **{k: v for k, v in kw.items() if v is not None})
 
 
 _TYPES_SQL = """
@@ -142,74 +111,24 @@ SELECT plugin::text, database::text, wal_status, safe_wal_size,
 FROM pg_replication_slots WHERE slot_name = %s"""
 
 
-class PgCdc:
-    """Connections and statements for one CDC instance."""
-
-    def __init__(
-        self,
-        main: ConnectParams,
-        decoding: ConnectParams,
-        log: logging.Logger,
-        statement_timeout: float = 60.0,
-    ) -> None:
-        """Nothing connects until :meth:`open`."""
-        self.params = main
-        self.dec_params = decoding
-        self.log = log
-        self.statement_timeout = statement_timeout
-        self.main: Any = None
-        self.dec: Any = None
-        self._text_oids: dict[int, list[int]] = {}
-        self.reader: str | None = None
-
-    # -- connections --------------------------------------------------------------------
-
-    def _connect(self, params: ConnectParams) -> Any:
-        conn = psycopg.connect(conninfo(params), autocommit=True)
-        for name, value in {
-            **SESSION_SETTINGS,
-            "statement_timeout": f"{int(self.statement_timeout * 1000)}",
-        }.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-        return conn
-
-    def open(self) -> None:
-        """Connect both connections (classified errors)."""
-        try:
-            if self.main is None or self.main.closed:
-                self.main = self._connect(self.params)
-            if self.dec is None or self.dec.closed:
-                self.dec = self._connect(self.dec_params)
-        except Exception as exc:
-            self.close()
-            err = classify(exc)
-            if isinstance(err, TerminalError):
-                raise err from exc
-            raise TransientError(f"cannot connect for CDC: {exc}".strip()) from exc
-
-    def close(self) -> None:
-        """Close both connections quietly."""
-        for conn in (self.main, self.dec):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-        self.main = self.dec = None
-        self.reader = None  # a temporary slot: gone with its session
+class PgCdc(PgConnections):
+    """The statements CDC runs, on the connections of :class:`PgConnections`."""
 
     # -- prerequisites -------------------------------------------------------------------
 
     def check_server(self) -> None:
         """wal_level and the REPLICATION attribute, with errors that say what to do."""
-        level = self.dec.execute("SHOW wal_level").fetchone()[0]
+        level = self.execute(self.dec, "SHOW wal_level").fetchone()[0]
         if level != "logical":
             raise TerminalError(
                 f"wal_level is '{level}', CDC needs 'logical': set wal_level = logical "
                 "(and max_replication_slots, max_wal_senders) in postgresql.conf and "
                 "restart the server"
             )
-        row = self.dec.execute(
+        row = self.execute(
+            self.dec,
             "SELECT rolreplication OR rolsuper, current_user FROM pg_roles "
-            "WHERE rolname = current_user"
+            "WHERE rolname = current_user",
         ).fetchone()
         if not row[0]:
             raise TerminalError(
@@ -218,13 +137,12 @@ class PgCdc:
                 "that has it)"
             )
 
-    def table_info(self, qualname: str) -> TableInfo:
+    def table_info(self, schema: str, name: str) -> TableInfo:
         """Columns and read key of a table, or a TerminalError naming it."""
-        schema, name = split_table(qualname)
-        row = self.main.execute(_TABLE_SQL, (schema, name)).fetchone()
+        row = self.execute(self.main, _TABLE_SQL, (schema, name)).fetchone()
         if row is None:
             raise TerminalError(f"table {schema}.{name} does not exist (option 'tables')")
-        keys = self.main.execute(_KEY_SQL, (row[0],)).fetchall()
+        keys = self.execute(self.main, _KEY_SQL, (row[0],)).fetchall()
         key_cols: list[str] = []
         key_types: list[str] = []
         for col, typ in keys:  # primary key first; stop at the first index's columns
@@ -245,7 +163,7 @@ class PgCdc:
 
     def type_catalog(self, oids: Sequence[int]) -> dict[int, TypeInfo]:
         """pg_type rows for ``oids`` and the element/base types they refer to."""
-        rows = self.main.execute(_TYPES_SQL, (list(oids),)).fetchall()
+        rows = self.execute(self.main, _TYPES_SQL, (list(oids),)).fetchall()
         return {
             int(r[0]): TypeInfo(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5]) for r in rows
         }
@@ -253,12 +171,13 @@ class PgCdc:
     def ensure_publication(self, name: str, tables: Sequence[TableInfo]) -> bool:
         """Create the publication or add missing tables; True when something changed."""
         ident = sql.Identifier(name)
-        exists = self.main.execute(
-            "SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,)
+        exists = self.execute(
+            self.main, "SELECT puballtables FROM pg_publication WHERE pubname = %s", (name,)
         ).fetchone()
         published = {
             (r[0], r[1])
-            for r in self.main.execute(
+            for r in self.execute(
+                self.main,
                 "SELECT schemaname::text, tablename::text FROM pg_publication_tables "
                 "WHERE pubname = %s",
                 (name,),
@@ -274,7 +193,7 @@ class PgCdc:
             else sql.SQL("CREATE PUBLICATION {} FOR TABLE {}")
         ).format(ident, names)
         try:
-            self.main.execute(stmt)
+            self.execute(self.main, stmt)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise TerminalError(
                 f"cannot {'alter' if exists else 'create'} publication '{name}' ({exc}); "
@@ -294,7 +213,7 @@ class PgCdc:
 
     def slot_health(self, slot: str) -> SlotHealth | None:
         """The slot's row, or None when it does not exist."""
-        row = self.dec.execute(_HEALTH_SQL, (slot,)).fetchone()
+        row = self.execute(self.dec, _HEALTH_SQL, (slot,)).fetchone()
         if row is None:
             return None
         return SlotHealth(
@@ -303,8 +222,10 @@ class PgCdc:
 
     def create_slot(self, slot: str) -> int:
         """Create a pgoutput slot; returns its consistent point."""
-        row = self.dec.execute(
-            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,)
+        row = self.execute(
+            self.dec,
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+            (slot,),
         ).fetchone()
         return parse_lsn(row[0])
 
@@ -316,7 +237,9 @@ class PgCdc:
         two (normal with synchronous_commit off) would be skipped by a consumer that
         treats the write position as "read up to here".
         """
-        return parse_lsn(self.dec.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
+        return parse_lsn(
+            self.execute(self.dec, "SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
+        )
 
     def open_reader(self, slot: str) -> str:
         """A temporary copy of ``slot`` that this session consumes (no re-decoding).
@@ -328,7 +251,9 @@ class PgCdc:
         a reconnect the copy starts again at the durable slot's position.
         """
         reader = f"{slot[:50]}_rd_{secrets.token_hex(3)}"
-        self.dec.execute("SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader))
+        self.execute(
+            self.dec, "SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader)
+        )
         self.reader = reader
         return reader
 
@@ -337,41 +262,46 @@ class PgCdc:
     ) -> Iterator[bytes]:
         """Pgoutput messages up to ``upto_lsn``, consumed from the reader slot.
 
-        Rows are streamed through a server-side cursor, so memory stays bounded.
+        Rows are streamed through a server-side cursor, so memory stays bounded. The
+        watchdog watches the round trips, not the time the caller takes between
+        them (it may wait for room in the queue).
         """
         if self.reader is None:
             raise TransientError("no reader slot (reconnecting)")
         conn = self.dec
-        with conn.transaction():
-            cur = conn.cursor(name="flbsql_cdc_read", binary=True)
-            try:
-                cur.execute(
-                    "SELECT data FROM pg_logical_slot_get_binary_changes(%s, %s::text::pg_lsn, "
-                    "%s, 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                    (
-                        self.reader,
-                        f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}",
-                        nchanges,
-                        publication,
-                    ),
-                )
-                while rows := cur.fetchmany(itersize):
-                    for (data,) in rows:
-                        yield data
-            finally:
-                cur.close()
+        with (
+            self.watched(conn) as watched,
+            conn.transaction(),
+            conn.cursor(name="flbsql_cdc_read", binary=True) as cur,
+        ):
+            cur.execute(
+                "SELECT data FROM pg_logical_slot_get_binary_changes(%s, %s::text::pg_lsn, "
+                "%s, 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
+                (
+                    self.reader,
+                    f"{upto_lsn >> 32:X}/{upto_lsn & 0xFFFFFFFF:X}",
+                    nchanges,
+                    publication,
+                ),
+            )
+            while rows := cur.fetchmany(itersize):
+                watched.pause()
+                for (data,) in rows:
+                    yield data
+                watched.resume()
 
     def advance(self, slot: str, lsn: int) -> None:
         """Move the slot's confirmed_flush_lsn to ``lsn`` (never backwards)."""
-        self.dec.execute(
+        self.execute(
+            self.dec,
             "SELECT pg_replication_slot_advance(%s, %s::text::pg_lsn)",
             (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"),
         )
 
     def heartbeat(self, payload: str) -> None:
         """A non-transactional logical message, seen by the next peek (lag probe)."""
-        self.main.execute(
-            "SELECT pg_logical_emit_message(false, 'flbsql_heartbeat', %s)", (payload,)
+        self.execute(
+            self.main, "SELECT pg_logical_emit_message(false, 'flbsql_heartbeat', %s)", (payload,)
         )
 
     # -- snapshot -----------------------------------------------------------------------
@@ -414,16 +344,16 @@ class PgCdc:
         oids = self._text_oids.get(table.oid)
         if oids is None:
             oids = self._text_oids[table.oid] = [*self.type_catalog(table.type_oids), 27]
-        with conn.transaction():
+        with self.watched(conn), conn.transaction():
             cur = conn.cursor()
             for oid in oids:
                 cur.adapters.register_loader(oid, TextLoader)
             rows = cur.execute(stmt, list(after) if after else None).fetchall()
-            lsn = self.insert_lsn()
+            lsn = parse_lsn(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
         return rows, lsn
 
     def insert_lsn(self) -> int:
         """pg_current_wal_insert_lsn(): every commit the snapshot saw lies before it."""
         return parse_lsn(
-            self.main.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+            self.execute(self.main, "SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
         )

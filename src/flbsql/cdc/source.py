@@ -1,14 +1,15 @@
 """The input's batch source for ``mode cdc``: a bounded hand-off between two threads.
 
-A background :class:`~flbsql.cdc.worker.Worker` does all database I/O and puts
-encoded chunks into a bounded queue (so memory stays bounded however large a
-transaction is); Fluent Bit's collect callback only joins queued chunks and returns
-within milliseconds. Each chunk carries a :class:`Marker`: the position that becomes
-safe once Fluent Bit took the chunk. :meth:`CdcSource.commit` (the cleanup callback)
-passes the markers back to the worker, which advances the slot / saves the snapshot
-progress after :data:`CONFIRM_DELAY`, so an output that flushes from memory has
-flushed before the position moves. A chunk in the middle of a transaction carries
-no position: a crash re-delivers the whole transaction (at-least-once).
+A background :class:`~flbsql.cdc.worker.Worker` does all database I/O and hands
+encoded chunks to :meth:`CdcSource.put`, which queues them in a bounded queue (so
+memory stays bounded however large a transaction is); Fluent Bit's collect callback
+only joins queued chunks and returns within milliseconds. Each chunk carries a
+:class:`Marker`: the position that becomes safe once Fluent Bit took the chunk.
+:meth:`CdcSource.commit` (the cleanup callback) passes the markers back to the
+worker (:meth:`~flbsql.cdc.worker.Worker.took`), which advances the slot / saves the
+snapshot progress after :data:`CONFIRM_DELAY`, so an output that flushes from memory
+has flushed before the position moves. A chunk in the middle of a transaction
+carries no position: a crash re-delivers the whole transaction (at-least-once).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from flbsql.cdc.worker import CONFIRM_DELAY, Worker
+
 if TYPE_CHECKING:
     import logging
 
     from flbsql.settings import Config
 
 __all__ = ["CONFIRM_DELAY", "CdcSource", "Chunk", "ChunkQueue", "Marker"]
-
-CONFIRM_DELAY = 0.5  # seconds between Fluent Bit taking a batch and the slot moving
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,14 +101,11 @@ class CdcSource:
 
     def __init__(self, cfg: Config, log: logging.Logger) -> None:
         """Validate options, try the server once (clear errors at Init), start the worker."""
-        from flbsql.cdc.worker import Worker  # imports psycopg
-
         self.cfg = cfg
         self.log = log
         self.batch_rows = 0
         self.queue = ChunkQueue(max(2 * cfg.bytes_per_collect, 1 << 20))
-        self.taken: collections.deque[tuple[float, Marker]] = collections.deque()
-        self.worker = Worker(cfg, log, self.queue, self.taken)
+        self.worker = Worker(cfg, log, self.put)
         self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
         self._inflight: list[Chunk] | None = None
         self._paused = False
@@ -139,11 +137,22 @@ class CdcSource:
                 return data
             self._taken(chunks)  # only positions (idle stream): nothing to hand over
 
+    def put(
+        self,
+        data: bytes,
+        rows: int,
+        lsn: int | None,
+        state: dict[str, Any] | None,
+        stop: threading.Event,
+    ) -> bool:
+        """The worker's hand-off: queue a chunk (waits for room); False when stopped."""
+        marker = None if lsn is None and state is None else Marker(lsn, state)
+        return self.queue.put(Chunk(data, rows, marker), stop)
+
     def _taken(self, chunks: list[Chunk]) -> None:
-        now = time.monotonic()
         for c in chunks:
             if c.marker is not None:
-                self.taken.append((now, c.marker))
+                self.worker.took(c.marker.lsn, c.marker.state)
 
     def commit(self) -> None:
         """Fluent Bit took the last batch: its positions may be confirmed."""

@@ -45,7 +45,15 @@ from flbsql.secrets import (
 if TYPE_CHECKING:
     from flbsql.settings import Config
 
-__all__ = ["REFRESH_SECONDS", "SecretResolver", "connect_params", "open_pool"]
+__all__ = [
+    "REFRESH_SECONDS",
+    "SecretResolver",
+    "connect_params",
+    "credentials_for",
+    "open_pool",
+    "resolve_connection",
+    "with_credentials",
+]
 
 REFRESH_SECONDS = 60.0
 _SECRET_OPTIONS = (
@@ -201,21 +209,55 @@ def connect_params(
     )
 
 
-def open_pool(cfg: Config, log: logging.Logger, url_option: str = "url") -> Pool:
-    """A lazy pool: Init succeeds with the database (and Vault) down."""
-    if not any(isinstance(f, RedactingFilter) for f in log.filters):
-        log.addFilter(RedactingFilter())
-    resolver = SecretResolver(cfg, log)
-    params = connect_params(cfg, url_option, resolver)
-    credentials: Credentials | None = None
+def credentials_for(
+    cfg: Config, log: logging.Logger, resolver: SecretResolver
+) -> Credentials | None:
+    """Where user and password come from on each connect; None: from ``params``.
+
+    ``vault.db_role``: dynamic credentials (renewed, rotated when due); ``user`` or
+    ``password`` references: re-read at most every :data:`REFRESH_SECONDS`.
+    """
     if cfg["vault.db_role"]:
         from flbsql.secrets.dynamic import DynamicCredentials
 
-        credentials = DynamicCredentials(resolver.vault_client(), log)
-    elif is_reference(cfg.user) or is_reference(cfg.password):
+        return DynamicCredentials(resolver.vault_client(), log)
+    if is_reference(cfg.user) or is_reference(cfg.password):
         resolver.check("user")
         resolver.check("password")
-        credentials = _StaticCredentials(resolver)
+        return _StaticCredentials(resolver)
+    return None
+
+
+def resolve_connection(
+    cfg: Config,
+    log: logging.Logger,
+    url_option: str = "url",
+    resolver: SecretResolver | None = None,
+) -> tuple[ConnectParams, Credentials | None]:
+    """What ``url_option`` connects with: params, and the credentials to ask on each connect.
+
+    The one way the pool and CDC resolve secrets; the logger gets the redacting filter.
+    """
+    if not any(isinstance(f, RedactingFilter) for f in log.filters):
+        log.addFilter(RedactingFilter())
+    resolver = resolver or SecretResolver(cfg, log)
+    params = connect_params(cfg, url_option, resolver)
+    return params, credentials_for(cfg, log, resolver)
+
+
+def with_credentials(
+    params: ConnectParams, creds: tuple[str | None, str | None] | None
+) -> ConnectParams:
+    """``params`` with the user and password a credential source gave (if any)."""
+    if creds is None:
+        return params
+    user, password = creds
+    return params.with_(user=user or params.user, password=password or params.password)
+
+
+def open_pool(cfg: Config, log: logging.Logger, url_option: str = "url") -> Pool:
+    """A lazy pool: Init succeeds with the database (and Vault) down."""
+    params, credentials = resolve_connection(cfg, log, url_option)
     return Pool(
         get_dialect(params.dialect), params, PoolSettings.from_config(cfg), log, credentials
     )

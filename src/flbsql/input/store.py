@@ -1,6 +1,8 @@
 """Durable positions in a SQLite file, the way in_tail keeps its offsets.
 
-One table, ``in_sql_positions``, one row per ``position_name``. The file runs in
+Two tables, one row per ``position_name`` in each: ``in_sql_positions`` for the
+polling input (a typed :class:`~flbsql.input.position.Position`) and ``in_sql_cdc``
+for ``mode cdc`` (its state as JSON, see :data:`flbsql.cdc.CdcState`). The file runs in
 WAL mode with ``synchronous`` from ``db.sync`` (tail's option of the same name):
 ``normal`` survives a crash of the process (kill -9) and loses at most the last
 commits on power loss; ``full``/``extra`` survive power loss too.
@@ -14,9 +16,11 @@ saying what changed, instead of resuming at a position from another table.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
 import threading
+from typing import Any
 
 from flbsql.errors import ConfigError
 from flbsql.input.position import Position
@@ -31,6 +35,12 @@ _MIGRATIONS = (
         position   TEXT NOT NULL,
         updated_at TEXT NOT NULL
     )""",
+    # 2: the CDC state (files written before the migrations counted it already have it)
+    """CREATE TABLE IF NOT EXISTS in_sql_cdc (
+        name       TEXT PRIMARY KEY,
+        state      TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )""",
 )
 
 _SQL_LOAD = "SELECT source, position FROM in_sql_positions WHERE name = ?"
@@ -38,6 +48,11 @@ _SQL_SAVE = (
     "INSERT INTO in_sql_positions (name, source, position, updated_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (name) DO UPDATE SET source = excluded.source, "
     "position = excluded.position, updated_at = excluded.updated_at"
+)
+_SQL_LOAD_STATE = "SELECT state FROM in_sql_cdc WHERE name = ?"
+_SQL_SAVE_STATE = (
+    "INSERT INTO in_sql_cdc (name, state) VALUES (?, ?) ON CONFLICT (name) "
+    "DO UPDATE SET state = excluded.state, updated_at = CURRENT_TIMESTAMP"
 )
 _SYNC = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 
@@ -54,9 +69,12 @@ class PositionStore:
             self._conn = sqlite3.connect(
                 path, timeout=10.0, isolation_level=None, check_same_thread=False
             )
+            self._migrate(sync)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError("db", f"cannot open position file {path!r}: {exc}") from None
         self._lock = threading.Lock()
+
+    def _migrate(self, sync: str) -> None:
         c = self._conn
         c.execute("PRAGMA journal_mode=WAL")
         c.execute(f"PRAGMA synchronous={_SYNC[sync]}")
@@ -97,6 +115,28 @@ class PositionStore:
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         with self._lock:
             self._conn.execute(_SQL_SAVE, (name, source, position.to_json(), now))
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """The saved CDC state of ``name``, or None."""
+        with self._lock:
+            row = self._conn.execute(_SQL_LOAD_STATE, (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            state: dict[str, Any] = json.loads(row[0])
+        except ValueError as exc:
+            raise ConfigError(
+                "db",
+                f"CDC position {name!r} in {self.path} is unreadable "
+                f"({exc}); delete that row to start over",
+            ) from None
+        return state
+
+    def save_state(self, name: str, state: dict[str, Any]) -> None:
+        """Replace the saved CDC state of ``name`` (durable per ``db.sync``)."""
+        text = json.dumps(state, sort_keys=True)
+        with self._lock:
+            self._conn.execute(_SQL_SAVE_STATE, (name, text))
 
     def close(self) -> None:
         """Close the file."""

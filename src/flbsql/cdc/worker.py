@@ -26,13 +26,14 @@ import msgpack
 from flbsql.cdc import OP_READ, SlotLostError, format_lsn
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, classify, split_table
-from flbsql.cdc.source import CONFIRM_DELAY, Chunk, ChunkQueue, Marker
+from flbsql.cdc.source import CONFIRM_DELAY
 from flbsql.cdc.state import CdcState, StateStore
 from flbsql.cdc.types import TypeInfo, build_decoder
 from flbsql.conn.backoff import Backoff
 from flbsql.conn.connect import connect_params
 from flbsql.errors import ConfigError, TerminalError, TransientError
 from flbsql.events.codec import encode_event, header
+from flbsql.input.handoff import Chunk, ChunkQueue, Marker
 
 if TYPE_CHECKING:
     import collections

@@ -14,86 +14,19 @@ carries no position: a crash re-delivers the whole transaction (at-least-once).
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from flbsql.cdc.worker import CONFIRM_DELAY, Worker
+from flbsql.input.handoff import Chunk, ChunkQueue, Marker
 
 if TYPE_CHECKING:
     import logging
 
     from flbsql.settings import Config
 
-__all__ = ["CONFIRM_DELAY", "CdcSource", "Chunk", "ChunkQueue", "Marker"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Marker:
-    """A position: a stream LSN to advance to, and/or a state to save."""
-
-    lsn: int | None = None
-    state: dict[str, Any] | None = None
-
-
-@dataclasses.dataclass
-class Chunk:
-    """Encoded events and the position after them."""
-
-    data: bytes
-    rows: int
-    marker: Marker | None
-
-
-class ChunkQueue:
-    """A FIFO bounded by bytes; ``put`` blocks (checking ``stop``) while it is full."""
-
-    def __init__(self, max_bytes: int) -> None:
-        """``max_bytes``: encoded bytes queued at most (one chunk may exceed it)."""
-        self.max_bytes = max_bytes
-        self._items: collections.deque[Chunk] = collections.deque()
-        self._bytes = 0
-        self._cv = threading.Condition()
-
-    def put(self, chunk: Chunk, stop: threading.Event) -> bool:
-        """Queue a chunk; False when stopped before there was room."""
-        with self._cv:
-            while self._items and self._bytes + len(chunk.data) > self.max_bytes:
-                if stop.is_set():
-                    return False
-                self._cv.wait(0.1)
-            self._items.append(chunk)
-            self._bytes += len(chunk.data)
-            return True
-
-    def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
-        """Pop chunks while within the limits (at least one when any is queued)."""
-        out: list[Chunk] = []
-        rows = size = 0
-        with self._cv:
-            while self._items:
-                nxt = self._items[0]
-                if out and (rows + nxt.rows > max_rows or size + len(nxt.data) > max_bytes):
-                    break
-                self._items.popleft()
-                self._bytes -= len(nxt.data)
-                out.append(nxt)
-                rows += nxt.rows
-                size += len(nxt.data)
-            self._cv.notify_all()
-        return out
-
-    def push_front(self, chunks: list[Chunk]) -> None:
-        """Give chunks back (a batch that could not be handed over)."""
-        with self._cv:
-            for chunk in reversed(chunks):
-                self._items.appendleft(chunk)
-                self._bytes += len(chunk.data)
-
-    def __len__(self) -> int:
-        return len(self._items)
+__all__ = ["CONFIRM_DELAY", "CdcSource"]
 
 
 class CdcSource:

@@ -1,9 +1,8 @@
 """A small, self-healing connection cache: one connection per calling thread.
 
-With ``workers N`` each Fluent Bit worker flushes on its own executor thread, so
-keying connections by thread gives one connection per worker with no sharing.
+With ``workers N`` each worker flushes on its own thread: one connection per worker.
 
-- lazy: nothing connects until the first use, so Init succeeds with the database down;
+- lazy: nothing connects until the first use (Init succeeds with the database down);
 - a connection idle longer than ``pool.check_idle`` is pinged before use (this is
   what survives a server-side idle timeout or a restart while the pipeline was quiet);
 - a connection older than ``pool.max_lifetime`` (minus up to 10 % jitter, so the
@@ -36,7 +35,6 @@ dialect and re-raised as flbsql errors (the driver exception is the ``__cause__`
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import random
@@ -46,6 +44,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from flbsql.conn.backoff import Backoff
+from flbsql.conn.slot import PoolSettings, Slot, looks_dead
 from flbsql.conn.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 from flbsql.errors import (
     ConfigError,
@@ -63,47 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["Credentials", "Pool", "PoolSettings"]
 
 Credentials = Callable[[], "tuple[str | None, str | None]"]
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolSettings:
-    """Timing knobs, from the ``pool.*`` options."""
-
-    max_lifetime: float = 1800.0
-    check_idle: float = 30.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> PoolSettings:
-        """Read the ``pool.*`` options of a :class:`~flbsql.settings.Config`."""
-        return cls(
-            cfg["pool.max_lifetime"],
-            cfg["pool.check_idle"],
-            cfg["pool.backoff_initial"],
-            cfg["pool.backoff_max"],
-        )
-
-
-@dataclasses.dataclass(eq=False)
-class _Slot:
-    conn: Connection = dataclasses.field(repr=False)
-    created: float
-    expires: float
-    last_used: float
-    generation: int
-    creds: tuple[str | None, str | None] | None = dataclasses.field(default=None, repr=False)
-    in_use: bool = False
-
-
-def _looks_dead(conn: Any) -> bool:
-    """The driver's own view, where it has one (psycopg, PyMySQL)."""
-    with contextlib.suppress(Exception):
-        if getattr(conn, "broken", False) is True or getattr(conn, "closed", False) is True:
-            return True
-        if getattr(conn, "open", True) is False:
-            return True
-    return False
 
 
 class Pool:
@@ -125,7 +83,7 @@ class Pool:
         self.log = log
         self._credentials = credentials
         self._lock = threading.Lock()
-        self._slots: dict[int, _Slot] = {}
+        self._slots: dict[int, Slot] = {}
         self._generation = 0
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._closed = False
@@ -166,7 +124,7 @@ class Pool:
             err = exc if isinstance(exc, FlbSqlError) else self.dialect.classify(exc)
             if watch.fired:
                 err = DisconnectError(self._timeout_text(watch))
-            elif not isinstance(err, DisconnectError) and _looks_dead(slot.conn):
+            elif not isinstance(err, DisconnectError) and looks_dead(slot.conn):
                 err = DisconnectError(redact(str(err)), getattr(err, "sqlstate", None))
             if isinstance(err, DisconnectError):
                 self._discard(slot)
@@ -250,7 +208,7 @@ class Pool:
 
     # -- checkout ------------------------------------------------------------------------
 
-    def _checkout(self) -> _Slot:
+    def _checkout(self) -> Slot:
         if self._closed:
             raise TransientError("pool is closed")
         key = threading.get_ident()
@@ -281,7 +239,7 @@ class Pool:
             )
             return None
 
-    def _validate(self, key: int, slot: _Slot, creds: Any) -> _Slot | None:
+    def _validate(self, key: int, slot: Slot, creds: Any) -> Slot | None:
         """The slot if it may be used, else None (it was dropped)."""
         now = time.monotonic()
         if slot.generation != self._generation:
@@ -316,7 +274,7 @@ class Pool:
                 return None
         return slot
 
-    def _checkin(self, slot: _Slot) -> None:
+    def _checkin(self, slot: Slot) -> None:
         slot.last_used = time.monotonic()
         slot.in_use = False
         stale = self._closed or slot.generation != self._generation
@@ -327,7 +285,7 @@ class Pool:
                         del self._slots[key]
             self._close_quietly(slot.conn)
 
-    def _discard(self, slot: _Slot) -> None:
+    def _discard(self, slot: Slot) -> None:
         with self._lock:
             for key, held in list(self._slots.items()):
                 if held is slot:
@@ -335,7 +293,7 @@ class Pool:
                     self.counters["discarded"] += 1
         self._close_quietly(slot.conn)
 
-    def _drop(self, key: int, slot: _Slot, counter: str) -> None:
+    def _drop(self, key: int, slot: Slot, counter: str) -> None:
         with self._lock:
             if self._slots.get(key) is slot:
                 del self._slots[key]
@@ -344,7 +302,7 @@ class Pool:
 
     # -- connect -------------------------------------------------------------------------
 
-    def _connect(self, creds: tuple[str | None, str | None] | None) -> _Slot:
+    def _connect(self, creds: tuple[str | None, str | None] | None) -> Slot:
         wait = self._backoff.remaining()
         if wait > 0:
             raise TransientError(
@@ -379,7 +337,7 @@ class Pool:
             self._backoff.success()
         now = time.monotonic()
         lifetime = self.settings.max_lifetime * (1.0 - random.uniform(0.0, 0.1))
-        return _Slot(conn, now, now + lifetime, now, generation, creds)
+        return Slot(conn, now, now + lifetime, now, generation, creds)
 
     def _arm_backoff(self, reason: str) -> None:
         with self._lock:

@@ -35,7 +35,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["BOUNDARY_MAX", "Position", "Signpost", "decode_value", "encode_value"]
+__all__ = [
+    "BOUNDARY_MAX",
+    "Position",
+    "Signpost",
+    "decode_value",
+    "describe",
+    "encode_value",
+]
 
 BOUNDARY_MAX = 1000  # keys kept for boundary dedup; more rows at one value are re-read
 
@@ -86,6 +93,14 @@ def decode_value(item: Sequence[Any]) -> Any:
     """Inverse of :func:`encode_value`."""
     tag, text = item
     return _DECODERS[tag](text)
+
+
+def describe(last: Sequence[Any] | None) -> str:
+    """An order tuple for a log line (``the beginning`` for None), cut at 120 characters."""
+    if last is None:
+        return "the beginning"
+    text = ", ".join(repr(v) for v in last)
+    return f"({text[:120]})"
 
 
 @dataclasses.dataclass(frozen=True)

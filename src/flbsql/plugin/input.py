@@ -1,78 +1,33 @@
-"""The input plugin object: one per ``[INPUT] Name sql`` section.
+"""The input plugin object: one per ``[INPUT] Name sql`` section, called by the bridge.
 
-The plugin talks to a :class:`BatchSource`, chosen by ``mode``: ``poll``
-(:class:`flbsql.input.poll.PollSource`, keyset reads) or ``cdc`` (logical decoding,
-:mod:`flbsql.cdc`). Fluent Bit calls the input once a second, fixed (ABI doc
-section 9), so a source must have its batch ready: database I/O belongs on the
-source's own thread, never in :meth:`BatchSource.next_batch`.
+It talks to a :class:`~flbsql.input.source.BatchSource` chosen by ``mode``
+(:func:`open_source`), counts what goes through and owns the
+metrics; the reading itself lives in :mod:`flbsql.input` (and :mod:`flbsql.cdc`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
+from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
-from flbsql.settings import Config
 
-__all__ = ["BatchSource", "InputPlugin"]
+if TYPE_CHECKING:
+    import logging
 
+    from flbsql.settings import Config
 
-@runtime_checkable
-class BatchSource(Protocol):
-    """What the input plugin needs from a source of events.
-
-    Call order, all from the input's thread: ``next_batch()``; if it returned
-    bytes, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
-    or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
-    ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
-    """
-
-    batch_rows: int
-    """Events in the batch the last :meth:`next_batch` returned (0 after b"")."""
-
-    def next_batch(self) -> bytes:
-        """Concatenated Fluent Bit events (msgpack), or b"" when nothing is due.
-
-        Must return within milliseconds. The batch is *pending* until
-        ``commit()`` or ``rewind()``; a ``next_batch()`` that finds a batch still
-        pending must treat it as not delivered (rewind) before handing out more.
-        """
-        ...
-
-    def commit(self) -> None:
-        """Fluent Bit took the pending batch: the position may move past it.
-
-        The new position must be durable before the position after the *next*
-        batch is: a crash may re-deliver at most the batches not yet committed.
-        """
-        ...
-
-    def rewind(self) -> None:
-        """The pending batch was not delivered: resume at the last committed end."""
-        ...
-
-    def pause(self) -> None:
-        """Stop reading from the database (Fluent Bit's buffers are full)."""
-        ...
-
-    def resume(self) -> None:
-        """Read again after :meth:`pause`."""
-        ...
-
-    def close(self) -> None:
-        """Stop threads, store the committed position, release resources."""
-        ...
+__all__ = ["InputPlugin"]
 
 
 def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | None]:
     """The source for ``mode``, and the pool the plugin closes after it (if any)."""
     if cfg.mode == "cdc":
-        from flbsql.cdc.source import CdcSource
+        from flbsql.cdc.source import CdcSource  # imports psycopg: only in cdc mode
 
         return CdcSource(cfg, log), None
     from flbsql.input.poll import PollSource

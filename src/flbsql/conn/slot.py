@@ -1,0 +1,55 @@
+"""What the pool keeps per connection, and its timing settings."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flbsql.dialects.base import Connection
+
+__all__ = ["PoolSettings", "Slot", "looks_dead"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSettings:
+    """Timing knobs, from the ``pool.*`` options."""
+
+    max_lifetime: float = 1800.0
+    check_idle: float = 30.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> PoolSettings:
+        """Read the ``pool.*`` options of a :class:`~flbsql.settings.Config`."""
+        return cls(
+            cfg["pool.max_lifetime"],
+            cfg["pool.check_idle"],
+            cfg["pool.backoff_initial"],
+            cfg["pool.backoff_max"],
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class Slot:
+    """One pooled connection and what the pool knows of it."""
+
+    conn: Connection = dataclasses.field(repr=False)
+    created: float
+    expires: float
+    last_used: float
+    generation: int
+    creds: tuple[str | None, str | None] | None = dataclasses.field(default=None, repr=False)
+    in_use: bool = False
+
+
+def looks_dead(conn: Any) -> bool:
+    """The driver's own view, where it has one (psycopg, PyMySQL)."""
+    with contextlib.suppress(Exception):
+        if getattr(conn, "broken", False) is True or getattr(conn, "closed", False) is True:
+            return True
+        if getattr(conn, "open", True) is False:
+            return True
+    return False

@@ -1,0 +1,138 @@
+"""The bounded hand-off between a source's reading thread and Fluent Bit's collect callback.
+
+Both input modes use it. The reading thread (poll: :class:`~flbsql.input.fetch.Fetcher`,
+cdc: :class:`~flbsql.cdc.worker.Worker`) does all database I/O and puts encoded
+:class:`Chunk` objects into a :class:`ChunkQueue`; the collect callback only takes what
+is queued and joins it, so it returns within milliseconds. The queue is bounded by
+bytes (and optionally rows), so memory stays bounded however fast the database is
+and however large a transaction is: ``put`` blocks while the queue is full.
+
+Each chunk carries a :class:`Marker`: the position that becomes safe once Fluent Bit
+took the chunk. A rewind either gives chunks back (:meth:`ChunkQueue.push_front`, cdc)
+or drops everything queued (:meth:`ChunkQueue.clear`, poll: the reader reads again
+from the acknowledged position). ``clear`` starts a new *epoch*; a ``put`` tagged with
+an older epoch is dropped, so a page read before the rewind never reaches the queue.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flbsql.input.position import Position
+
+__all__ = ["Chunk", "ChunkQueue", "Marker"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """The position reached after a chunk.
+
+    Attributes:
+        lsn: cdc stream: the LSN the slot may advance to.
+        state: cdc snapshot: the progress to save.
+        position: poll: the keyset position after the chunk's last row.
+    """
+
+    lsn: int | None = None
+    state: dict[str, Any] | None = None
+    position: Position | None = None
+
+
+@dataclasses.dataclass
+class Chunk:
+    """Encoded events and the position after them (None: in the middle of a transaction)."""
+
+    data: bytes
+    rows: int
+    marker: Marker | None
+
+
+class ChunkQueue:
+    """A FIFO bounded by bytes (and rows); ``put`` blocks, checking ``stop``, while it is full."""
+
+    def __init__(self, max_bytes: int, max_rows: int | None = None) -> None:
+        """``max_bytes``/``max_rows``: queued at most (one chunk alone may exceed them)."""
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self._items: collections.deque[Chunk] = collections.deque()
+        self._bytes = 0
+        self._rows = 0
+        self._epoch = 0
+        self._cv = threading.Condition()
+
+    @property
+    def epoch(self) -> int:
+        """Counts :meth:`clear` calls; pass it to :meth:`put` to drop stale chunks."""
+        with self._cv:
+            return self._epoch
+
+    def full(self) -> bool:
+        """True when the queued bytes (or rows) reached the bound."""
+        with self._cv:
+            return self._bytes >= self.max_bytes or (
+                self.max_rows is not None and self._rows >= self.max_rows
+            )
+
+    def _no_room(self, chunk: Chunk) -> bool:
+        if not self._items:
+            return False  # an oversize chunk passes alone
+        if self._bytes + len(chunk.data) > self.max_bytes:
+            return True
+        return self.max_rows is not None and self._rows + chunk.rows > self.max_rows
+
+    def put(self, chunk: Chunk, stop: threading.Event, epoch: int | None = None) -> bool:
+        """Queue a chunk; False when stopped first, or when ``epoch`` ended (a clear)."""
+        with self._cv:
+            while True:
+                if epoch is not None and epoch != self._epoch:
+                    return False
+                if not self._no_room(chunk):
+                    break
+                if stop.is_set():
+                    return False
+                self._cv.wait(0.1)
+            self._items.append(chunk)
+            self._bytes += len(chunk.data)
+            self._rows += chunk.rows
+            return True
+
+    def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
+        """Pop chunks while within the limits (at least one when any is queued)."""
+        out: list[Chunk] = []
+        rows = size = 0
+        with self._cv:
+            while self._items:
+                nxt = self._items[0]
+                if out and (rows + nxt.rows > max_rows or size + len(nxt.data) > max_bytes):
+                    break
+                self._items.popleft()
+                out.append(nxt)
+                rows += nxt.rows
+                size += len(nxt.data)
+            self._bytes -= size
+            self._rows -= rows
+            self._cv.notify_all()
+        return out
+
+    def push_front(self, chunks: list[Chunk]) -> None:
+        """Give chunks back (a batch that could not be handed over), in their order."""
+        with self._cv:
+            for chunk in reversed(chunks):
+                self._items.appendleft(chunk)
+                self._bytes += len(chunk.data)
+                self._rows += chunk.rows
+
+    def clear(self) -> None:
+        """Drop everything queued and start a new epoch."""
+        with self._cv:
+            self._items.clear()
+            self._bytes = self._rows = 0
+            self._epoch += 1
+            self._cv.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,91 @@
+"""Progress and lag of the poll reader: a log line every ``progress_interval``.
+
+With rows read since the last line: how many, the rate, and how many rows are
+between the read position and the bound (``lag_rows`` in the metrics). Without: if
+the horizon has held rows back for longer than the interval (and ``settle``), a
+line that says so, so a long transaction does not look like a stuck input.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from flbsql.input.position import describe
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from flbsql.conn.pool import Pool
+    from flbsql.input.horizon import Horizon
+    from flbsql.input.keyset import KeysetQuery
+    from flbsql.metrics import Metrics
+    from flbsql.settings import Config
+
+__all__ = ["Progress", "rows_behind"]
+
+
+def rows_behind(
+    pool: Pool, query: KeysetQuery, after: tuple[Any, ...] | None, upto: tuple[Any, ...]
+) -> int | None:
+    """Rows after ``after`` up to ``upto`` (None when the count fails)."""
+    sql, params = query.count(after, upto)
+    try:
+        with pool.connection() as conn:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return int(cur.fetchone()[0])
+            finally:
+                cur.close()
+                conn.rollback()
+    except Exception:
+        return None
+
+
+class Progress:
+    """Rows and pages read; the periodic progress line."""
+
+    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+        """Report every ``progress_interval`` (0: never)."""
+        self.cfg = cfg
+        self.log = log
+        self.metrics: Metrics | None = None  # set by the plugin
+        self.rows = 0
+        self.pages = 0
+        self._since_rows = 0
+        self._since = time.monotonic()
+
+    def count(self, rows: int) -> None:
+        """A page of ``rows`` rows was queued."""
+        self.rows += rows
+        self._since_rows += rows
+        self.pages += 1
+
+    def report(self, behind: Callable[[], int | None], horizon: Horizon) -> None:
+        """Log a progress line when the interval is over; ``behind`` counts the lag."""
+        interval = self.cfg.progress_interval
+        elapsed = time.monotonic() - self._since
+        if not interval or elapsed < interval:
+            return
+        if self._since_rows:
+            lag = behind()
+            if self.metrics is not None:
+                self.metrics.set("lag_rows", lag)
+            self.log.info(
+                "read %d rows (%d in total), %s rows behind, %.0f rows/s",
+                self._since_rows,
+                self.rows,
+                "?" if lag is None else lag,
+                self._since_rows / elapsed,
+            )
+        else:
+            waiting = horizon.waiting_since()
+            if waiting is not None and time.monotonic() - waiting > max(interval, self.cfg.settle):
+                self.log.info(
+                    "waiting for transactions in flight: rows newer than %s are held back",
+                    describe(horizon.bound.last if horizon.bound else None),
+                )
+        self._since_rows = 0
+        self._since = time.monotonic()

@@ -1,0 +1,62 @@
+"""The source skeleton: what the input plugin needs from a source of events, and its choice.
+
+A :class:`BatchSource` is chosen by ``mode``: ``poll``
+(:class:`flbsql.input.poll.PollSource`, keyset reads) or ``cdc`` (logical decoding,
+:class:`flbsql.cdc.source.CdcSource`). Fluent Bit calls the input once a second, fixed
+(ABI doc section 9), so a source must have its batch ready: database I/O belongs on the
+source's own thread, which hands encoded events over through the bounded
+:class:`~flbsql.input.handoff.ChunkQueue`, never in :meth:`BatchSource.next_batch`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+__all__ = ["BatchSource"]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What the input plugin needs from a source of events.
+
+    Call order, all from the input's thread: ``next_batch()``; if it returned
+    bytes, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
+    or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
+    ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
+    """
+
+    batch_rows: int
+    """Events in the batch the last :meth:`next_batch` returned (0 after b"")."""
+
+    def next_batch(self) -> bytes:
+        """Concatenated Fluent Bit events (msgpack), or b"" when nothing is due.
+
+        Must return within milliseconds. The batch is *pending* until
+        ``commit()`` or ``rewind()``; a ``next_batch()`` that finds a batch still
+        pending must treat it as not delivered (rewind) before handing out more.
+        """
+        ...
+
+    def commit(self) -> None:
+        """Fluent Bit took the pending batch: the position may move past it.
+
+        The new position must be durable before the position after the *next*
+        batch is: a crash may re-deliver at most the batches not yet committed.
+        """
+        ...
+
+    def rewind(self) -> None:
+        """The pending batch was not delivered: resume at the last committed end."""
+        ...
+
+    def pause(self) -> None:
+        """Stop reading from the database (Fluent Bit's buffers are full)."""
+        ...
+
+    def resume(self) -> None:
+        """Read again after :meth:`pause`."""
+        ...
+
+    def close(self) -> None:
+        """Stop threads, store the committed position, release resources."""
+        ...

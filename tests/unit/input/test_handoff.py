@@ -1,0 +1,116 @@
+"""The bounded hand-off queue both input modes use (poll pages, cdc chunks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flbsql.input.handoff import Chunk, ChunkQueue, Marker
+
+
+def chunk(size: int, rows: int = 1, tag: int = 0) -> Chunk:
+    return Chunk(b"x" * size, rows, Marker(lsn=tag))
+
+
+def tags(chunks: list[Chunk]) -> list[int | None]:
+    return [c.marker.lsn if c.marker else None for c in chunks]
+
+
+def put_in_thread(
+    q: ChunkQueue, c: Chunk, stop: threading.Event, **kw
+) -> tuple[threading.Thread, list[bool]]:
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(q.put(c, stop, **kw)), daemon=True)
+    t.start()
+    return t, result
+
+
+def test_put_blocks_while_the_bytes_would_pass_the_bound_and_take_makes_room():
+    q = ChunkQueue(100)
+    stop = threading.Event()
+    assert q.put(chunk(60, tag=1), stop)
+    t, result = put_in_thread(q, chunk(60, tag=2), stop)
+    t.join(0.3)
+    assert t.is_alive() and len(q) == 1  # 120 > 100: waits
+    assert tags(q.take(10, 1000)) == [1]
+    t.join(2)
+    assert result == [True] and tags(q.take(10, 1000)) == [2]
+
+
+def test_one_oversize_chunk_still_passes_alone():
+    q = ChunkQueue(100)
+    assert q.put(chunk(500, tag=1), threading.Event())
+    assert q.full()
+    assert tags(q.take(10, 10)) == [1]  # take hands over at least one
+    assert not q.full()
+
+
+def test_rows_bound_when_given():
+    q = ChunkQueue(10_000, max_rows=5)
+    stop = threading.Event()
+    assert q.put(chunk(1, rows=3, tag=1), stop)
+    assert not q.full()
+    stop.set()
+    assert not q.put(chunk(1, rows=3, tag=2), stop)  # 6 rows > 5: no room, stopped
+    assert q.put(chunk(1, rows=2, tag=3), stop)
+    assert q.full() and tags(q.take(10, 1000)) == [1, 3]
+
+
+def test_stop_unblocks_a_waiting_put():
+    q = ChunkQueue(10)
+    stop = threading.Event()
+    assert q.put(chunk(10), stop)
+    t, result = put_in_thread(q, chunk(10), stop)
+    time.sleep(0.15)
+    stop.set()
+    t.join(2)
+    assert not t.is_alive() and result == [False] and len(q) == 1
+
+
+def test_take_stops_at_the_row_and_byte_limits():
+    q = ChunkQueue(10_000)
+    stop = threading.Event()
+    for i in range(6):
+        q.put(chunk(10, rows=2, tag=i), stop)
+    assert tags(q.take(max_rows=5, max_bytes=1000)) == [0, 1]  # a third would be 6 rows
+    assert tags(q.take(max_rows=100, max_bytes=25)) == [2, 3]  # a third would be 30 bytes
+    assert tags(q.take(max_rows=100, max_bytes=1000)) == [4, 5]
+    assert q.take(100, 1000) == []
+
+
+def test_push_front_gives_a_batch_back_in_order():
+    q = ChunkQueue(10_000)
+    stop = threading.Event()
+    for i in range(4):
+        q.put(chunk(10, tag=i), stop)
+    batch = q.take(max_rows=2, max_bytes=1000)
+    assert tags(batch) == [0, 1]
+    q.push_front(batch)
+    assert len(q) == 4
+    assert tags(q.take(100, 1000)) == [0, 1, 2, 3]
+    assert not q.full()
+
+
+def test_push_front_counts_towards_the_bound():
+    q = ChunkQueue(25)
+    stop = threading.Event()
+    q.put(chunk(10, tag=0), stop)
+    q.put(chunk(10, tag=1), stop)
+    q.push_front(q.take(100, 1000))
+    stop.set()
+    assert not q.put(chunk(10, tag=2), stop)  # still 20 bytes queued
+
+
+def test_clear_drops_everything_and_ends_the_epoch():
+    q = ChunkQueue(10)
+    stop = threading.Event()
+    epoch = q.epoch
+    assert q.put(chunk(10, tag=1), stop, epoch)
+    t, result = put_in_thread(q, chunk(10, tag=2), stop, epoch=epoch)
+    time.sleep(0.15)
+    q.clear()  # a rewind: the waiting chunk was read before it
+    t.join(2)
+    assert result == [False] and len(q) == 0 and not q.full()
+    assert not q.put(chunk(1, tag=3), stop, epoch)  # stale epoch: dropped
+    assert q.put(chunk(1, tag=4), stop, q.epoch)
+    assert tags(q.take(10, 100)) == [4]

@@ -54,7 +54,7 @@ def test_no_import_circles_even_through_imports_inside_functions():
         stack.append(m)
         for dep in sorted(graph[m]):
             if state.get(dep) == 1:
-                circles.append(stack[stack.index(dep) :] + [dep])
+                circles.append([*stack[stack.index(dep) :], dep])
             elif dep not in state:
                 visit(dep)
         stack.pop()

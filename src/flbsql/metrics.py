@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Iterable
 
+    from flbsql.settings import Config
+
 __all__ = [
     "COUNTERS",
     "GAUGES",
@@ -135,15 +137,15 @@ class Metrics:
 
     @classmethod
     def from_config(
-        cls, cfg: Any, plugin: str, instance: str, log: logging.Logger | None = None
+        cls, cfg: Config, plugin: str, instance: str, log: logging.Logger | None = None
     ) -> Metrics:
         """Build from a :class:`~flbsql.settings.Config` (``metrics.*`` options)."""
         return cls(
             plugin,
             instance,
-            interval=cfg["metrics.interval"],
-            port=cfg["metrics.port"],
-            address=cfg["metrics.address"],
+            interval=cfg.metrics_interval,
+            port=cfg.metrics_port,
+            address=cfg.metrics_address,
             log=log,
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal, overload
 
 from flbsql.errors import ConfigError
 from flbsql.options import OPTIONS, Option, options_for
@@ -146,6 +146,18 @@ def _near_misses(kind: str) -> Iterator[tuple[str, str]]:
             yield name, f"it is an option of the {other} plugin, not the {kind}"
 
 
+@overload
+def parse(
+    kind: Literal["input"], get: PropertyGetter, *, probe_typos: bool = True
+) -> InputConfig: ...
+@overload
+def parse(
+    kind: Literal["output"], get: PropertyGetter, *, probe_typos: bool = True
+) -> OutputConfig: ...
+@overload
+def parse(
+    kind: str, get: PropertyGetter, *, probe_typos: bool = True
+) -> InputConfig | OutputConfig: ...
 def parse(
     kind: str, get: PropertyGetter, *, probe_typos: bool = True
 ) -> InputConfig | OutputConfig:

@@ -28,7 +28,7 @@ def test_defaults_and_types():
         ),
     )
     assert cfg.table == "logs"
-    assert cfg["pool.max_lifetime"] == 300.0
+    assert cfg.pool_max_lifetime == 300.0
     assert cfg.pool_max_lifetime == 300.0
     assert cfg.auto_create_table is False
     assert cfg.unique_key == ("a", "b")

@@ -24,7 +24,7 @@ from flbsql.input.handoff import Chunk, ChunkQueue, Marker
 if TYPE_CHECKING:
     import logging
 
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "CdcSource"]
 
@@ -32,7 +32,7 @@ __all__ = ["CONFIRM_DELAY", "CdcSource"]
 class CdcSource:
     """BatchSource for ``mode cdc``: next_batch/commit/rewind/pause/resume/close."""
 
-    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+    def __init__(self, cfg: InputConfig, log: logging.Logger) -> None:
         """Validate options, try the server once (clear errors at Init), start the worker."""
         self.cfg = cfg
         self.log = log

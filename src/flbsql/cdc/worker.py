@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import logging
 
     from flbsql.cdc import CdcState
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker"]
 
@@ -64,7 +64,7 @@ class Put(Protocol):
 class Worker(threading.Thread):
     """Owns the database connections; everything it hands over goes through ``put``."""
 
-    def __init__(self, cfg: Config, log: logging.Logger, put: Put) -> None:
+    def __init__(self, cfg: InputConfig, log: logging.Logger, put: Put) -> None:
         """Validate the CDC options and open the position file."""
         super().__init__(name="flbsql-cdc", daemon=True)
         if not cfg.tables:
@@ -78,7 +78,7 @@ class Worker(threading.Thread):
         self.names = {".".join(parts): parts for parts in map(split_table, cfg.tables)}
         self.tables = tuple(self.names)
         self.pg = _open_pg(cfg, log)
-        self.store = PositionStore(cfg.db or "in_sql.db", cfg["db.sync"])
+        self.store = PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
         self.state: CdcState | None = self.store.load_state(self.position_name)
         self.fatal: BaseException | None = None
@@ -160,7 +160,7 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped or a terminal error (kept in ``fatal``, logged loudly)."""
-        backoff = Backoff(self.cfg["pool.backoff_initial"], self.cfg["pool.backoff_max"])
+        backoff = Backoff(self.cfg.pool_backoff_initial, self.cfg.pool_backoff_max)
         while not self._halt.is_set():
             try:
                 if self.ready and self.pg.credentials_changed():
@@ -328,7 +328,7 @@ class Worker(threading.Thread):
             self.log.info(msg, *args)
 
 
-def _open_pg(cfg: Config, log: logging.Logger) -> PgCdc:
+def _open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:
     """The two CDC connections, resolved the way the pool resolves its connection.
 
     ``url`` with ``user``/``password`` (secret references) or ``vault.db_role``;

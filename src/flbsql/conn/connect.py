@@ -56,17 +56,6 @@ __all__ = [
 ]
 
 REFRESH_SECONDS = 60.0
-_SECRET_OPTIONS = (
-    "url",
-    "user",
-    "password",
-    "ssl_key",
-    "replication_url",
-    "vault.token",
-    "vault.role_id",
-    "vault.secret_id",
-    "vault.jwt",
-)
 _URL_OPTIONS = ("url", "replication_url")
 # user names are shown in logs ("postgres" would otherwise mask "postgresql://")
 _NOT_HIDDEN = ("user",)
@@ -81,8 +70,8 @@ class SecretResolver:
         self.log = log
         self._vault: Any = None
         self._lock = threading.Lock()
-        for name in _SECRET_OPTIONS:
-            value = cfg.get(name)
+        for field in cfg.SECRET:  # the option table's secret options
+            name, value = cfg.NAMES[field], getattr(cfg, field)
             if not isinstance(value, str) or is_reference(value) or name in _NOT_HIDDEN:
                 continue
             if name in _URL_OPTIONS:  # only a URL's password, not where it points
@@ -95,7 +84,7 @@ class SecretResolver:
         """The shared :class:`~flbsql.secrets.vault.VaultClient` (imports hvac)."""
         with self._lock:
             if self._vault is None:
-                if not self.cfg["vault.address"]:
+                if not self.cfg.vault_address:
                     raise ConfigError(
                         "vault.address", "required by vault: references and vault.db_role"
                     )
@@ -106,7 +95,7 @@ class SecretResolver:
 
     def providers(self) -> dict[str, SecretProvider]:
         """The Vault provider, when Vault is configured."""
-        if not self.cfg["vault.address"]:
+        if not self.cfg.vault_address:
             return {}
         from flbsql.secrets.vault import VaultProvider
 
@@ -114,7 +103,7 @@ class SecretResolver:
 
     def resolve(self, name: str, value: str | None = None) -> str | None:
         """Resolve option ``name`` now; errors name the option, never the value."""
-        raw = self.cfg[name] if value is None else value
+        raw = self.cfg.option(name) if value is None else value
         if raw is None or not is_reference(raw):
             return raw  # type: ignore[no-any-return]
         try:
@@ -130,14 +119,14 @@ class SecretResolver:
 
     def check(self, name: str) -> None:
         """Validate a reference at Init; resolve env:/file: ones (cheap, local)."""
-        raw = self.cfg[name]
+        raw = self.cfg.option(name)
         if raw is None or not is_reference(raw):
             return
         try:
             ref = parse_ref(raw)
         except SecretError as exc:
             raise SecretError(f"option '{name}': {exc}") from None
-        if ref.scheme == "vault" and not self.cfg["vault.address"]:
+        if ref.scheme == "vault" and not self.cfg.vault_address:
             raise ConfigError(name, "a vault: reference needs vault.address")
         if ref.scheme in ("env", "file"):
             self.resolve(name)
@@ -217,7 +206,7 @@ def credentials_for(
     ``vault.db_role``: dynamic credentials (renewed, rotated when due); ``user`` or
     ``password`` references: re-read at most every :data:`REFRESH_SECONDS`.
     """
-    if cfg["vault.db_role"]:
+    if cfg.vault_db_role:
         from flbsql.secrets.dynamic import DynamicCredentials
 
         return DynamicCredentials(resolver.vault_client(), log)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flbsql.dialects.base import Connection
+    from flbsql.settings import Config
 
 __all__ = ["PoolSettings", "Slot", "looks_dead"]
 
@@ -22,13 +23,13 @@ class PoolSettings:
     backoff_max: float = 30.0
 
     @classmethod
-    def from_config(cls, cfg: Any) -> PoolSettings:
+    def from_config(cls, cfg: Config) -> PoolSettings:
         """Read the ``pool.*`` options of a :class:`~flbsql.settings.Config`."""
         return cls(
-            cfg["pool.max_lifetime"],
-            cfg["pool.check_idle"],
-            cfg["pool.backoff_initial"],
-            cfg["pool.backoff_max"],
+            cfg.pool_max_lifetime,
+            cfg.pool_check_idle,
+            cfg.pool_backoff_initial,
+            cfg.pool_backoff_max,
         )
 
 

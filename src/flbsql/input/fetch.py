@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from flbsql.input.spec import SourceSpec
     from flbsql.input.store import PositionStore
     from flbsql.input.tracker import PositionTracker
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["Fetcher"]
 
@@ -43,7 +43,7 @@ class Fetcher:
 
     def __init__(
         self,
-        cfg: Config,
+        cfg: InputConfig,
         pool: Pool,
         log: logging.Logger,
         store: PositionStore,
@@ -62,9 +62,9 @@ class Fetcher:
         self.query: KeysetQuery | None = None
         self.failed: BaseException | None = None  # a ConfigError that stopped reading
         self.pager = Pager(cfg, pool.dialect, zone, time_column)
-        self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle)
+        self.horizon = Horizon(pool.dialect, cfg.table or "", cfg.settle)
         self.progress = Progress(cfg, log)
-        self._backoff = Backoff(cfg["pool.backoff_initial"], cfg["pool.backoff_max"])
+        self._backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max)
         self._stop = threading.Event()
         self._paused = False
         self._thread = threading.Thread(target=self._run, name="flbsql-in-fetch", daemon=True)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flbsql.dialects.base import Dialect
     from flbsql.input.position import Position
     from flbsql.input.spec import SourceSpec
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["Pager"]
 
@@ -32,7 +32,7 @@ class Pager:
     """Page size, the page's round trip and its encoding; rows-per-second pacing."""
 
     def __init__(
-        self, cfg: Config, dialect: Dialect, zone: dt.tzinfo, time_column: str | None
+        self, cfg: InputConfig, dialect: Dialect, zone: dt.tzinfo, time_column: str | None
     ) -> None:
         """``zone``: the ``time_zone`` of naive timestamps; ``time_column``: the event time."""
         self.cfg = cfg

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from flbsql.conn.pool import Pool
     from flbsql.input.spec import SourceSpec
     from flbsql.metrics import Metrics
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["PollSource"]
 
@@ -41,7 +41,7 @@ class PollSource:
     """Keyset polling with a background fetch thread."""
 
     def __init__(
-        self, cfg: Config, pool: Pool, log: logging.Logger, store: PositionStore | None = None
+        self, cfg: InputConfig, pool: Pool, log: logging.Logger, store: PositionStore | None = None
     ) -> None:
         """Validate the options; try to resolve the source (a database outage is fine)."""
         check_options(cfg)
@@ -53,7 +53,7 @@ class PollSource:
         time_column = event_time_column(cfg)
         check_names(cfg, pool.dialect, time_column)
         self.store = (
-            store if store is not None else PositionStore(cfg.db or "in_sql.db", cfg["db.sync"])
+            store if store is not None else PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         )
         self._own_store = store is None
         queue = ChunkQueue(2 * cfg.bytes_per_collect, 2 * cfg.rows_per_collect)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from flbsql.input.horizon import Horizon
     from flbsql.input.keyset import KeysetQuery
     from flbsql.metrics import Metrics
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["Progress", "rows_behind"]
 
@@ -47,7 +47,7 @@ def rows_behind(
 class Progress:
     """Rows and pages read; the periodic progress line."""
 
-    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+    def __init__(self, cfg: InputConfig, log: logging.Logger) -> None:
         """Report every ``progress_interval`` (0: never)."""
         self.cfg = cfg
         self.log = log

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from flbsql.conn.pool import Pool
     from flbsql.dialects.base import Dialect
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = [
     "SourceSpec",
@@ -45,7 +45,7 @@ class SourceSpec:
     source: str  # identity checked against the stored row
 
 
-def check_options(cfg: Config) -> None:
+def check_options(cfg: InputConfig) -> None:
     """Exactly one of ``table``/``query``; a query has ``{position}`` and a ``key``."""
     if bool(cfg.table) == bool(cfg.query):
         raise ConfigError("table", "set exactly one of `table` or `query`")
@@ -59,7 +59,7 @@ def check_options(cfg: Config) -> None:
         raise ConfigError("key", "required with `query` (the columns that identify a row)")
 
 
-def event_time_column(cfg: Config) -> str | None:
+def event_time_column(cfg: InputConfig) -> str | None:
     """The column that gives each event its time, or None (the read time)."""
     if cfg.is_set("time_column") and cfg.time_column.lower() != "none":
         return str(cfg.time_column)
@@ -67,7 +67,7 @@ def event_time_column(cfg: Config) -> str | None:
 
 
 def named_columns(
-    cfg: Config, key: Sequence[str], time_column: str | None
+    cfg: InputConfig, key: Sequence[str], time_column: str | None
 ) -> list[tuple[str, str]]:
     """(option, column) for every column the options name."""
     return [
@@ -78,7 +78,7 @@ def named_columns(
     ]
 
 
-def check_names(cfg: Config, dialect: Dialect, time_column: str | None) -> None:
+def check_names(cfg: InputConfig, dialect: Dialect, time_column: str | None) -> None:
     """Refuse at Init a name the dialect cannot quote, naming its option.
 
     Otherwise the ValueError came from the first query: an Init traceback that
@@ -95,17 +95,19 @@ def check_names(cfg: Config, dialect: Dialect, time_column: str | None) -> None:
         raise ConfigError(option, str(exc)) from None
 
 
-def default_name(cfg: Config, database: str | None) -> str:
+def default_name(cfg: InputConfig, database: str | None) -> str:
     """``position_name`` when unset: the database and the table (or a hash of the query)."""
     what = cfg.table if cfg.table else "query-" + _query_hash(cfg)
     return f"{database or 'db'}/{what}"
 
 
-def _query_hash(cfg: Config) -> str:
-    return hashlib.sha1(cfg.query.encode()).hexdigest()[:12]
+def _query_hash(cfg: InputConfig) -> str:
+    return hashlib.sha1((cfg.query or "").encode()).hexdigest()[:12]
 
 
-def resolve(cfg: Config, pool: Pool, time_column: str | None) -> tuple[SourceSpec, KeysetQuery]:
+def resolve(
+    cfg: InputConfig, pool: Pool, time_column: str | None
+) -> tuple[SourceSpec, KeysetQuery]:
     """Resolve key, order and column kinds against the database."""
     d = pool.dialect
     kinds: dict[str, str] = {}

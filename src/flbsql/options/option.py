@@ -81,16 +81,6 @@ class ConfigBase:
                 return getattr(self, field)
         raise KeyError(name)
 
-    # transitional: option-name access, removed once every reader uses the fields
-    __getitem__ = option
-
-    def get(self, name: str, default: Any = None) -> Any:
-        """Transitional: like :meth:`option`, ``default`` for an unknown name."""
-        try:
-            return self.option(name)
-        except KeyError:
-            return default
-
     def replace(self: _C, **changes: Any) -> _C:
         """A copy with some fields changed; they count as given."""
         given = frozenset(self.NAMES[field] for field in changes)

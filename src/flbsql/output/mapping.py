@@ -30,6 +30,7 @@ from flbsql.timestamps import parse_zone
 
 if TYPE_CHECKING:
     from flbsql.dialects.base import Dialect
+    from flbsql.settings import OutputConfig
 
 __all__ = ["ColumnSpec", "Mapper", "parse_columns"]
 
@@ -119,7 +120,7 @@ def _column_option(value: str | None) -> str | None:
 class Mapper:
     """Builds the rows of one table from events; one per writer (not shared)."""
 
-    def __init__(self, cfg: Any, dialect: Dialect) -> None:
+    def __init__(self, cfg: OutputConfig, dialect: Dialect) -> None:
         """Validate the shape options; ConfigError names the option at fault."""
         self.dialect = dialect
         self.zone = parse_zone(cfg.time_zone)

@@ -16,6 +16,7 @@ from typing import Any
 from flbsql.dialects import sql
 from flbsql.dialects.base import Column, Dialect
 from flbsql.errors import FlbSqlError, TerminalError
+from flbsql.settings import OutputConfig
 
 __all__ = ["ensure_table"]
 
@@ -59,7 +60,7 @@ def ensure_table(
     table_sql: str,
     coldefs: Sequence[tuple[str, str]],
     key: Sequence[str],
-    cfg: Any,
+    cfg: OutputConfig,
     log: logging.Logger,
     option: str = "table",
 ) -> dict[str, str]:

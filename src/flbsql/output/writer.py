@@ -28,7 +28,7 @@ from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.output.deadletter import DeadLetters, Rejected
 from flbsql.output.mapping import Mapper
 from flbsql.output.tables import ensure_table
-from flbsql.settings import Config
+from flbsql.settings import OutputConfig
 
 __all__ = ["Writer"]
 
@@ -36,7 +36,7 @@ __all__ = ["Writer"]
 class Writer:
     """Writes flush chunks into one table; safe for ``workers N`` (one connection each)."""
 
-    def __init__(self, cfg: Config, pool: Pool, log: logging.Logger) -> None:
+    def __init__(self, cfg: OutputConfig, pool: Pool, log: logging.Logger) -> None:
         """Validate the table options; nothing touches the database here."""
         if not cfg.table:
             raise ConfigError("table", "required")

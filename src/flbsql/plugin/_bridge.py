@@ -60,7 +60,6 @@ def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any)
 def _init_scoped(
     ffi: Any, kind_no: int, api: Any, ins: Any, handle_out: Any, log: Any, lib: Any
 ) -> int:
-    kind = "input" if kind_no == KIND_INPUT else "output"
     log.info(
         "flbsql %s on Python %s (%s), instance %d of this process",
         __version__,
@@ -69,12 +68,16 @@ def _init_scoped(
         next(_instance_no),
     )
     try:
-        cfg = parse(kind, _getter(ffi, lib, kind_no, api, ins))
+        get = _getter(ffi, lib, kind_no, api, ins)
+        plugin: Any
         if kind_no == KIND_INPUT:
-            from flbsql.plugin.input import InputPlugin as Plugin
+            from flbsql.plugin.input import InputPlugin
+
+            plugin = InputPlugin(parse("input", get), log)
         else:
-            from flbsql.plugin.output import OutputPlugin as Plugin  # type: ignore[assignment]
-        plugin = Plugin(cfg, log)
+            from flbsql.plugin.output import OutputPlugin
+
+            plugin = OutputPlugin(parse("output", get), log)
     except FlbSqlError as exc:
         log.error("init failed: %s", exc)
         return int(Outcome.ERROR)

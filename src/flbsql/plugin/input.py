@@ -19,12 +19,12 @@ from flbsql.metrics import Metrics
 if TYPE_CHECKING:
     import logging
 
-    from flbsql.settings import Config
+    from flbsql.settings import InputConfig
 
 __all__ = ["InputPlugin"]
 
 
-def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | None]:
+def open_source(cfg: InputConfig, log: logging.Logger) -> tuple[BatchSource, Pool | None]:
     """The source for ``mode``, and the pool the plugin closes after it (if any)."""
     if cfg.mode == "cdc":
         from flbsql.cdc.source import CdcSource  # imports psycopg: only in cdc mode
@@ -39,7 +39,7 @@ def open_source(cfg: Config, log: logging.Logger) -> tuple[BatchSource, Pool | N
 class InputPlugin:
     """collect() hands over a batch; commit() runs after Fluent Bit appended it."""
 
-    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+    def __init__(self, cfg: InputConfig, log: logging.Logger) -> None:
         """Validate and start the source's background reading."""
         self.cfg = cfg
         self.log = log

@@ -9,7 +9,7 @@ from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.writer import Writer
 from flbsql.plugin.log import FailureLog
-from flbsql.settings import Config
+from flbsql.settings import OutputConfig
 
 __all__ = ["OutputPlugin"]
 
@@ -17,13 +17,13 @@ __all__ = ["OutputPlugin"]
 class OutputPlugin:
     """Init parses and validates; nothing connects until the first flush."""
 
-    def __init__(self, cfg: Config, log: logging.Logger) -> None:
+    def __init__(self, cfg: OutputConfig, log: logging.Logger) -> None:
         """Build the pool and the writer from a validated config."""
         self.cfg = cfg
         self.log = log
         self.pool = open_pool(cfg, log)
         self.writer = Writer(cfg, self.pool, log)
-        self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table, log)
+        self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table or "", log)
         self.metrics.attach_pool(self.pool.stats)
         self.writer.metrics = self.metrics
         self.failures = FailureLog(log, "flush")

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
+    from flbsql.settings import Config
+
 __all__ = ["VaultClient", "VaultProvider", "VaultSettings"]
 
 T = TypeVar("T")
@@ -69,25 +71,25 @@ class VaultSettings:
     timeout: float = 30.0
 
     @classmethod
-    def from_config(cls, cfg: Any) -> VaultSettings:
+    def from_config(cls, cfg: Config) -> VaultSettings:
         """Read the ``vault.*`` options of a :class:`~flbsql.settings.Config`."""
         return cls(
-            address=cfg["vault.address"],
-            namespace=cfg["vault.namespace"],
-            auth=cfg["vault.auth"],
-            auth_mount=cfg["vault.auth_mount"],
-            token=cfg["vault.token"],
-            role_id=cfg["vault.role_id"],
-            secret_id=cfg["vault.secret_id"],
-            role=cfg["vault.role"],
-            jwt=cfg["vault.jwt"],
-            kubernetes_token_file=cfg["vault.kubernetes_token_file"],
-            ca_file=cfg["vault.ca_file"],
-            skip_verify=cfg["vault.skip_verify"],
-            db_role=cfg["vault.db_role"],
-            db_mount=cfg["vault.db_mount"],
-            renew_before=min(max(cfg["vault.renew_before"], 0.05), 0.9),
-            timeout=min(float(cfg["statement_timeout"]), 30.0),
+            address=cfg.vault_address or "",
+            namespace=cfg.vault_namespace,
+            auth=cfg.vault_auth,
+            auth_mount=cfg.vault_auth_mount,
+            token=cfg.vault_token,
+            role_id=cfg.vault_role_id,
+            secret_id=cfg.vault_secret_id,
+            role=cfg.vault_role,
+            jwt=cfg.vault_jwt,
+            kubernetes_token_file=cfg.vault_kubernetes_token_file,
+            ca_file=cfg.vault_ca_file,
+            skip_verify=cfg.vault_skip_verify,
+            db_role=cfg.vault_db_role,
+            db_mount=cfg.vault_db_mount,
+            renew_before=min(max(cfg.vault_renew_before, 0.05), 0.9),
+            timeout=min(float(cfg.statement_timeout), 30.0),
         )
 
 

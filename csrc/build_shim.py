@@ -2,7 +2,7 @@
 
 Each library is the C shim (``shim.c``) plus cffi's glue; the ``FLBPlugin*`` symbols
 are plain C functions in ``set_source`` that call static ``extern "Python"`` callbacks,
-so C controls the boot order, the threads and the return codes (ABI doc section 12).
+so C controls the boot order, the threads and the return codes (docs/fluent-bit-abi.md §12).
 
 Usage: ``python csrc/build_shim.py [OUTDIR]`` (default: ``src/flbsql/lib``).
 Set ``FLBSQL_SANITIZE=1`` to build with AddressSanitizer and UBSan.

@@ -4,7 +4,7 @@
  * It is included by the cffi-generated module (see build_shim.py) and compiled twice:
  * with FLBSQL_KIND_INPUT for in_sql.so and with FLBSQL_KIND_OUTPUT for out_sql.so.
  * It holds no logic, only what must happen in C, each item answering one trap of
- * shared/docs/fluent-bit-proxy-abi.md section 12:
+ * docs/fluent-bit-abi.md §12:
  *   T1  libpython re-opened RTLD_GLOBAL so C extension modules can link;
  *   T6  this .so pinned with RTLD_NODELETE against Fluent Bit's dlclose();
  *   T2  CPython booted from C with PyConfig pointing at the project's venv;
@@ -68,7 +68,7 @@ __attribute__((constructor)) static void shim_on_load(void)
 }
 
 /* ------------------------------------------------------------------------- */
-/* logging (ABI doc section 7)                                                */
+/* logging (docs/fluent-bit-abi.md §7)                                        */
 /* ------------------------------------------------------------------------- */
 
 struct log_line {

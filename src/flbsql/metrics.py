@@ -13,10 +13,10 @@ Output:
 
 - :meth:`Metrics.log_line` (and :meth:`Metrics.tick`, which logs it every
   ``metrics.interval`` seconds when called from the plugin's own callbacks, so the line
-  goes through Fluent Bit's logger; ABI doc section 7);
+  goes through Fluent Bit's logger; docs/fluent-bit-abi.md §7);
 - :func:`prometheus_text` for every live instance of the process (input and output
-  share one interpreter, ABI doc T10), served at ``/metrics`` by one small HTTP server
-  per ``metrics.address:metrics.port``, started by the first instance that asks for
+  share one interpreter, docs/fluent-bit-abi.md T10), served at ``/metrics`` by one
+  small HTTP server per ``metrics.address:metrics.port``, started by the first instance that asks for
   it and stopped when the last one closes (Python is never finalised inside Fluent Bit,
   so nothing may outlive :meth:`Metrics.close`; T6, T7).
 

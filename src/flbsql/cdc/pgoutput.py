@@ -1,4 +1,4 @@
-"""pgoutput protocol version 1 messages -> record bodies (ABI doc section 15).
+"""pgoutput protocol version 1 messages -> record bodies (docs/fluent-bit-abi.md §15).
 
 Each row of ``pg_logical_slot_peek_binary_changes`` is one message; integers are
 big-endian. ``B``/``C`` frame a transaction, ``R`` describes a relation (sent again

@@ -1,6 +1,6 @@
 """Everything CDC asks of PostgreSQL: catalog, publication, slot, changes, snapshot.
 
-The slot is driven by SQL functions (ABI doc section 15), because psycopg 3 has no
+The slot is driven by SQL functions (docs/fluent-bit-abi.md §15), because psycopg 3 has no
 replication-protocol API. The connections (``main`` and ``decoding``), their
 credentials and the watchdog over every round trip are in :mod:`.connection`.
 """

@@ -1,4 +1,4 @@
-"""Fluent Bit's msgpack event format, both ways (ABI doc section 10).
+"""Fluent Bit's msgpack event format, both ways (docs/fluent-bit-abi.md §10).
 
 A flush chunk is a concatenation of events, each either the v2 form
 ``[[timestamp, metadata], body]`` or the classic ``[timestamp, body]``; both can be

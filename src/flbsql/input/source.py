@@ -3,7 +3,7 @@
 A :class:`BatchSource` is chosen by ``mode``: ``poll``
 (:class:`flbsql.input.poll.PollSource`, keyset reads) or ``cdc`` (logical decoding,
 :class:`flbsql.cdc.source.CdcSource`). Fluent Bit calls the input once a second, fixed
-(ABI doc section 9), so a source must have its batch ready: database I/O belongs on the
+(docs/fluent-bit-abi.md §9), so a source must have its batch ready: database I/O belongs on the
 source's own thread, which hands encoded events over through the bounded
 :class:`~flbsql.input.handoff.ChunkQueue`, never in :meth:`BatchSource.next_batch`.
 """

@@ -4,7 +4,7 @@ Two threads share a :class:`PositionTracker`, under its one condition variable: 
 fetch thread (:class:`~flbsql.input.fetch.Fetcher`) reads pages from :attr:`ReadFrom.after`
 and queues them; the input callback hands queued pages over, commits and rewinds.
 
-Position protocol (ABI doc section 9):
+Position protocol (docs/fluent-bit-abi.md §9):
 
 1. :meth:`~PositionTracker.hand_over` (``next_batch()``) takes queued pages, at most
    ``rows_per_collect`` rows and ``bytes_per_collect`` bytes; the position after the

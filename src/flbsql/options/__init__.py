@@ -7,7 +7,7 @@ is generated from it (``python -m flbsql.tools.docgen``) and a test fails when i
 
 Names avoid the keys Fluent Bit consumes before a plugin sees them (``host``,
 ``port``, ``tls.*``, ``net.*``, ``workers``, ``retry_limit``, ``tag``, ``match``,
-``alias``, ``log_level``, ``listen``, ...; ABI doc section 5).
+``alias``, ``log_level``, ``listen``, ...; docs/fluent-bit-abi.md §5).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["BOTH", "CONSUMED_BY_FLUENT_BIT", "INPUT", "OPTIONS", "OUTPUT", "Opti
 
 OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 
-# Keys Fluent Bit consumes itself (never reach a plugin), per ABI doc section 5.
+# Keys Fluent Bit consumes itself (never reach a plugin), per docs/fluent-bit-abi.md §5.
 CONSUMED_BY_FLUENT_BIT = frozenset(
     {
         "match",

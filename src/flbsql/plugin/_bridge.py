@@ -3,7 +3,7 @@
 Each function turns C arguments into Python ones, calls the plugin object, and
 turns the result (or any exception) into an explicit return code. No exception
 ever reaches cffi, whose default would be a silent 0 (= FLB_ERROR, a dropped
-chunk; ABI doc T5). ``onerror`` is a last resort that logs to stderr.
+chunk; docs/fluent-bit-abi.md T5). ``onerror`` is a last resort that logs to stderr.
 
 Handles: Init stores ``ffi.new_handle(plugin)`` in the instance context and keeps
 the handle referenced here until Exit.

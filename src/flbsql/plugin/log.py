@@ -31,7 +31,7 @@ __all__ = [
 
 # True on a thread while it runs a Fluent Bit callback. Only such threads have
 # Fluent Bit's log context; a line logged by any other thread (a reader or CDC
-# worker, the pool) would go straight to stderr (ABI doc section 7), so it is
+# worker, the pool) would go straight to stderr (docs/fluent-bit-abi.md §7), so it is
 # held back and written by the next callback of the same instance.
 _scope = threading.local()
 _DEFERRED_MAX = 1000

@@ -1,6 +1,6 @@
 """``flbsql check``: everything wrong with the sql sections of a Fluent Bit config.
 
-Unlike the plugin at Init (which can only ask for keys it knows, ABI doc section 5),
+Unlike the plugin at Init (which can only ask for keys it knows, docs/fluent-bit-abi.md §5),
 the checker reads the file, so it reports every unknown key, with a suggestion, every
 bad value (not only the first), missing required options, malformed secret references,
 and ``${VAR}`` references to unset environment variables (Fluent Bit expands those to

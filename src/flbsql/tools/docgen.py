@@ -150,7 +150,8 @@ def configuration_markdown() -> str:
     out += [
         "## Keys Fluent Bit keeps for itself",
         "",
-        "These are consumed by Fluent Bit before a plugin can see them (ABI doc §5), so "
+        "These are consumed by Fluent Bit before a plugin can see them "
+        "(docs/fluent-bit-abi.md §5), so "
         "they configure Fluent Bit, not flbsql, and no flbsql option uses their names: "
         + ", ".join(f"`{k}`" for k in sorted(CONSUMED_BY_FLUENT_BIT))
         + ", and every `net.*`, `tls.*` and `storage.*` key.",

@@ -7,7 +7,7 @@
  *   src/proxy/go/go.h                       struct flbgo_output_plugin / flbgo_input_plugin
  * and fluent/fluent-bit-go output/flb_plugin.h, except where fluent-bit-go is wrong:
  * its input header puts remote_context at offset 0; Fluent Bit has it at offset 8.
- * See shared/docs/fluent-bit-abi.md sections 2-4 for the facts behind every field.
+ * See docs/fluent-bit-abi.md §2-§4 for the facts behind every field.
  */
 #ifndef FLBSQL_ABI_H
 #define FLBSQL_ABI_H

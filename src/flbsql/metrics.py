@@ -17,8 +17,8 @@ Output:
 - :func:`prometheus_text` for every live instance of the process (input and output
   share one interpreter, docs/fluent-bit-abi.md T10), served at ``/metrics`` by one
   small HTTP server per ``metrics.address:metrics.port``, started by the first
-  instance that asks for it and stopped when the last one closes (Python is never finalised inside Fluent Bit,
-  so nothing may outlive :meth:`Metrics.close`; T6, T7).
+  instance that asks for it and stopped when the last one closes (Python is never
+  finalised inside Fluent Bit, so nothing may outlive :meth:`Metrics.close`; T6, T7).
 
 Everything is guarded by locks: flushes run concurrently with ``workers`` (T4).
 """

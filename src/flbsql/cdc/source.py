@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flbsql.cdc.worker import CONFIRM_DELAY, Worker
-from flbsql.input.handoff import Chunk, ChunkQueue, Marker
+from flbsql.input.handoff import Chunk, ChunkQueue, CollectLimit, Marker
 
 if TYPE_CHECKING:
     import logging
@@ -37,7 +37,8 @@ class CdcSource:
         self.cfg = cfg
         self.log = log
         self.batch_rows = 0
-        self.queue = ChunkQueue(max(2 * cfg.bytes_per_collect, 1 << 20))
+        self.queue = ChunkQueue(cfg.bytes_per_collect)
+        self._limit = CollectLimit(self.queue, cfg.bytes_per_collect, cfg.rows_per_collect)
         self.worker = Worker(cfg, log, self.put)
         self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
         self._inflight: list[Chunk] | None = None
@@ -45,8 +46,8 @@ class CdcSource:
         self._fatal_logged = 0.0
         self.worker.start()
 
-    def next_batch(self) -> bytes:
-        """Join queued chunks up to rows_per_collect/bytes_per_collect (no DB I/O)."""
+    def next_batch(self) -> list[bytes]:
+        """Queued chunks within the collect limit (no DB I/O); [] when nothing is due."""
         self.batch_rows = 0
         if self._inflight is not None:  # neither commit nor rewind: not delivered
             self.rewind()
@@ -56,14 +57,14 @@ class CdcSource:
             if now - self._fatal_logged > 60:
                 self._fatal_logged = now
                 self.log.error("CDC stopped: %s", fatal)
-            return b""
+            return []
         if self._paused:
-            return b""
+            return []
         while True:
-            chunks = self.queue.take(self.cfg.rows_per_collect, self.cfg.bytes_per_collect)
+            chunks = self._limit.take(self.queue.take)
             if not chunks:
-                return b""
-            data = b"".join(c.data for c in chunks)
+                return []
+            data = [c.data for c in chunks if c.data]
             if data:
                 self._inflight = chunks
                 self.batch_rows = sum(c.rows for c in chunks)
@@ -92,6 +93,7 @@ class CdcSource:
         if self._inflight is not None:
             self._taken(self._inflight)
             self._inflight = None
+            self._limit.taken()
             self.worker.wake()
 
     def rewind(self) -> None:
@@ -99,10 +101,12 @@ class CdcSource:
         if self._inflight is not None:
             self.queue.push_front(self._inflight)
             self._inflight = None
+            self._limit.shrink()
 
     def pause(self) -> None:
         """Hand nothing over (the worker fills the bounded queue, then waits)."""
         self._paused = True
+        self._limit.shrink()
 
     def resume(self) -> None:
         """Hand over again."""

@@ -93,7 +93,7 @@ class Worker(threading.Thread):
         self._halt = threading.Event()
         self._wake = threading.Event()
         self._next_health = self._next_beat = 0.0
-        chunk_rows = min(cfg.fetch_size, cfg.rows_per_collect)
+        chunk_rows = min(cfg.fetch_size, cfg.rows_per_collect or cfg.fetch_size)
         self.snapshot = Snapshot(
             self.pg, self.tables, chunk_rows, self.hand_over, self.counters, log
         )

@@ -22,9 +22,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flbsql.input.position import Position
 
-__all__ = ["Chunk", "ChunkQueue", "Marker"]
+__all__ = ["Chunk", "ChunkQueue", "CollectLimit", "Marker"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,3 +138,54 @@ class ChunkQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class CollectLimit:
+    """How much one collect callback hands over: as much as Fluent Bit takes, within budget.
+
+    Fluent Bit calls a proxy input once a second, fixed (docs/fluent-bit-abi.md §9), so
+    an input's throughput is the size of what each callback hands over. The limit
+    starts at half the budget (``bytes_per_collect``) and doubles, up to the budget,
+    after each batch that Fluent Bit took (the cleanup callback came) while more was
+    queued than the batch could carry: the source is ahead and the engine keeps up.
+    It halves when Fluent Bit pauses the input (its buffers are full: ``mem_buf_limit``
+    or storage limits) and when a batch could not be handed over, down to 1 MiB.
+    The reading thread reads one limit ahead (:attr:`ChunkQueue.max_bytes` follows it),
+    so memory stays within a few times the budget however large the table is.
+    ``rows_per_collect`` (0: none) caps the rows of a batch as well.
+    """
+
+    FLOOR = 1 << 20
+
+    def __init__(self, queue: ChunkQueue, budget: int, max_rows: int = 0) -> None:
+        """``budget``: bytes per callback at most; ``max_rows``: rows at most (0: no cap)."""
+        self.queue = queue
+        self.budget = max(budget, 1)
+        self.max_rows = max_rows or (1 << 62)
+        self.bytes = max(min(self.budget, self.FLOOR), self.budget // 2)
+        self._behind = False  # the last batch left chunks queued
+        self._set_queue()
+
+    def _set_queue(self) -> None:
+        self.queue.max_bytes = self.bytes
+        if self.max_rows < (1 << 62):
+            self.queue.max_rows = self.max_rows
+
+    def take(self, take: Callable[[int, int], list[Chunk]]) -> list[Chunk]:
+        """Chunks for one callback, taken through ``take(max_rows, max_bytes)``."""
+        chunks = take(self.max_rows, self.bytes)
+        self._behind = bool(chunks) and len(self.queue) > 0
+        return chunks
+
+    def taken(self) -> None:
+        """Fluent Bit took the batch: grow when the source is ahead of it."""
+        if self._behind and self.bytes < self.budget:
+            self.bytes = min(self.budget, self.bytes * 2)
+            self._set_queue()
+        self._behind = False
+
+    def shrink(self) -> None:
+        """Fluent Bit paused the input, or a batch did not reach it: hand over less."""
+        self.bytes = max(min(self.budget, self.FLOOR), self.bytes // 2)
+        self._behind = False
+        self._set_queue()

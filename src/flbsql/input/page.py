@@ -50,7 +50,7 @@ class Pager:
         cfg = self.cfg
         n = min(
             cfg.fetch_size,
-            cfg.rows_per_collect,
+            cfg.rows_per_collect or cfg.fetch_size,
             max(1, int(cfg.bytes_per_collect / max(self._row_bytes, 1.0))),
         )
         if cfg.max_rows_per_second:

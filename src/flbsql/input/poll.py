@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from flbsql.errors import ConfigError, FlbSqlError
 from flbsql.input.fetch import Fetcher
-from flbsql.input.handoff import ChunkQueue
+from flbsql.input.handoff import ChunkQueue, CollectLimit
 from flbsql.input.spec import check_names, check_options, event_time_column
 from flbsql.input.store import PositionStore
 from flbsql.input.tracker import PositionTracker
@@ -56,7 +56,8 @@ class PollSource:
             store if store is not None else PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         )
         self._own_store = store is None
-        queue = ChunkQueue(2 * cfg.bytes_per_collect, 2 * cfg.rows_per_collect)
+        queue = ChunkQueue(cfg.bytes_per_collect)
+        self._limit = CollectLimit(queue, cfg.bytes_per_collect, cfg.rows_per_collect)
         self._tracker = PositionTracker(queue)
         self._fetcher = Fetcher(cfg, pool, log, self.store, self._tracker, zone, time_column)
         try:
@@ -83,25 +84,28 @@ class PollSource:
 
     # -- BatchSource ------------------------------------------------------------------------
 
-    def next_batch(self) -> bytes:
-        """Queued pages up to the per-collect limits; b"" when nothing is due."""
+    def next_batch(self) -> list[bytes]:
+        """Queued pages within the collect limit; [] when nothing is due."""
         self._save_acknowledged()
         self.batch_rows = 0
-        chunks = self._tracker.hand_over(self.cfg.rows_per_collect, self.cfg.bytes_per_collect)
+        chunks = self._limit.take(self._tracker.hand_over)
         self.batch_rows = sum(c.rows for c in chunks)
-        return b"".join(c.data for c in chunks)
+        return [c.data for c in chunks]
 
     def commit(self) -> None:
         """Fluent Bit appended the last batch: acknowledge its end."""
         self._tracker.commit()
+        self._limit.taken()
 
     def rewind(self) -> None:
         """Forget the batch in flight and the queue; re-read from the acknowledged end."""
         self._tracker.rewind()
+        self._limit.shrink()
 
     def pause(self) -> None:
-        """Stop issuing queries (Fluent Bit paused the input)."""
+        """Stop issuing queries (Fluent Bit paused the input: its buffers are full)."""
         self._fetcher.pause()
+        self._limit.shrink()
 
     def resume(self) -> None:
         """Fetch again."""

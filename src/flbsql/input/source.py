@@ -20,18 +20,19 @@ class BatchSource(Protocol):
     """What the input plugin needs from a source of events.
 
     Call order, all from the input's thread: ``next_batch()``; if it returned
-    bytes, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
+    events, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
     or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
     ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
     """
 
     batch_rows: int
-    """Events in the batch the last :meth:`next_batch` returned (0 after b"")."""
+    """Events in the batch the last :meth:`next_batch` returned (0 after [])."""
 
-    def next_batch(self) -> bytes:
-        """Concatenated Fluent Bit events (msgpack), or b"" when nothing is due.
+    def next_batch(self) -> list[bytes]:
+        """The batch: pieces of concatenated Fluent Bit events (msgpack), [] when nothing is due.
 
-        Must return within milliseconds. The batch is *pending* until
+        The caller copies the pieces straight into Fluent Bit's buffer (one copy of the
+        batch, not two). Must return within milliseconds. The batch is *pending* until
         ``commit()`` or ``rewind()``; a ``next_batch()`` that finds a batch still
         pending must treat it as not delivered (rewind) before handing out more.
         """

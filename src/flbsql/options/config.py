@@ -150,8 +150,8 @@ class InputConfig(Config):
     key: tuple[str, ...] = ()
     tracking_column: str | None = None
     where: str | None = None
-    rows_per_collect: int = 20000
-    bytes_per_collect: int = 8388608
+    rows_per_collect: int = 0
+    bytes_per_collect: int = 50331648
     fetch_size: int = 5000
     poll_interval: float = 1.0
     max_rows_per_second: int = 0

@@ -48,17 +48,24 @@ INPUT_OPTIONS: tuple[Option, ...] = (
     O(
         "rows_per_collect",
         "int",
-        20000,
-        "Most rows handed to Fluent Bit per callback.",
+        0,
+        "Most rows handed to Fluent Bit per callback (Fluent Bit calls a proxy input once a "
+        "second, fixed); 0: no row cap, `bytes_per_collect` decides. A cap is also a "
+        "ceiling on rows/s.",
         kinds=INPUT,
         group="input",
-        minimum=1,
+        minimum=0,
     ),
     O(
         "bytes_per_collect",
         "size",
-        8 << 20,
-        "Most bytes handed to Fluent Bit per callback.",
+        48 << 20,
+        "Memory budget of one callback. What a callback hands over adapts: it starts at "
+        "half of this, doubles while Fluent Bit takes every batch and more is ready, and "
+        "halves when Fluent Bit pauses the input. It is also the ceiling on throughput "
+        "(bytes/s, since callbacks come once a second) and costs memory: the reading "
+        "thread reads one batch ahead and Fluent Bit copies a batch twice, so the process "
+        "peaks near 4-5x this above its base.",
         kinds=INPUT,
         group="input",
         minimum=1024,

@@ -169,15 +169,19 @@ def _install_input(ffi: Any, lib: Any) -> None:
 def _collect(ffi: Any, lib: Any, plugin: Any, data_out: Any, size_out: Any) -> int:
     """One input callback: hand a malloc'd copy of the batch to Fluent Bit."""
     try:
-        payload: bytes = plugin.collect()
-        if payload:
-            buf = lib.shim_alloc(len(payload))
+        pieces: list[bytes] = plugin.collect()
+        size = sum(len(p) for p in pieces)
+        if size:
+            buf = lib.shim_alloc(size)
             if buf == ffi.NULL:
                 plugin.abort_batch()
                 return -1
-            ffi.memmove(buf, payload, len(payload))
+            at = ffi.cast("char *", buf)
+            for piece in pieces:  # straight into Fluent Bit's buffer: one copy of the batch
+                ffi.memmove(at, piece, len(piece))
+                at += len(piece)
             data_out[0] = buf
-            size_out[0] = len(payload)
+            size_out[0] = size
         return 0
     except BaseException:
         plugin.log.error("collect failed:\n%s", traceback.format_exc())

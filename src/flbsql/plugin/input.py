@@ -15,6 +15,7 @@ from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
 from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
+from flbsql.plugin.log import FailureLog
 
 if TYPE_CHECKING:
     import logging
@@ -61,20 +62,27 @@ class InputPlugin:
         if self.pool is not None:
             self.metrics.attach_pool(self.pool.stats)
         self.source.metrics = self.metrics  # type: ignore[attr-defined]
+        self.failures = FailureLog(log, "collect")
         self._batch_rows = 0
 
-    def collect(self) -> bytes:
-        """The next batch of encoded events, or b"" when nothing is due."""
+    def collect(self) -> list[bytes]:
+        """The next batch (pieces of encoded events), or [] when nothing is due; never raises.
+
+        A failure is counted and logged as one line (:class:`FailureLog`); Fluent Bit
+        calls again in a second.
+        """
         with self._lock:
             self.metrics.tick()
             try:
-                payload = self.source.next_batch()
-            except BaseException:
+                pieces = self.source.next_batch()
+            except Exception as exc:
                 self.metrics.inc("errors")
-                raise
-            self._batch_rows = self.source.batch_rows if payload else 0
+                self.failures.failed(exc, "nothing handed over; next attempt in 1s")
+                return []
+            self.failures.succeeded()
+            self._batch_rows = self.source.batch_rows if pieces else 0
             self.metrics.inc("rows_in", self._batch_rows)
-            return payload
+            return pieces
 
     def commit(self) -> None:
         """Fluent Bit took the last batch: move the position past it."""

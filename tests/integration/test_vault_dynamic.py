@@ -174,9 +174,15 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
     assert proc.returncode == 0, log_text[-3000:]
     assert keys == set(range(total)), f"{total - len(keys)} records lost\n{log_text[-3000:]}"
     assert stats["flush_error"] == 0 and stats["chunks_dropped"] == 0
+    # renewal ahead of expiry: no flush ever meets a revoked role (a plugin that only
+    # reconnects after Vault's revocation killed its session would retry here)
+    assert stats["flush_retry"] == 0, f"{stats['flush_retry']} flushes retried\n{log_text[-3000:]}"
     assert elapsed >= SECONDS * 0.9
+    # a new credential every TTL * (1 - renew_before) seconds of writing; the first is
+    # no rotation and the last period may be cut short
     expected = int(SECONDS / (TTL * (1 - RENEW_BEFORE))) - 1
-    assert rotations >= min(5, expected), f"only {rotations} rotations"
+    assert expected >= 1, "FLBSQL_ROTATION_SECONDS is too short to rotate at all"
+    assert rotations >= expected, f"only {rotations} rotations, expected {expected}"
     assert all(w.startswith("v-") for w in writers)  # every row came from a Vault role
     assert not leaked, f"passwords of {leaked} appear in the log"
     assert secret_id not in log_text

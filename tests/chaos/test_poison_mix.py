@@ -30,6 +30,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from flbsql.dialects import get_dialect
 from tests.dialects.output_helpers import qt
 from tests.fix_db import unique_table
 from tests.fix_host import event_classic, event_time, event_v2, props, write_frames
@@ -79,7 +80,8 @@ KINDS: dict[str, tuple[Callable[[str], bytes], str]] = {
 
 
 def _poison_kinds(dialect: str) -> set[str]:
-    return set(KINDS) - (set() if dialect == "postgresql" else {"nul_text"})
+    """Records the dialect refuses: U+0000 in text only where text cannot hold it."""
+    return set(KINDS) - (set() if not get_dialect(dialect).caps.text_nul else {"nul_text"})
 
 
 def _feed(tmp_path: Any) -> tuple[Any, dict[str, str]]:

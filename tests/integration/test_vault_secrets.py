@@ -144,7 +144,6 @@ def _jwt(private_key, claims):
 @pytest.fixture(scope="module")
 def idp(kv):
     """An identity provider: a key pair whose public half Vault trusts."""
-    pytest.importorskip("cryptography")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 

@@ -62,7 +62,7 @@ class TestDB:
             return sqlite3.connect(p.database or ":memory:", isolation_level=None)
         from flbsql.dialects import get_dialect
 
-        conn = get_dialect(p.dialect).connect(p)
+        conn: Any = get_dialect(p.dialect).connect(p)
         conn.autocommit = True
         return conn
 

@@ -47,7 +47,7 @@ class DockerCluster:
         import psycopg
 
         with psycopg.connect(self.url(database), autocommit=True) as c:
-            cur = c.execute(sql)  # type: ignore[arg-type]
+            cur = c.execute(sql)
             return list(cur.fetchall()) if cur.description else []
 
 

@@ -282,7 +282,7 @@ def _kill_and_replay(
         with open(tmp_path / "final.log", "w") as log:
             proc = _start(host, db, table.name, frames, env, unique, log)
             out, _ = proc.communicate(timeout=180)
-        stats = next(
+        stats: dict[str, Any] = next(
             (json.loads(ln) for ln in reversed(out.splitlines()) if ln.startswith("{")), {}
         )
         assert proc.returncode == 0, (tmp_path / "final.log").read_text()[-3000:]

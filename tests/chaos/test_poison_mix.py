@@ -112,7 +112,7 @@ def _dead_id(record: str) -> str:
             base64.b64decode(doc["msgpack_base64"]), raw=False, strict_map_key=False
         )
         body = entry[1]
-        return body["id"] if isinstance(body, dict) else body.removeprefix("poison ")
+        return str(body["id"]) if isinstance(body, dict) else str(body).removeprefix("poison ")
     return str(doc["id"])
 
 
@@ -141,7 +141,8 @@ def _run(host: Any, db: Any, frames: Any, table: str, dead: str) -> dict[str, An
         ),
     )
     assert r.returncode == 0, r.log[-3000:]
-    return r.stats
+    stats: dict[str, Any] = r.stats
+    return stats
 
 
 def test_poison_is_dead_lettered_good_rows_land_once_and_replay_adds_nothing(

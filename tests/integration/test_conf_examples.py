@@ -248,8 +248,8 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
     if stem in ("dummy-to-table", "workers"):
         (dummy,) = (s for s in fbconfig.load(CONF / name) if s.name == "dummy")
         message = _dummy_body(dummy)["message"]  # each example's own Dummy record
-        rows = target.query(f"SELECT data FROM {TARGETS[stem][0]}")
-        data = [d if isinstance(d, dict) else json.loads(d) for (d,) in rows]  # jsonb: a dict
+        stored = target.query(f"SELECT data FROM {TARGETS[stem][0]}")
+        data = [d if isinstance(d, dict) else json.loads(d) for (d,) in stored]  # jsonb: a dict
         assert len(data) == expected
         assert sorted(d["n"] for d in data) == list(range(expected))
         assert all(d["message"] == message for d in data), data[:3]

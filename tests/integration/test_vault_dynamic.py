@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import pytest
 from tests.fix_host import event_v2, props, write_frames
@@ -155,7 +156,7 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
             proc.wait()
     elapsed = time.monotonic() - started
     log_text = log_path.read_text(errors="replace") + out
-    stats = next(
+    stats: dict[str, Any] = next(
         (json.loads(line) for line in reversed(out.strip().splitlines()) if line.startswith("{")),
         {},
     )

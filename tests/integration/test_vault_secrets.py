@@ -15,7 +15,7 @@ import time
 import pytest
 
 from flbsql.errors import SecretError
-from flbsql.secrets import parse_ref, resolve
+from flbsql.secrets import SecretProvider, parse_ref, resolve
 from flbsql.secrets.vault import VaultClient, VaultProvider, VaultSettings
 from flbsql.settings import parse
 
@@ -50,13 +50,13 @@ def client(vault, **kw):
 
 
 def test_kv_v2_latest_and_version(kv):
-    p = {"vault": VaultProvider(client(kv, token=kv.root_token))}
+    p: dict[str, SecretProvider] = {"vault": VaultProvider(client(kv, token=kv.root_token))}
     assert resolve("vault:secret/data/app#password", p) == "v2-second-pw"
     assert resolve("vault:secret/data/app?version=1#password", p) == "v2-first-pw"
 
 
 def test_kv_v1(kv):
-    p = {"vault": VaultProvider(client(kv, token=kv.root_token))}
+    p: dict[str, SecretProvider] = {"vault": VaultProvider(client(kv, token=kv.root_token))}
     assert resolve("vault:kv1/app#password", p) == "v1-pw-value"
 
 

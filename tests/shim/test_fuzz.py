@@ -14,6 +14,7 @@ import random
 import re
 import sqlite3
 import struct
+from typing import Any
 
 import msgpack
 import pytest
@@ -25,7 +26,7 @@ from tests.fix_host import event_classic, event_time, event_v2, group_marker, pr
 pytestmark = [pytest.mark.shim, pytest.mark.fuzz]
 
 
-def _random_value(rng: random.Random, depth: int = 0):
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
     kind = rng.randrange(12 if depth < 4 else 8)
     if kind == 0:
         return None
@@ -75,7 +76,8 @@ def _garbage(rng: random.Random) -> bytes:
         lambda: b"\x92\x92\xd7\x00" + b"\0" * 8 + b"\x80\x81\xa1d" + b"\x91" * 3000 + b"\xc0",
         lambda: msgpack.packb({"a": 1}),
     ]
-    return rng.choice(choices)()
+    packed: bytes = rng.choice(choices)()
+    return packed
 
 
 def test_random_chunks_never_crash_and_every_good_record_lands(host, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ class RecordingCursor:
 
     def __init__(self, batch_errors=()):
         self.calls = []
-        self.sizes = None
+        self.sizes: Any = None
         self._batch_errors = list(batch_errors)
 
     def execute(self, stmt, params=None):
@@ -52,7 +53,7 @@ def test_oracle_array_dml_insert_and_merge():
 
 
 def test_oracle_batch_errors_isolate_rows_in_one_round_trip():
-    d = get_dialect("oracle")
+    d: Any = get_dialect("oracle")  # bulk_insert_partial is Oracle's own
     err = SimpleNamespace(offset=1, full_code="ORA-12899", message="value too large")
     cur = RecordingCursor([err])
     failed = d.bulk_insert_partial(cur, '"t"', ["a"], [("ok",), ("long",), ("ok",)])
@@ -172,11 +173,21 @@ def test_mssql_savepoints_through_isolation():
     assert kept == [("ok",)] * 3  # each good row exactly once, the bad one never
 
 
+class _QueryCursor(RecordingCursor):
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+
+    def fetchall(self):
+        return self.rows
+
+    def close(self):
+        pass
+
+
 class _Conn:
     def __init__(self, rows):
-        self.cur = RecordingCursor()
-        self.cur.fetchall = lambda: rows
-        self.cur.close = lambda: None
+        self.cur = _QueryCursor(rows)
 
     def cursor(self):
         return self.cur
@@ -184,7 +195,7 @@ class _Conn:
 
 def test_mssql_introspection_defaults_to_the_session_schema():
     d = get_dialect("mssql")
-    conn = _Conn([("id", "BIGINT", "NO"), ("msg", "nvarchar", "YES")])
+    conn: Any = _Conn([("id", "BIGINT", "NO"), ("msg", "nvarchar", "YES")])
     cols = d.columns(conn, None, "logs")
     _, stmt, params = conn.cur.calls[0]
     assert "COALESCE(%s, SCHEMA_NAME())" in stmt and "data_type" in stmt

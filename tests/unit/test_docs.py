@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from flbsql.options import OPTIONS
+from flbsql.options import OPTIONS, Option
 from flbsql.tools import docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_option_groups_become_sections_in_table_order():
 
 
 def test_a_changed_option_makes_the_committed_file_stale(monkeypatch):
-    changed = (*OPTIONS[:-1], docgen.Option("zz_new", "int", 3, "New.", group="metrics"))
+    changed = (*OPTIONS[:-1], Option("zz_new", "int", 3, "New.", group="metrics"))
     monkeypatch.setattr(docgen, "OPTIONS", changed)
     assert docgen.configuration_markdown() != (DOCS / "configuration.md").read_text()
 

@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from tests import fix_db
-from tests.dialects.output_helpers import qt
+from tests.behaviour.output_helpers import qt
 from tests.fix_db import unique_table
 from tests.fix_host import Host, event_v2, props, write_frames
 

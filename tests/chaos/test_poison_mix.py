@@ -31,7 +31,7 @@ import msgpack
 import pytest
 
 from flbsql.dialects import get_dialect
-from tests.dialects.output_helpers import qt
+from tests.behaviour.output_helpers import qt
 from tests.fix_db import unique_table
 from tests.fix_host import event_classic, event_time, event_v2, props, write_frames
 

@@ -8,7 +8,7 @@ import pytest
 
 from flbsql.dialects import get_dialect
 from flbsql.outcome import Outcome
-from tests.dialects.output_helpers import (
+from tests.behaviour.output_helpers import (
     as_json,
     count,
     mixed_chunk,

@@ -2,8 +2,9 @@
 
 Database fixtures live in ``fix_db.py``, the test-host driver in ``fix_host.py``.
 In CI (``CI=true``) or with ``--require-services``, a database that cannot be
-reached is a failure, never a skip. Oracle and SQL Server run only when a URL is
-given (``FLBSQL_TEST_ORACLE_URL`` / ``FLBSQL_TEST_MSSQL_URL``) or Docker is there.
+reached is a failure, never a skip. Oracle and SQL Server run when a URL is
+given (``FLBSQL_TEST_ORACLE_URL`` / ``FLBSQL_TEST_MSSQL_URL``), else in a Testcontainers
+container when a Docker engine answers, else they are skipped with the reason.
 """
 
 from __future__ import annotations

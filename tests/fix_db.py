@@ -1,9 +1,11 @@
 """Database fixtures: each test session gets its own throwaway databases.
 
 Order of preference for each server: an explicit URL (``FLBSQL_TEST_<DB>_URL``),
-the machine's local server (PostgreSQL 127.0.0.1:5432 trust auth, MariaDB
-127.0.0.1:3306 root), else Testcontainers when Docker works. With
-``--require-services`` (CI) a missing PostgreSQL or MariaDB fails the run.
+then for PostgreSQL and MariaDB the machine's local server (127.0.0.1:5432 trust
+auth, 127.0.0.1:3306 root), for Oracle and SQL Server a Testcontainers container
+started once per session, on first use, when a Docker engine answers; otherwise
+the test is skipped with the reason. With ``--require-services`` (CI) a missing
+PostgreSQL or MariaDB fails the run.
 
 Every session creates ``flbsql_t<random>`` databases and drops them at the end,
 so CI leaves the services as it found them.
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +62,7 @@ class TestDB:
             return sqlite3.connect(p.database or ":memory:", isolation_level=None)
         from flbsql.dialects import get_dialect
 
-        conn = get_dialect(p.dialect).connect(p)
+        conn: Any = get_dialect(p.dialect).connect(p)
         conn.autocommit = True
         return conn
 
@@ -143,23 +146,86 @@ def sqlite_db(tmp_path: Any) -> TestDB:
     return TestDB("sqlite", str(tmp_path / "test.db"))
 
 
-def _optional(request: pytest.FixtureRequest, env: str, what: str) -> TestDB:
+def docker_engine() -> str | None:
+    """None when a Docker engine answers ``GET /_ping`` (``DOCKER_HOST`` or the default
+    socket), else why not.
+
+    A plain socket, not docker-py: its failed connect leaks the socket, which
+    ``filterwarnings = error`` turns into an error of an unrelated test.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        if host.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = host.removeprefix("unix://")
+        elif host.startswith("tcp://"):
+            name, _, port = host.removeprefix("tcp://").rstrip("/").rpartition(":")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            address = (name, int(port))
+        else:
+            return f"DOCKER_HOST={host}: only unix:// and tcp:// are understood here"
+        with sock:
+            sock.settimeout(5)
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            answer = sock.recv(4096)
+    except OSError as exc:
+        return f"no Docker engine at {host}: {exc}"
+    if not answer.startswith(b"HTTP/1.") or b" 200 " not in answer.split(b"\r\n", 1)[0]:
+        return f"{host} answered {answer[:60]!r} to GET /_ping"
+    return None
+
+
+def _oracle_container(password: str) -> tuple[Any, str]:
+    from testcontainers.community.oracle import OracleDbContainer
+
+    c = OracleDbContainer(username="flbsql", password=password).start()
+    port = c.get_exposed_port(1521)
+    return c, f"oracle://flbsql:{password}@{c.get_container_host_ip()}:{port}/FREEPDB1"
+
+
+def _mssql_container(password: str) -> tuple[Any, str]:
+    from testcontainers.community.mssql import SqlServerContainer
+
+    c = SqlServerContainer(password=password).start()
+    port = c.get_exposed_port(1433)
+    return c, f"mssql://sa:{password}@{c.get_container_host_ip()}:{port}/master"
+
+
+def _given_or_container(
+    dialect: str, env: str, start: Callable[[str], tuple[Any, str]]
+) -> Iterator[TestDB]:
+    """The URL in ``env``; else a Testcontainers server for the session; else a skip.
+
+    Only the no-Docker path and the imports are exercised on the development
+    machine (it has no Docker engine); the container path follows the
+    testcontainers documentation and has not been run here.
+    """
     url = os.environ.get(env)
-    if not url:
-        pytest.skip(f"{what}: set {env} (e.g. from docker/compose.yml) to run it live")
-    return TestDB(what, url)
+    if url:
+        yield TestDB(dialect, url)
+        return
+    why = docker_engine()
+    if why is not None:
+        pytest.skip(f"{dialect}: set {env} (e.g. from docker/test-urls.sh) or start Docker ({why})")
+    password = "Flb1" + secrets.token_hex(8)  # upper, lower and digits: SQL Server's policy
+    container, url = start(password)
+    try:
+        yield TestDB(dialect, url)
+    finally:
+        container.stop()
 
 
 @pytest.fixture(scope="session")
-def oracle_db(request: pytest.FixtureRequest) -> TestDB:
-    """Oracle, only when a URL is given."""
-    return _optional(request, "FLBSQL_TEST_ORACLE_URL", "oracle")
+def oracle_db() -> Iterator[TestDB]:
+    """Oracle: ``FLBSQL_TEST_ORACLE_URL``, else gvenzl/oracle-free in Testcontainers."""
+    yield from _given_or_container("oracle", "FLBSQL_TEST_ORACLE_URL", _oracle_container)
 
 
 @pytest.fixture(scope="session")
-def mssql_db(request: pytest.FixtureRequest) -> TestDB:
-    """SQL Server, only when a URL is given."""
-    return _optional(request, "FLBSQL_TEST_MSSQL_URL", "mssql")
+def mssql_db() -> Iterator[TestDB]:
+    """SQL Server: ``FLBSQL_TEST_MSSQL_URL``, else mssql/server in Testcontainers."""
+    yield from _given_or_container("mssql", "FLBSQL_TEST_MSSQL_URL", _mssql_container)
 
 
 DIALECT_PARAMS = [

@@ -36,19 +36,22 @@ def event_v2(
     meta: dict[str, Any] | None = None,
 ) -> bytes:
     """``[[EventTime, metadata], body]``, Fluent Bit's default since v2.1."""
-    return msgpack.packb([[event_time(sec, nsec), meta or {}], body])
+    packed: bytes = msgpack.packb([[event_time(sec, nsec), meta or {}], body])
+    return packed
 
 
 def event_classic(body: dict[str, Any], ts: Any = 1_700_000_000) -> bytes:
     """``[timestamp, body]`` with an EventTime, int or float timestamp."""
-    return msgpack.packb([ts, body])
+    packed: bytes = msgpack.packb([ts, body])
+    return packed
 
 
 def group_marker(start: bool = True) -> bytes:
     """OpenTelemetry group start/end marker (not a record)."""
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         [[event_time(0xFFFFFFFF if start else 0xFFFFFFFE, 0), {}], {"resource": {}}]
     )
+    return packed
 
 
 def write_frames(path: pathlib.Path, chunks: Iterable[bytes]) -> pathlib.Path:

@@ -185,7 +185,7 @@ class PgCluster:
         import psycopg
 
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=10) as c:
-            cur = c.execute(sql)  # type: ignore[arg-type]
+            cur = c.execute(sql)
             return list(cur.fetchall()) if cur.description else []
 
     def destroy(self) -> None:

@@ -47,7 +47,7 @@ class DockerCluster:
         import psycopg
 
         with psycopg.connect(self.url(database), autocommit=True) as c:
-            cur = c.execute(sql)  # type: ignore[arg-type]
+            cur = c.execute(sql)
             return list(cur.fetchall()) if cur.description else []
 
 
@@ -154,7 +154,7 @@ def drain(
             raise AssertionError(f"timed out with {len(records)} records: {records[-3:]}")
         if src.worker.fatal is not None:
             raise AssertionError(f"source stopped: {src.worker.fatal}")
-        data = src.next_batch()
+        data = b"".join(src.next_batch())
         if not data:
             time.sleep(0.05)
             continue

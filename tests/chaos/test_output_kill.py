@@ -20,11 +20,13 @@ is deleted only after its flush returned FLB_OK, which the kill may have beaten)
   The plugin cannot tell a re-delivery from new data without a key; that is what
   ``unique_key`` is for.
 
-Proving the test can fail: ``FLBSQL_CHAOS_SABOTAGE=split-commit`` makes the writer
-commit after every 50-row batch (no longer one transaction per flush) and the
-atomicity check fails after a kill; ``FLBSQL_CHAOS_SABOTAGE=no-dedup`` creates the
-table without the unique key and writes plain INSERTs, and the exactly-once check
-fails. Neither is set in CI.
+Proving the checks can fail: ``split-commit`` makes the writer commit after every
+50-row batch (no longer one transaction per flush) and the atomicity check fails
+after a kill; ``no-dedup`` creates the table without the unique key and writes plain
+INSERTs, and the exactly-once check fails. ``test_each_sabotage_fails_its_check``
+runs each one and expects that check's own message, so a sabotage that stops
+sabotaging (a renamed function it patches, say) fails the suite.
+``FLBSQL_CHAOS_SABOTAGE=<name>`` runs the two tests above under one sabotage, by hand.
 """
 
 from __future__ import annotations
@@ -35,14 +37,13 @@ import random
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests import fix_db
-from tests.dialects.output_helpers import qt
+from tests.behaviour.output_helpers import qt
 from tests.fix_db import unique_table
 from tests.fix_host import Host, event_v2, props, write_frames
 
@@ -55,7 +56,7 @@ KILLS = int(os.environ.get("FLBSQL_OUTPUT_KILLS", "8"))
 SABOTAGE = os.environ.get("FLBSQL_CHAOS_SABOTAGE", "")
 
 # Deliberate bugs, injected through sitecustomize, to show the checks can fail.
-_SABOTAGE_CODE = {
+SABOTAGE_CODE = {
     "split-commit": """
         import flbsql.output.batching as b
         _attempt = b.Savepoints.attempt
@@ -75,6 +76,11 @@ _SABOTAGE_CODE = {
             cls.upsert = lambda self, cur, t, cols, rows, key, update, types=None: (
                 self.bulk_insert(cur, t, cols, rows, types))
     """,
+}
+# sabotage -> (unique_key?, the start of the message of the check it must fail)
+SABOTAGE_CAUGHT_BY = {
+    "split-commit": (False, "chunks written in part"),
+    "no-dedup": (True, "chunks written twice with unique_key"),
 }
 
 
@@ -123,18 +129,29 @@ class Table:
             self._conn = self.db.connect()
         return self._conn.cursor()
 
+    def exists(self) -> bool:
+        """The output has created the table (a kill may come before it does)."""
+        schema = "DATABASE()" if self.db.dialect == "mysql" else "CURRENT_SCHEMA"
+        cur = self._cur()
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables "
+            f"WHERE table_schema = {schema} AND table_name = %s",
+            (self.name,),
+        )
+        return int(cur.fetchone()[0]) > 0
+
     def rows(self) -> int:
         """Committed rows (0 while the table does not exist yet)."""
-        try:
-            cur = self._cur()
-            cur.execute(f"SELECT COUNT(*) FROM {qt(self.db, self.name)}")
-            return int(cur.fetchone()[0])
-        except Exception:  # not created yet
-            self.close()
+        if not self.exists():
             return 0
+        cur = self._cur()
+        cur.execute(f"SELECT COUNT(*) FROM {qt(self.db, self.name)}")
+        return int(cur.fetchone()[0])
 
     def per_chunk(self) -> dict[int, int]:
-        """chunk -> rows of that chunk."""
+        """chunk -> rows of that chunk (none while the table does not exist yet)."""
+        if not self.exists():
+            return {}
         cur = self._cur()
         cur.execute(
             f"SELECT {qt(self.db, 'chunk')}, COUNT(*) FROM {qt(self.db, self.name)} "
@@ -157,16 +174,20 @@ class Table:
                 self._conn = None
 
 
-@pytest.fixture
-def env(tmp_path: Any) -> Iterator[dict[str, str]]:
-    """Environment of the host: empty, or the sabotage asked for."""
-    if not SABOTAGE:
-        yield {}
-        return
+def sabotage_env(tmp_path: Any, sabotage: str) -> dict[str, str]:
+    """Environment of the host: empty, or a sitecustomize that injects ``sabotage``."""
+    if not sabotage:
+        return {}
     d = tmp_path / "sabotage"
     d.mkdir()
-    (d / "sitecustomize.py").write_text(textwrap.dedent(_SABOTAGE_CODE[SABOTAGE]))
-    yield {"PYTHONPATH": str(d)}
+    (d / "sitecustomize.py").write_text(textwrap.dedent(SABOTAGE_CODE[sabotage]))
+    return {"PYTHONPATH": str(d), "FLBSQL_T_SABOTAGE": sabotage}
+
+
+@pytest.fixture
+def env(tmp_path: Any) -> dict[str, str]:
+    """Environment of the host: empty, or the sabotage asked for by FLBSQL_CHAOS_SABOTAGE."""
+    return sabotage_env(tmp_path, SABOTAGE)
 
 
 def _start(
@@ -187,7 +208,7 @@ def _start(
     }
     if unique:
         p["unique_key"] = "id"
-    if SABOTAGE == "split-commit":
+    if env.get("FLBSQL_T_SABOTAGE") == "split-commit":
         p["batch_rows"] = 50
     return host.start(
         "--grace",
@@ -218,6 +239,7 @@ def _check_atomic(table: Table, unique: bool, when: str) -> dict[int, int]:
 def _kill_and_replay(
     host: Host, db: fix_db.TestDB, frames: Any, env: dict[str, str], tmp_path: Any, unique: bool
 ) -> tuple[Table, list[dict[str, Any]], dict[str, Any]]:
+    """KILLS runs killed at random moments, each followed by the atomicity check; a replay."""
     table = Table(db, unique_table("okill"))
     rng = random.Random(f"{db.dialect}-{unique}")
     kills: list[dict[str, Any]] = []
@@ -260,7 +282,7 @@ def _kill_and_replay(
         with open(tmp_path / "final.log", "w") as log:
             proc = _start(host, db, table.name, frames, env, unique, log)
             out, _ = proc.communicate(timeout=180)
-        stats = next(
+        stats: dict[str, Any] = next(
             (json.loads(ln) for ln in reversed(out.splitlines()) if ln.startswith("{")), {}
         )
         assert proc.returncode == 0, (tmp_path / "final.log").read_text()[-3000:]
@@ -325,3 +347,17 @@ def test_sigkill_without_unique_key_is_at_least_once(host, db, frames, env, tmp_
     # the final replay sends every chunk once more: all that had committed is doubled
     assert duplicates == kills[-1]["rows_after"]
     assert _mid_stream(kills) >= KILLS // 2, f"too few kills landed mid-stream: {kills}"
+
+
+@pytest.mark.parametrize("sabotage", sorted(SABOTAGE_CAUGHT_BY))
+def test_each_sabotage_fails_its_check(host, db, frames, tmp_path, sabotage):
+    """The checks above can fail: each deliberate bug is caught, by the check meant for it."""
+    unique, message = SABOTAGE_CAUGHT_BY[sabotage]
+    env = sabotage_env(tmp_path, sabotage)
+    with pytest.raises(AssertionError, match=message) as caught:
+        table, _, _ = _kill_and_replay(host, db, frames, env, tmp_path, unique)
+        try:
+            _check_atomic(table, unique, "after the final replay")
+        finally:
+            table.close()
+    print(f"\n{db.dialect} {sabotage}: {str(caught.value).splitlines()[0]}")

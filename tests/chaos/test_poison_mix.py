@@ -30,7 +30,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from tests.dialects.output_helpers import qt
+from flbsql.dialects import get_dialect
+from tests.behaviour.output_helpers import qt
 from tests.fix_db import unique_table
 from tests.fix_host import event_classic, event_time, event_v2, props, write_frames
 
@@ -79,7 +80,8 @@ KINDS: dict[str, tuple[Callable[[str], bytes], str]] = {
 
 
 def _poison_kinds(dialect: str) -> set[str]:
-    return set(KINDS) - (set() if dialect == "postgresql" else {"nul_text"})
+    """Records the dialect refuses: U+0000 in text only where text cannot hold it."""
+    return set(KINDS) - (set() if not get_dialect(dialect).caps.text_nul else {"nul_text"})
 
 
 def _feed(tmp_path: Any) -> tuple[Any, dict[str, str]]:
@@ -110,7 +112,7 @@ def _dead_id(record: str) -> str:
             base64.b64decode(doc["msgpack_base64"]), raw=False, strict_map_key=False
         )
         body = entry[1]
-        return body["id"] if isinstance(body, dict) else body.removeprefix("poison ")
+        return str(body["id"]) if isinstance(body, dict) else str(body).removeprefix("poison ")
     return str(doc["id"])
 
 
@@ -139,7 +141,8 @@ def _run(host: Any, db: Any, frames: Any, table: str, dead: str) -> dict[str, An
         ),
     )
     assert r.returncode == 0, r.log[-3000:]
-    return r.stats
+    stats: dict[str, Any] = r.stats
+    return stats
 
 
 def test_poison_is_dead_lettered_good_rows_land_once_and_replay_adds_nothing(

@@ -66,7 +66,7 @@ def drain(src: PollSource, want: int, timeout: float = 30.0, commit: bool = True
     events: list[Event] = []
     deadline = time.monotonic() + timeout
     while len(events) < want and time.monotonic() < deadline:
-        data = src.next_batch()
+        data = b"".join(src.next_batch())
         if not data:
             time.sleep(0.02)
             continue
@@ -81,7 +81,7 @@ def settle_quietly(src: PollSource, seconds: float) -> list[Event]:
     out: list[Event] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        data = src.next_batch()
+        data = b"".join(src.next_batch())
         if data:
             out.extend(e for e in decode_chunk(data) if isinstance(e, Event))
             src.commit()

@@ -127,7 +127,7 @@ def test_sigkill_ten_times_then_replay_equals_source(
     assert work.error is None, work.error
     assert work.txns > 100
     with psycopg.connect(cdc_db.url, autocommit=True) as conn:
-        end = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+        (end,) = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone() or (None,)
         source = {r[0]: tuple(r) for r in conn.execute("SELECT id, a, b FROM src")}
     final = tmp_path / "final.bin"
     sinks.append(final)

@@ -126,7 +126,7 @@ def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -
         deadline = time.monotonic() + 30
         recs: list[dict[str, Any]] = []
         while len(recs) < 5000 and time.monotonic() < deadline:
-            data = src.next_batch()
+            data = b"".join(src.next_batch())
             if not data:
                 time.sleep(0.02)
                 continue

@@ -113,7 +113,8 @@ def _insert(db: Any, base: int) -> None:
 
 
 def _without_id(row: dict[str, Any]) -> bytes:
-    return msgpack.packb({k: v for k, v in row.items() if k != "id"}, use_bin_type=True)
+    packed: bytes = msgpack.packb({k: v for k, v in row.items() if k != "id"}, use_bin_type=True)
+    return packed
 
 
 def test_every_type_identical_from_snapshot_and_stream(cdc_db: Any, tmp_path: Any) -> None:

@@ -17,7 +17,8 @@ from tests.fix_db import unique_table
 def sink_ids(path: pathlib.Path) -> list[int]:
     """Ids in a sink file, ignoring a frame cut short by SIGKILL."""
     data = path.read_bytes() if path.exists() else b""
-    ids, off = [], 0
+    ids: list[int] = []
+    off = 0
     while off + 4 <= len(data):
         (tlen,) = struct.unpack_from("<I", data, off)
         if off + 8 + tlen > len(data):

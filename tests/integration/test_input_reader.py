@@ -128,7 +128,7 @@ def test_pause_stops_fetching(sqlite_db, tmp_path):
         src.pause()
         db.execute("INSERT INTO p (msg) VALUES ('x')")
         time.sleep(0.5)
-        assert src.next_batch() == b""
+        assert src.next_batch() == []
         src.resume()
         assert [e.body["msg"] for e in drain(src, 1)] == ["x"]
     finally:

@@ -21,8 +21,6 @@ from flbsql.settings import parse
 
 pytestmark = [pytest.mark.postgres]
 
-crypto = pytest.importorskip("cryptography")
-
 
 def _pem_key(key):
     from cryptography.hazmat.primitives import serialization

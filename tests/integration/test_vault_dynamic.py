@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import pytest
 from tests.fix_host import event_v2, props, write_frames
@@ -155,7 +156,7 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
             proc.wait()
     elapsed = time.monotonic() - started
     log_text = log_path.read_text(errors="replace") + out
-    stats = next(
+    stats: dict[str, Any] = next(
         (json.loads(line) for line in reversed(out.strip().splitlines()) if line.startswith("{")),
         {},
     )
@@ -174,9 +175,15 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
     assert proc.returncode == 0, log_text[-3000:]
     assert keys == set(range(total)), f"{total - len(keys)} records lost\n{log_text[-3000:]}"
     assert stats["flush_error"] == 0 and stats["chunks_dropped"] == 0
+    # renewal ahead of expiry: no flush ever meets a revoked role (a plugin that only
+    # reconnects after Vault's revocation killed its session would retry here)
+    assert stats["flush_retry"] == 0, f"{stats['flush_retry']} flushes retried\n{log_text[-3000:]}"
     assert elapsed >= SECONDS * 0.9
+    # a new credential every TTL * (1 - renew_before) seconds of writing; the first is
+    # no rotation and the last period may be cut short
     expected = int(SECONDS / (TTL * (1 - RENEW_BEFORE))) - 1
-    assert rotations >= min(5, expected), f"only {rotations} rotations"
+    assert expected >= 1, "FLBSQL_ROTATION_SECONDS is too short to rotate at all"
+    assert rotations >= expected, f"only {rotations} rotations, expected {expected}"
     assert all(w.startswith("v-") for w in writers)  # every row came from a Vault role
     assert not leaked, f"passwords of {leaked} appear in the log"
     assert secret_id not in log_text

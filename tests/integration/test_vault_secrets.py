@@ -15,7 +15,7 @@ import time
 import pytest
 
 from flbsql.errors import SecretError
-from flbsql.secrets import parse_ref, resolve
+from flbsql.secrets import SecretProvider, parse_ref, resolve
 from flbsql.secrets.vault import VaultClient, VaultProvider, VaultSettings
 from flbsql.settings import parse
 
@@ -50,13 +50,13 @@ def client(vault, **kw):
 
 
 def test_kv_v2_latest_and_version(kv):
-    p = {"vault": VaultProvider(client(kv, token=kv.root_token))}
+    p: dict[str, SecretProvider] = {"vault": VaultProvider(client(kv, token=kv.root_token))}
     assert resolve("vault:secret/data/app#password", p) == "v2-second-pw"
     assert resolve("vault:secret/data/app?version=1#password", p) == "v2-first-pw"
 
 
 def test_kv_v1(kv):
-    p = {"vault": VaultProvider(client(kv, token=kv.root_token))}
+    p: dict[str, SecretProvider] = {"vault": VaultProvider(client(kv, token=kv.root_token))}
     assert resolve("vault:kv1/app#password", p) == "v1-pw-value"
 
 
@@ -144,7 +144,6 @@ def _jwt(private_key, claims):
 @pytest.fixture(scope="module")
 def idp(kv):
     """An identity provider: a key pair whose public half Vault trusts."""
-    pytest.importorskip("cryptography")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import subprocess
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -239,7 +240,7 @@ def _pack_deep_ok() -> bytes:
     return b"\x92\x92\xd7\x00" + b"\0" * 8 + b"\x80\x81\xa6medium" + b"\x91" * 900 + b"\x01"
 
 
-def _sitecustomize(tmp_path, code: str) -> dict[str, str]:
+def _sitecustomize(tmp_path: Any, code: str) -> dict[str, str]:
     d = tmp_path / "inject"
     d.mkdir()
     (d / "sitecustomize.py").write_text(textwrap.dedent(code))

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from flbsql.options import OPTIONS
-from flbsql.tools import codegen, docgen
+from flbsql.options import OPTIONS, Option
+from flbsql.tools import apidoc, codegen, docgen
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -75,7 +75,7 @@ def test_option_groups_become_sections_in_table_order():
 
 
 def test_a_changed_option_makes_the_committed_file_stale(monkeypatch):
-    changed = (*OPTIONS[:-1], docgen.Option("zz_new", "int", 3, "New.", group="metrics"))
+    changed = (*OPTIONS[:-1], Option("zz_new", "int", 3, "New.", group="metrics"))
     monkeypatch.setattr(docgen, "OPTIONS", changed)
     assert docgen.configuration_markdown() != (DOCS / "configuration.md").read_text()
 
@@ -87,7 +87,7 @@ def test_cli_prints_the_reference(capsys):
 
 
 def test_api_doc_lists_public_names():
-    text = docgen.api_markdown(["flbsql.settings", "flbsql.tools.docgen"])
+    text = apidoc.api_markdown(["flbsql.settings", "flbsql.tools.docgen"])
     assert "## `flbsql.settings`" in text
     assert "- `parse(kind: str" in text
     assert "- **class `Config`**" in text

@@ -23,7 +23,7 @@ def _modules() -> dict[str, pathlib.Path]:
 
 def _imports(path: pathlib.Path, known: set[str]) -> list[tuple[str, list[str]]]:
     """(module imported, names taken) for every import anywhere in the file."""
-    found = []
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [a.name for a in node.names]

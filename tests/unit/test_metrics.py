@@ -8,6 +8,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from flbsql.settings import parse
 def make():
     made: list[Metrics] = []
 
-    def factory(*args, **kwargs) -> Metrics:
+    def factory(*args: Any, **kwargs: Any) -> Metrics:
         m = Metrics(*args, **kwargs)
         made.append(m)
         return m

@@ -105,7 +105,7 @@ class SecretResolver:
         """Resolve option ``name`` now; errors name the option, never the value."""
         raw = self.cfg.option(name) if value is None else value
         if raw is None or not is_reference(raw):
-            return raw  # type: ignore[no-any-return]
+            return raw
         try:
             value = resolve(
                 raw, self.providers(), hide=name not in _URL_OPTIONS and name not in _NOT_HIDDEN

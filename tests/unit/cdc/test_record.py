@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
 import pytest
 
 from flbsql.cdc.record import FIELDS, ChangeEncoder, record
 from flbsql.events.codec import header
 
-TXN = {
+TXN: dict[str, Any] = {
     "lsn": "16/B374D848",
     "xid": 1234,
     "commit_time": "2024-05-01T12:00:00.123456+00:00",
@@ -26,7 +28,7 @@ def _expected(sec, nsec, op, table, overlap, pos, before, after):
 def test_changes_are_byte_identical_to_packb(overlap):
     enc = ChangeEncoder()
     enc.begin(1_714_564_800, 123_456_000, TXN["lsn"], TXN["xid"], TXN["commit_time"], overlap)
-    changes = [
+    changes: list[tuple[str, str, int, Any, Any]] = [
         ("c", "public.t", 0, None, {"id": 1, "v": "a", "b": b"\x00\xff", "f": 1.5}),
         ("u", "public.t", 1, {"id": 1}, {"id": 1, "v": "é" * 40, "n": None}),
         ("c", "public.t", 2, None, {"id": 2, "j": {"x": [1, 2, {"y": True}]}}),

@@ -50,13 +50,13 @@ ROWS = [(1, "a", 10), (2, "b", 20)]
 
 def _statements(dialect: str, update: bool) -> list[str]:
     d = get_dialect(dialect)
-    cur = Cur()
+    cur: Any = Cur()
     d.upsert(cur, d.table_sql("logs"), COLS, ROWS, ["id"], update, ["bigint", "text", "bigint"])
     return [stmt for _, stmt, _ in cur.calls]
 
 
 def test_postgresql_copies_into_a_stage_then_inserts_on_conflict():
-    d = get_dialect("postgresql")
+    d: Any = get_dialect("postgresql")
     stage = d.staging_table('"logs"', COLS)
     for update, tail in (
         (False, 'ON CONFLICT ("id") DO NOTHING'),
@@ -82,7 +82,7 @@ def test_sqlite_insert_on_conflict():
 
 
 def test_mysql_on_duplicate_key_never_insert_ignore():
-    cur = Cur()
+    cur: Any = Cur()
     get_dialect("mysql").upsert(cur, "`logs`", COLS, ROWS, ["id"], False)
     assert cur.max_stmt_length == 1 << 20  # PyMySQL's rewrite sized to the packet
     assert _statements("mysql", False) == [
@@ -126,7 +126,7 @@ def test_a_key_outside_the_written_columns_is_refused(dialect):
 
 
 def test_an_all_key_row_has_nothing_to_update():
-    d = get_dialect("postgresql")
+    d: Any = get_dialect("postgresql")
     assert sql.upsert(d, '"t"', ["id"], ["id"], update=True).endswith(
         'ON CONFLICT ("id") DO NOTHING'
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from flbsql.input.handoff import Chunk, ChunkQueue, Marker
 
@@ -17,7 +18,7 @@ def tags(chunks: list[Chunk]) -> list[int | None]:
 
 
 def put_in_thread(
-    q: ChunkQueue, c: Chunk, stop: threading.Event, **kw
+    q: ChunkQueue, c: Chunk, stop: threading.Event, **kw: Any
 ) -> tuple[threading.Thread, list[bool]]:
     result: list[bool] = []
     t = threading.Thread(target=lambda: result.append(q.put(c, stop, **kw)), daemon=True)

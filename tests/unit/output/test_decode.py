@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
 
 from flbsql.events.chunk import BadEntry
@@ -9,7 +11,7 @@ from flbsql.events.decode import decode_events, iter_events
 from tests.fix_host import event_classic, event_time, event_v2, group_marker
 
 
-def _decode(chunk: bytes) -> tuple[list[tuple[int, int, dict, int]], list[BadEntry]]:
+def _decode(chunk: bytes) -> tuple[list[tuple[int, int, dict[Any, Any], int]], list[BadEntry]]:
     bad: list[BadEntry] = []
     return list(iter_events(chunk, bad)), bad
 

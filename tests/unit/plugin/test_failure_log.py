@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
 from flbsql.errors import TransientError
-from flbsql.plugin import log as log_mod
 from flbsql.plugin.log import FailureLog
 
 
@@ -47,7 +47,7 @@ def test_a_run_of_transient_failures_is_one_warning_then_one_info(lines):
 def test_a_long_outage_is_reminded_once_a_minute(lines, monkeypatch):
     logger, h = lines
     now = [1000.0]
-    monkeypatch.setattr(log_mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     f = FailureLog(logger, "flush")
     for _ in range(150):  # one failure a second for 150 s
         f.failed(TransientError("down"), "retrying")

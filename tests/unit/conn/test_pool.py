@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
+import time
 
 import pytest
 
-from flbsql.conn import pool as pool_mod
 from flbsql.conn.pool import Pool, PoolSettings
 from flbsql.conn.url import ConnectParams
 from flbsql.dialects.base import Dialect
@@ -90,8 +91,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     c = Clock()
-    monkeypatch.setattr(pool_mod.time, "monotonic", c)
-    monkeypatch.setattr(pool_mod.random, "uniform", lambda a, b: 0.0)
+    monkeypatch.setattr(time, "monotonic", c)
+    monkeypatch.setattr(random, "uniform", lambda a, b: 0.0)
     return c
 
 
@@ -162,7 +163,7 @@ def test_backoff_jitter_is_within_ten_percent(monkeypatch):
         p._backoff.success()
         with pytest.raises(TransientError), p.connection():
             pass
-        delay = p._backoff.due_at - pool_mod.time.monotonic()
+        delay = p._backoff.due_at - time.monotonic()
         assert 0.89 <= delay <= 1.11
         seen.add(round(delay, 3))
     assert len(seen) > 5  # really jittered
@@ -258,7 +259,7 @@ def test_idle_connection_is_pinged_and_a_failed_ping_reconnects(clock):
 
 def test_max_lifetime_recycles_with_jitter(clock, monkeypatch):
     p, _d = make()
-    monkeypatch.setattr(pool_mod.random, "uniform", lambda a, b: b)  # the most jitter: 10 %
+    monkeypatch.setattr(random, "uniform", lambda a, b: b)  # the most jitter: 10 %
     with p.connection() as c1:
         pass
     clock.now += 89

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_a_deadline_that_passes_interrupts_then_shuts_the_socket_down(tcp_pair):
     client, _server = tcp_pair()
     conn = FakeConn(client)
     dog = Watchdog(close_after=0.1, idle_exit=0.2)
-    expired = []
+    expired: list[Any] = []
     start = time.monotonic()
     w = dog.watch(conn, 0.3, fileno=conn.fileno(), interrupt=conn.cancel, on_expire=expired.append)
     t, out = blocked_read(conn)  # the server never answers
@@ -199,7 +200,7 @@ def test_an_interrupt_that_hangs_does_not_hold_up_the_shutdown(tcp_pair):
 class SocketDialect(Dialect):
     name = "fake"
 
-    def __init__(self, make_pair) -> None:
+    def __init__(self, make_pair: Any) -> None:
         self.make_pair = make_pair
         self.conns: list[FakeConn] = []
 
@@ -212,7 +213,7 @@ class SocketDialect(Dialect):
         return isinstance(exc, ConnectionResetError)
 
 
-def make_pool(tcp_pair, dog: Watchdog) -> tuple[Pool, SocketDialect]:
+def make_pool(tcp_pair: Any, dog: Watchdog) -> tuple[Pool, SocketDialect]:
     d = SocketDialect(tcp_pair)
     params = ConnectParams(
         "postgresql", host="db", user="app", password="s3cret-pw", statement_timeout=0.3
@@ -229,7 +230,7 @@ def test_pool_turns_a_hung_operation_into_a_disconnect(tcp_pair, caplog):
         pytest.raises(DisconnectError, match=r"no answer from .* for 0\.8s") as info,
         pool.connection() as conn,
     ):
-        conn.query()  # statement_timeout 0.3 s + 0.5 s grace
+        conn.query()  # type: ignore[attr-defined]  # FakeConn's; statement_timeout 0.3 s + 0.5 s grace
     assert time.monotonic() - start < 0.8 + 0.5
     assert isinstance(info.value.__cause__, ConnectionResetError)
     assert "s3cret-pw" not in str(info.value)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.dialects import output_helpers
+from tests.behaviour import output_helpers
 
 
 @pytest.fixture

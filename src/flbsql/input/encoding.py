@@ -148,7 +148,11 @@ class RowEncoder:
         meta: dict[str, Any] = {}
         if self.time_idx is None:
             head = [ingest, meta]
-            items = [[head, self._row(r)] for r in rows]
+            if self._simple:  # the common row: no per-row call, no per-value Python
+                keys = self.keys
+                items = [[head, dict(zip(keys, r))] for r in rows]  # noqa: B905 - same length
+            else:
+                items = [[head, self._row(r)] for r in rows]
         else:  # per-row headers written by hand: no ExtType objects, one pack per body
             t, zone = self.time_idx, self.time_zone
             pack, row_of = self._packer.pack, self._row

@@ -9,8 +9,8 @@ With ``workers N`` each worker flushes on its own thread: one connection per wor
   workers do not all reconnect at once) is replaced before use;
 - a failed connect arms an exponential backoff (``pool.backoff_initial`` doubling to
   ``pool.backoff_max``, +-10 % jitter); until it expires, :meth:`Pool.connection`
-  fails fast with :class:`~flbsql.errors.TransientError` (FLB_RETRY) instead of
-  hammering the server, and the first checkout after it tries again;
+  fails fast with :class:`~flbsql.errors.TransientError` (FLB_RETRY), unless a cheap
+  TCP probe of the server's port (every 0.5 s at most) says it is back;
 - a disconnect (a :class:`~flbsql.errors.DisconnectError`, a failed ping, or a
   connection the driver reports closed/broken after an error) retires every
   connection opened before it (SQLAlchemy's ``_invalidate``): idle ones are closed
@@ -85,7 +85,8 @@ class Pool:
         self._lock = threading.Lock()
         self._slots: dict[int, Slot] = {}
         self._generation = 0
-        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        probe = (params.host, params.port or dialect.caps.default_port)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max, probe)
         self._closed = False
         self._watchdog = watchdog or WATCHDOG
         self.grace = grace_for(params.statement_timeout)
@@ -176,10 +177,9 @@ class Pool:
         with self._lock:
             return dict(self.counters, open=len(self._slots))
 
-    get_stats = stats
+    get_stats = stats  # psycopg_pool's name
 
     # -- watchdog ------------------------------------------------------------------------
-
     def _watch(self, conn: Connection) -> Watch:
         """Put ``conn`` under the watchdog until released."""
         return self._watchdog.watch(

@@ -49,6 +49,8 @@ class Capabilities:
             (PostgreSQL's ``COPY t, line N``); ``Dialect.failed_row`` reads it.
         batch_errors: ``Dialect.bulk_insert_partial`` keeps the good rows of a batch and
             returns the rejected ones in one round trip (Oracle's array DML).
+        default_port: the server's TCP port when the URL names none (None: no server,
+            SQLite); the pool probes it to notice a server that came back.
     """
 
     paramstyle: str = "qmark"
@@ -74,6 +76,7 @@ class Capabilities:
     streaming: bool = False
     locates_failed_row: bool = False
     batch_errors: bool = False
+    default_port: int | None = None
     types: dict[str, str] = dataclasses.field(
         default_factory=lambda: {
             "text": "TEXT",

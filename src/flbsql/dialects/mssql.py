@@ -93,6 +93,7 @@ class MSSQLDialect(Dialect):
     driver = "pymssql"
     extra = "mssql"
     caps = Capabilities(
+        default_port=1433,
         paramstyle="format",
         current_schema="SCHEMA_NAME()",
         quote_open="[",
@@ -130,7 +131,7 @@ class MSSQLDialect(Dialect):
         encryption = {"disable": "off", "prefer": "request"}.get(params.ssl_mode, "require")
         return {
             "server": params.host or "localhost",
-            "port": str(params.port or 1433),
+            "port": str(params.port or self.caps.default_port),
             "user": params.user,
             "password": params.password,
             "database": params.database or "",

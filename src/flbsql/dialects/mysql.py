@@ -94,6 +94,7 @@ class MySQLDialect(Dialect):
     driver = "pymysql"
     extra = "mysql"
     caps = Capabilities(
+        default_port=3306,
         paramstyle="format",
         current_schema="DATABASE()",
         column_type_field="column_type",
@@ -155,7 +156,7 @@ class MySQLDialect(Dialect):
         timeout = max(1, round(params.statement_timeout))
         return {
             "host": params.host or "localhost",
-            "port": params.port or 3306,
+            "port": params.port or self.caps.default_port,
             "user": params.user or "root",
             "password": params.password or "",
             "database": params.database,

@@ -100,6 +100,7 @@ class OracleDialect(Dialect):
     driver = "oracledb"
     extra = "oracle"
     caps = Capabilities(
+        default_port=1521,
         paramstyle="numeric",
         max_identifier_length=128,
         max_rows_per_insert=None,  # array DML
@@ -140,7 +141,7 @@ class OracleDialect(Dialect):
             "user": params.user,
             "password": params.password,
             "host": params.host or "localhost",
-            "port": params.port or 1521,
+            "port": params.port or self.caps.default_port,
             "service_name": params.database,
             "tcp_connect_timeout": params.connect_timeout,
         }

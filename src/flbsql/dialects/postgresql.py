@@ -46,6 +46,7 @@ class PostgreSQLDialect(Dialect):
     driver = "psycopg"
     extra = "postgres"
     caps = Capabilities(
+        default_port=5432,
         paramstyle="format",
         max_identifier_length=63,
         max_rows_per_insert=None,  # COPY streams
@@ -79,7 +80,7 @@ class PostgreSQLDialect(Dialect):
         stmt_ms = int(params.statement_timeout * 1000)
         kw: dict[str, Any] = {
             "host": params.host or "localhost",
-            "port": params.port or 5432,
+            "port": params.port or self.caps.default_port,
             "dbname": params.database,
             "user": params.user,
             "password": params.password,

@@ -81,6 +81,7 @@ class Capabilities:
         default_factory=lambda: {
             "text": "TEXT",
             "string": "VARCHAR(255)",
+            "key_text": "TEXT",  # a text column in a key index: the widest it can be
             "int": "BIGINT",
             "float": "DOUBLE PRECISION",
             "bool": "BOOLEAN",

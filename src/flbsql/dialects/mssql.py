@@ -109,6 +109,7 @@ class MSSQLDialect(Dialect):
         types={
             "text": "NVARCHAR(MAX)",
             "string": "NVARCHAR(255)",
+            "key_text": "NVARCHAR(450)",  # a text column in a key index: the widest it can be
             "int": "BIGINT",
             "float": "FLOAT",
             "bool": "BIT",

@@ -108,6 +108,7 @@ class MySQLDialect(Dialect):
         types={
             "text": "LONGTEXT",
             "string": "VARCHAR(255)",
+            "key_text": "VARCHAR(768)",  # a text column in a key index: the widest it can be
             "int": "BIGINT",
             "float": "DOUBLE",
             "bool": "BOOLEAN",

@@ -113,6 +113,7 @@ class OracleDialect(Dialect):
         types={
             "text": "CLOB",
             "string": "VARCHAR2(255 CHAR)",
+            "key_text": "VARCHAR2(1000 CHAR)",  # a text column in a key index: the widest it can be
             "int": "NUMBER(19)",
             "float": "BINARY_DOUBLE",
             "bool": "NUMBER(1)",

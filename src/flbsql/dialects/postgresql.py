@@ -60,6 +60,7 @@ class PostgreSQLDialect(Dialect):
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
+            "key_text": "TEXT",  # a text column in a key index: the widest it can be
             "int": "BIGINT",
             "float": "DOUBLE PRECISION",
             "bool": "BOOLEAN",

@@ -32,6 +32,7 @@ class SQLiteDialect(Dialect):
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
+            "key_text": "TEXT",  # a text column in a key index: the widest it can be
             "int": "INTEGER",
             "float": "REAL",
             "bool": "INTEGER",

@@ -130,7 +130,7 @@ class Mapper:
         self.json_column = _column_option(cfg.json_column)
         self.generic: dict[str, str] = {}
         for option, name, ctype in (
-            ("tag_column", self.tag_column, "string"),
+            ("tag_column", self.tag_column, "text"),
             ("time_column", self.time_column, "timestamp"),
             *(("columns", s.name, s.type) for s in self.specs),
             ("json_column", self.json_column, "json"),
@@ -155,13 +155,16 @@ class Mapper:
     def coldefs(self, key: Sequence[str] = ()) -> list[tuple[str, str]]:
         """(name, SQL type) for CREATE TABLE / ADD COLUMN.
 
-        Key columns of generic type text become ``string`` (a bounded VARCHAR), since
-        unbounded text cannot be indexed everywhere (MySQL, SQL Server, Oracle CLOB).
+        Text columns are the dialect's unbounded text, never narrower than the data; a
+        text column in a key index (``unique_key``) is the dialect's ``key_text``: still
+        unbounded where the database indexes unbounded text (PostgreSQL, SQLite), else
+        the widest that its key index takes (documented in docs/type-mapping.md).
         """
         types = self.dialect.caps.types
         out = []
         for name, generic in self.generic.items():
-            ctype = "string" if name in key and generic == "text" else generic
+            keyed = name in key and generic in ("text", "string") and not self._lengths.get(name)
+            ctype = "key_text" if keyed else generic
             spec = ColumnSpec(name, (name,), ctype, self._lengths.get(name))
             out.append((name, spec.sql_type(types)))
         return out

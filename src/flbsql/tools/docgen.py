@@ -211,7 +211,7 @@ def type_mapping_markdown() -> str:
         "",
         "## Output: record values to columns",
         "",
-        "With the default options the output writes three columns: `tag` (type `string`), "
+        "With the default options the output writes three columns: `tag` (type `text`), "
         "`time` (type `timestamp`, the event time) and `data` (type `json`, the whole "
         "record). `columns` maps record keys to more columns, `column=key.path[:type]`, "
         "with one of the generic types below (default `text`; `string(n)` sets the "
@@ -221,10 +221,16 @@ def type_mapping_markdown() -> str:
         "| generic type | " + " | ".join(_DIALECT_TITLES[d] for d in DIALECTS) + " |",
         "|---|" + "---|" * len(DIALECTS),
     ]
-    for generic in TYPES:
+    for generic in (*TYPES, "key_text"):
         cells = [f"`{caps[d].types.get(generic, '-')}`" for d in DIALECTS]
         out.append(f"| `{generic}` | " + " | ".join(cells) + " |")
     out += [
+        "",
+        "`key_text` is what a `text` column becomes when it is part of `unique_key` (a "
+        "key index): unbounded where the database indexes unbounded text, else the widest "
+        "its key index takes. A longer value in such a column is a dead letter that names "
+        "the column; give the column a type of your own (`string(n)`, or create the table) "
+        "to choose otherwise.",
         "",
         "An existing table keeps its own types: values are converted to what the column "
         'holds (`"42"` into an integer column, `1` into a boolean), and a value that '

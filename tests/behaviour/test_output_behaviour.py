@@ -123,3 +123,19 @@ def test_missing_column_without_auto_add_fails_the_flush(any_db, make_writer):
     w = make_writer(any_db, table, columns="a=a:int")
     with pytest.raises(Exception, match="no column a"):
         w.write(event_v2({"a": 7}), "t")
+
+
+def test_auto_created_text_columns_are_never_narrower_than_the_data(any_db, make_writer):
+    # tag and unique_key columns used to be VARCHAR(255) everywhere: every longer
+    # value was rejected. Now: the dialect's text, and key_text in a key index.
+    table = unique_table("wide")
+    tag = "t." + "x" * 400
+    w = make_writer(any_db, table, columns="id=id", unique_key="id")
+    key_max = {"mysql": 768, "mssql": 450, "oracle": 1000}.get(any_db.dialect, 5000)
+    ids = ["a" * 300, "b" * key_max]
+    chunk = b"".join(event_v2({"id": i, "n": 1}) for i in ids)
+    assert w.write(chunk, tag) is Outcome.OK
+    assert w.write(chunk, tag) is Outcome.OK  # replayed: upserted, not duplicated
+    got = any_db.query(f"SELECT {qt(any_db, 'id')}, {qt(any_db, 'tag')} FROM {qt(any_db, table)}")
+    assert sorted(r[0] for r in got) == ids
+    assert {r[1] for r in got} == {tag}

@@ -160,7 +160,8 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped or a terminal error (kept in ``fatal``, logged loudly)."""
-        backoff = Backoff(self.cfg.pool_backoff_initial, self.cfg.pool_backoff_max)
+        address = (self.pg.params.host, self.pg.params.port or 5432)
+        backoff = Backoff(self.cfg.pool_backoff_initial, self.cfg.pool_backoff_max, address)
         while not self._halt.is_set():
             try:
                 if self.ready and self.pg.credentials_changed():
@@ -338,7 +339,7 @@ def _open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:
     main, creds = resolve_connection(cfg, log, "url", resolver)
     dec, dec_creds = main, creds
     if cfg.replication_url:
-        own = cfg.replace(user=None, password=None, **{"vault.db_role": None})
+        own = cfg.replace(user=None, password=None, vault_db_role=None)
         dec, dec_creds = resolve_connection(own, log, "replication_url", resolver)
     if main.dialect != "postgresql" or dec.dialect != "postgresql":
         raise ConfigError("url", "mode cdc needs a postgresql:// URL")

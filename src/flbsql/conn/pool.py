@@ -85,8 +85,8 @@ class Pool:
         self._lock = threading.Lock()
         self._slots: dict[int, Slot] = {}
         self._generation = 0
-        probe = (params.host, params.port or dialect.caps.default_port)
-        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max, probe)
+        self.address = (params.host, params.port or dialect.caps.default_port)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max, self.address)
         self._closed = False
         self._watchdog = watchdog or WATCHDOG
         self.grace = grace_for(params.statement_timeout)

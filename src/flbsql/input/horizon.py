@@ -31,8 +31,8 @@ __all__ = ["Horizon"]
 class Horizon:
     """Signposts sampled, and the bound: the newest settled one."""
 
-    def __init__(self, dialect: Dialect, table: str, settle: float) -> None:
-        """``table``: the table read (empty with ``query``), for the dialect's horizon SQL."""
+    def __init__(self, dialect: Dialect, table: str | None, settle: float) -> None:
+        """``table``: the table read (None with ``query``), for the dialect's horizon SQL."""
         self.d = dialect
         self.table = table
         self.settle = settle

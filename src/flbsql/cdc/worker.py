@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from flbsql.cdc import CdcState
     from flbsql.settings import InputConfig
 
-__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker"]
+__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg"]
 
 CONFIRM_DELAY = 0.5  # seconds between Fluent Bit taking a batch and the slot moving
 HEALTH_INTERVAL = 30.0
@@ -77,7 +77,7 @@ class Worker(threading.Thread):
         # "schema.table" as records name it -> (schema, table) as the catalog has it
         self.names = {".".join(parts): parts for parts in map(split_table, cfg.tables)}
         self.tables = tuple(self.names)
-        self.pg = _open_pg(cfg, log)
+        self.pg = open_pg(cfg, log)
         self.store = PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
         self.state: CdcState | None = self.store.load_state(self.position_name)
@@ -329,7 +329,7 @@ class Worker(threading.Thread):
             self.log.info(msg, *args)
 
 
-def _open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:
+def open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:
     """The two CDC connections, resolved the way the pool resolves its connection.
 
     ``url`` with ``user``/``password`` (secret references) or ``vault.db_role``;

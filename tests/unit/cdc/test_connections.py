@@ -8,10 +8,10 @@ import pytest
 
 from flbsql.cdc.worker import open_pg
 from flbsql.errors import ConfigError
-from flbsql.settings import parse
+from flbsql.settings import InputConfig, parse
 
 
-def _cfg(**props: str):
+def _cfg(**props: str) -> InputConfig:
     low = {k.lower(): v for k, v in props.items()}
     return parse("input", lambda key: low.get(key.lower()))
 

@@ -308,6 +308,10 @@ class Dialect:
         """True once every transaction named by ``horizon`` has finished."""
         raise NotImplementedError
 
+    def input_blockers(self, conn: Connection, horizon: Any) -> list[str]:
+        """The transactions of ``horizon`` still running, as an operator finds them."""
+        return []
+
     def input_select_expr(self, quoted: str, db_type: str) -> str | None:
         """SQL that makes the server render a column as its event value, or None.
 

@@ -235,28 +235,21 @@ class PostgreSQLDialect(Dialect):
     # -- input ---------------------------------------------------------------------------
 
     def input_horizon_sql(self, table: str | None) -> str | None:
-        """Transactions that may still commit rows below the sample.
+        """Every transaction of this database in progress when the sample was taken.
 
-        Table: the virtual transactions holding a write lock on it, read just
-        after the sample's snapshot. An INSERT locks the table before it takes
-        its key (nextval in the statement), so a writer that could commit a
-        lower key later is in the list; writers elsewhere in the cluster are
-        not, and do not hold the reader back. Query: every transaction in
-        flight in the snapshot (``pg_snapshot_xip``), as virtual ids.
+        Any of them may still commit a row below the sample, whatever it did so far:
+        a key taken with ``nextval`` before its INSERT (no lock on the table yet, and
+        often no transaction id either), or a ``DEFAULT now()`` timestamp fixed when
+        it began. Their virtual transaction ids (every transaction has one from its
+        first statement) are read in the sample's statement; the sample settles
+        when all of them have ended (:meth:`input_settled`). Transactions that start
+        later take later keys and timestamps, so they never hold the reader back.
         """
-        if table is None:
-            return (
-                "ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
-                "'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted AND "
-                "l.transactionid::text::bigint IN (SELECT mod(x::text::bigint, 4294967296) "
-                "FROM pg_snapshot_xip(pg_current_snapshot()) x))"
-            )
-        literal = "'" + self.table_sql(table).replace("'", "''") + "'"
         return (
-            "ARRAY(SELECT l.virtualtransaction FROM pg_locks l WHERE l.locktype = "
-            f"'relation' AND l.relation = to_regclass({literal}) AND l.granted AND "
-            "l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', "
-            "'AccessExclusiveLock') AND l.pid <> pg_backend_pid())"
+            "ARRAY(SELECT l.virtualxid FROM pg_locks l JOIN pg_stat_activity a "
+            "ON a.pid = l.pid WHERE l.locktype = 'virtualxid' AND l.granted "
+            "AND l.pid <> pg_backend_pid() AND a.datname = current_database() "
+            "AND a.backend_type = 'client backend')"
         )
 
     def input_select_expr(self, quoted: str, db_type: str) -> str | None:
@@ -282,6 +275,21 @@ class PostgreSQLDialect(Dialect):
             (list(horizon),),
         )
         return int(cur.fetchone()[0]) == 0
+
+    def input_blockers(self, conn: Connection, horizon: Any) -> list[str]:
+        """``pid 123 (app, idle in transaction, open 312s)`` for each one still running."""
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT a.pid, a.application_name, a.state, "
+            "extract(epoch FROM clock_timestamp() - a.xact_start) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'virtualxid' "
+            "AND l.virtualxid = ANY(%s) ORDER BY a.xact_start",
+            (list(horizon),),
+        )
+        return [
+            f"pid {pid} ({app or 'no application_name'}, {state}, open {age or 0:.0f}s)"
+            for pid, app, state, age in cur.fetchall()
+        ]
 
 
 DIALECT = PostgreSQLDialect()

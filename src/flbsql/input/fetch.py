@@ -62,7 +62,7 @@ class Fetcher:
         self.query: KeysetQuery | None = None
         self.failed: BaseException | None = None  # a ConfigError that stopped reading
         self.pager = Pager(cfg, pool.dialect, zone, time_column)
-        self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle)
+        self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle, cfg.horizon_timeout, log)
         self.progress = Progress(cfg, log)
         self._backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max, pool.address)
         self._stop = threading.Event()

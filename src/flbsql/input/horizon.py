@@ -6,8 +6,11 @@ reader samples the newest order tuple (a :class:`~flbsql.input.position.Signpost
 and reads only up to the newest sample that is *settled*: no transaction still
 running can commit a row below it.
 
-- PostgreSQL reports the snapshot horizon (``pg_snapshot_xmax``) with the sample; it
-  is settled once the oldest running transaction is at or past it.
+- PostgreSQL names the transactions of the database in progress with the sample (their
+  virtual ids); it is settled once all of them have ended. One that stays open (an
+  idle-in-transaction session, a long report) is named in a warning after
+  :data:`WARN_AFTER` seconds and stops holding the reader back after
+  ``horizon_timeout``.
 - A dialect whose writers are serial (``input_serial_writers``, SQLite) settles at
   once, without a tracking column.
 - Elsewhere a sample settles ``settle`` seconds after it was taken.
@@ -16,6 +19,7 @@ running can commit a row below it.
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +29,32 @@ if TYPE_CHECKING:
     from flbsql.dialects.base import Dialect
     from flbsql.input.keyset import KeysetQuery
 
-__all__ = ["Horizon"]
+__all__ = ["WARN_AFTER", "Horizon"]
+
+WARN_AFTER = 60.0  # seconds a sample may wait before the transactions holding it are named
 
 
 class Horizon:
     """Signposts sampled, and the bound: the newest settled one."""
 
-    def __init__(self, dialect: Dialect, table: str | None, settle: float) -> None:
-        """``table``: the table read (None with ``query``), for the dialect's horizon SQL."""
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: str | None,
+        settle: float,
+        timeout: float = 0.0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        """``table``: the table read (None with ``query``), for the dialect's horizon SQL.
+
+        ``timeout``: seconds a sample waits for its transactions at most (0: no bound).
+        """
         self.d = dialect
         self.table = table
         self.settle = settle
+        self.timeout = timeout
+        self.log = log or logging.getLogger(__name__)
+        self._warned: set[int] = set()  # id() of the samples already named in a warning
         self.bound: Signpost | None = None
         self._samples: collections.deque[Signpost] = collections.deque(maxlen=64)
 
@@ -85,6 +104,8 @@ class Horizon:
         for s in list(self._samples):
             if s.horizon is not None:
                 ok = not s.horizon or d.input_settled(conn, s.horizon)
+                if not ok:
+                    ok = self._held(conn, s, now - s.taken)
             elif d.input_serial_writers and not tracked:
                 ok = True
             else:
@@ -93,6 +114,32 @@ class Horizon:
                 best = s
         if best is not None:
             while self._samples and self._samples[0] is not best:
-                self._samples.popleft()
-            self._samples.popleft()
+                self._warned.discard(id(self._samples.popleft()))
+            self._warned.discard(id(self._samples.popleft()))
         return best if best is not None else self.bound
+
+    def _held(self, conn: Any, sample: Signpost, waited: float) -> bool:
+        """A sample held back by open transactions: name them; True past the timeout."""
+        over = bool(self.timeout) and waited >= self.timeout
+        if waited < WARN_AFTER and not over:
+            return False
+        if id(sample) in self._warned and not over:
+            return False
+        self._warned.add(id(sample))
+        who = ", ".join(self.d.input_blockers(conn, sample.horizon)) or "transactions"
+        if over:
+            self.log.warning(
+                "%s still open after horizon_timeout %.0fs: reading on past them; a row they "
+                "commit below the read position will not be read",
+                who,
+                self.timeout,
+            )
+            return True
+        self.log.warning(
+            "new rows held back %.0fs by %s, open since before they were sampled (they may "
+            "still commit rows below them); reading on after horizon_timeout %s",
+            waited,
+            who,
+            f"{self.timeout:.0f}s" if self.timeout else "(none: waiting while they are open)",
+        )
+        return False

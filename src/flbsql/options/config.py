@@ -125,6 +125,7 @@ class InputConfig(Config):
         "max_rows_per_second": "max_rows_per_second",
         "start": "start",
         "settle": "settle",
+        "horizon_timeout": "horizon_timeout",
         "decimal": "decimal",
         "db": "db",
         "db_sync": "db.sync",
@@ -157,6 +158,7 @@ class InputConfig(Config):
     max_rows_per_second: int = 0
     start: Literal["beginning", "end"] = "beginning"
     settle: float = 5.0
+    horizon_timeout: float = 300.0
     decimal: Literal["string", "float"] = "string"
     db: str | None = None
     db_sync: Literal["off", "normal", "full", "extra"] = "normal"

@@ -118,6 +118,18 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         minimum=0.0,
     ),
     O(
+        "horizon_timeout",
+        "duration",
+        300.0,
+        "PostgreSQL: how long a transaction that was open when new rows were sampled may "
+        "hold the reader back (it could still commit rows below them). A warning names it "
+        "after a minute (pid, application, age); after this timeout reading goes on and a "
+        "row it commits later below the read position is not read. 0: wait while it is open.",
+        kinds=INPUT,
+        group="input",
+        minimum=0.0,
+    ),
+    O(
         "decimal",
         "choice",
         "string",

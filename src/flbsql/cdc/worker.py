@@ -33,6 +33,7 @@ from flbsql.conn.backoff import Backoff
 from flbsql.conn.connect import SecretResolver, resolve_connection
 from flbsql.errors import ConfigError, TerminalError, TransientError
 from flbsql.input.store import PositionStore
+from flbsql.text import show_bytes
 
 if TYPE_CHECKING:
     import logging
@@ -306,15 +307,15 @@ class Worker(threading.Thread):
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
         warn = self.cfg.slot_warn_bytes
         msg = (
-            "slot %s: wal_status=%s retained=%d bytes pending=%d bytes safe_wal_size=%s "
+            "slot %s: wal_status=%s retained=%s pending=%s safe_wal_size=%s "
             "lag=%s; changes=%d snapshot_rows=%d"
         )
         args = (
             self.cfg.slot,
             h.wal_status,
-            h.retained_bytes,
-            h.pending_bytes,
-            h.safe_wal_size,
+            show_bytes(h.retained_bytes),
+            show_bytes(h.pending_bytes),
+            show_bytes(h.safe_wal_size),
             f"{self.lag:.2f}s" if self.lag is not None else "n/a",
             self.counters["changes"],
             self.counters["snapshot_rows"],

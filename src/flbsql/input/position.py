@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from flbsql.text import show_tuple
+
 __all__ = [
     "BOUNDARY_MAX",
     "Position",
@@ -97,10 +99,7 @@ def decode_value(item: Sequence[Any]) -> Any:
 
 def describe(last: Sequence[Any] | None) -> str:
     """An order tuple for a log line (``the beginning`` for None), cut at 120 characters."""
-    if last is None:
-        return "the beginning"
-    text = ", ".join(repr(v) for v in last)
-    return f"({text[:120]})"
+    return show_tuple(last)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,7 +180,10 @@ class VaultClient:
         self._logged_in = True
         self._refresh_at = time.monotonic() + ttl * (1 - s.renew_before) if ttl else 0.0
         self.log.info(
-            "vault: logged in to %s with %s auth (token ttl %ss)", s.address, s.auth, ttl or "none"
+            "vault: logged in to %s with %s auth (token ttl %s)",
+            s.address,
+            s.auth,
+            f"{ttl}s" if ttl else "none: it does not expire",
         )
 
     def _ensure_login(self) -> None:

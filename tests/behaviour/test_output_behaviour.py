@@ -139,3 +139,22 @@ def test_auto_created_text_columns_are_never_narrower_than_the_data(any_db, make
     got = any_db.query(f"SELECT {qt(any_db, 'id')}, {qt(any_db, 'tag')} FROM {qt(any_db, table)}")
     assert sorted(r[0] for r in got) == ids
     assert {r[1] for r in got} == {tag}
+
+
+def test_a_dead_letter_line_names_the_table_the_record_and_its_key(any_db, make_writer, caplog):
+    chunk, _ = poison_chunk()
+    table, dead = unique_table("named"), unique_table("dlq")
+    w = make_writer(
+        any_db,
+        table,
+        columns="id=id:string(64),status=status:int,host=host:string,message=message:text",
+        dead_letter_table=dead,
+        unique_key="id",
+    )
+    assert w.write(chunk, "app") is Outcome.OK
+    lines = [r.getMessage() for r in caplog.records if "dead-lettered to" in r.getMessage()]
+    # poison record 11 is the 12th of 10,000: its line says so, once, with its key
+    [line] = [x for x in lines if "id='id-00011'" in x]
+    assert line.startswith(f"record 12 of 10000 (tag app, id='id-00011') rejected by table {table}")
+    assert f"dead-lettered to {dead}: " in line and "status" in line
+    assert "\n" not in line and " line " not in line and "stage" not in line.lower()

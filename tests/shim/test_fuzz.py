@@ -130,7 +130,7 @@ def test_random_chunks_never_crash_and_every_good_record_lands(host, tmp_path):
     conn.close()
     assert rows == landed, "a record that is not one of the good ones was stored"
     assert landed == good
-    assert "rejected by table logs: column 'time'" in r.log
+    assert "rejected by table logs: column 'time'" in r.log, r.log[-2000:]
     assert '"far": "future"' in r.log  # the unstorable record is in the error log, whole
 
 

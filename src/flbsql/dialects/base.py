@@ -125,7 +125,7 @@ class Dialect:
         data exception, 23 integrity constraint) are per-record; anything else is
         terminal for the statement.
         """
-        msg = f"{self.name}: {type(exc).__name__}: {str(exc).strip()}"
+        msg = f"{self.name}: {type(exc).__name__}: {self.error_text(exc)}"
         state = self.sqlstate(exc)
         if self.is_disconnect(exc):
             return DisconnectError(msg, state)
@@ -138,6 +138,10 @@ class Dialect:
         ):  # the driver could not convert a value: that record's fault
             return RecordError(msg)
         return TerminalError(msg, state)
+
+    def error_text(self, exc: BaseException) -> str:
+        """The driver's message on one line, for logs and dead letters."""
+        return " ".join(str(exc).split())
 
     # -- names and statements that differ -------------------------------------------
 

@@ -26,6 +26,7 @@ from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 __all__ = ["DIALECT", "PostgreSQLDialect"]
 
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
+_COPY_COLUMN = re.compile(r"^COPY [^,]+, line \d+, column ([^:]+):")
 _DISCONNECT_STATES = {"57P01", "57P02", "57P03"}  # admin/crash shutdown, cannot connect now
 _CANCEL_TIMEOUT = 5.0  # seconds the watchdog's cancel request may take
 
@@ -132,6 +133,24 @@ class PostgreSQLDialect(Dialect):
         after its timeout; the watchdog shuts the socket down anyway.
         """
         conn.cancel_safe(timeout=_CANCEL_TIMEOUT)  # type: ignore[attr-defined]
+
+    def error_text(self, exc: BaseException) -> str:
+        """The server's message with the column it names, without COPY's line number.
+
+        A COPY context names the (possibly staging) table and a line of the batch,
+        neither of which means anything to whoever reads the dead letter: the record
+        and the target table are named beside this text.
+        """
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None)
+        if not primary:
+            return super().error_text(exc)
+        text = " ".join(primary.split())
+        m = _COPY_COLUMN.search(getattr(diag, "context", None) or "")
+        if m:
+            text = f"column {m.group(1)}: {text}"
+        detail = getattr(diag, "message_detail", None)
+        return f"{text} ({' '.join(detail.split())})" if detail else text
 
     def failed_row(self, exc: BaseException) -> int | None:
         """0-based index of the row a COPY failed on: ours, or the server's context."""

@@ -39,6 +39,7 @@ class Rejected:
     nsec: int
     body: Any  # the decoded record, or raw bytes for an entry that is not an event
     error: str
+    key: str = ""  # its unique_key values, for the log line
 
     def record_text(self) -> str:
         """The record as ASCII JSON (or base64 msgpack for a non-event)."""
@@ -102,8 +103,18 @@ class DeadLetters:
         except (ValueError, OverflowError):
             return None
 
-    def write(self, cur: Any, sp: Savepoints, tag: str, rejected: Sequence[Rejected]) -> int:
-        """Store (or log) every rejected record; returns how many reached the table."""
+    def _where(self, r: Rejected, tag: str, total: int) -> str:
+        """``record 2500 of 10000 (tag app.log, id='a-1') rejected by table logs``."""
+        key = f", {r.key}" if r.key else ""
+        return f"record {r.index + 1} of {total} (tag {tag}{key}) rejected by table {self.target}"
+
+    def write(
+        self, cur: Any, sp: Savepoints, tag: str, rejected: Sequence[Rejected], total: int
+    ) -> int:
+        """Store (or log) every rejected record; returns how many reached the table.
+
+        ``total``: the records of the chunk, for the log lines (record N of total).
+        """
         if not rejected:
             return 0
         if self.table_sql is not None and self._tconv is not None:
@@ -123,10 +134,8 @@ class DeadLetters:
             if err is None:
                 for r in rejected:
                     self.log.warning(
-                        "record %d of tag %s rejected by %s, dead-lettered to %s: %s",
-                        r.index,
-                        tag,
-                        self.target,
+                        "%s, dead-lettered to %s: %s",
+                        self._where(r, tag, total),
                         self.table,
                         r.error,
                     )
@@ -136,11 +145,6 @@ class DeadLetters:
             )
         for r in rejected:
             self.log.error(
-                "record %d of tag %s rejected by %s: %s; record: %s",
-                r.index,
-                tag,
-                self.target,
-                r.error,
-                r.record_text(),
+                "%s: %s; record: %s", self._where(r, tag, total), r.error, r.record_text()
             )
         return 0

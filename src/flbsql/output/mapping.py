@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from flbsql.errors import ConfigError, RecordError
 from flbsql.events.decode import Event
 from flbsql.output.convert import TimeConverter, converter, time_kind
+from flbsql.text import show
 from flbsql.timestamps import parse_zone
 
 if TYPE_CHECKING:
@@ -283,6 +284,22 @@ class Mapper:
                 continue
             add_where(pos)
             yield row
+
+    def key_text(self, tag: str, body: Any, key: Sequence[str]) -> str:
+        """``id='a-1', region='eu'``: the ``unique_key`` values of a record, for messages."""
+        if not key or not isinstance(body, dict):
+            return ""
+        paths = {s.name: s.path for s in self.specs}
+        parts = []
+        for column in key:
+            if column == self.tag_column:
+                value: Any = tag
+            elif column in paths:
+                value = _lookup(body, paths[column])
+            else:
+                continue
+            parts.append(f"{column}={show(value)}")
+        return ", ".join(parts)
 
     def _plan(self) -> list[tuple[str, str, Converter, tuple[str, ...]]]:
         paths = {s.name: s.path for s in self.specs}

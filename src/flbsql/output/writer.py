@@ -60,7 +60,7 @@ class Writer:
         self.update = cfg.on_conflict == "update"
         self.per_batch = rows_per_batch(self.dialect.caps, len(self.columns), cfg.batch_rows)
         self.dead = DeadLetters(
-            cfg.dead_letter_table, self.dialect, self.mapper.zone, log, f"table {cfg.table}"
+            cfg.dead_letter_table, self.dialect, self.mapper.zone, log, str(cfg.table)
         )
         self._types: list[str] | None = None  # introspected column types, once ready
         self._streaming = (
@@ -101,8 +101,9 @@ class Writer:
                 refused = self._write_rows(
                     cur, sp, source, rows, lambda: self._remap(tag, data, where)
                 )
-                rejected = self._rejected(data, where, unmapped, refused, bad_entries)
-                self.dead.write(cur, sp, tag, rejected)
+                rejected = self._rejected(tag, data, where, unmapped, refused, bad_entries)
+                total = len(where) + len(unmapped) + len(bad_entries)
+                self.dead.write(cur, sp, tag, rejected, total)
                 conn.commit()
             except BaseException as exc:
                 with contextlib.suppress(Exception):
@@ -118,8 +119,9 @@ class Writer:
             self.metrics.inc("dead_lettered", len(rejected))
         return Outcome.OK
 
-    @staticmethod
     def _rejected(
+        self,
+        tag: str,
         data: bytes | memoryview,
         where: list[int],
         unmapped: list[tuple[int, Exception]],
@@ -133,12 +135,13 @@ class Writer:
         if not unmapped and not refused:
             return out
         seen = list(iter_events(data, []))
+        key = self.mapper.key_text
         for pos, err in unmapped:
             sec, nsec, body, index = seen[pos]
-            out.append(Rejected(index, sec, nsec, body, str(err)))
+            out.append(Rejected(index, sec, nsec, body, str(err), key(tag, body, self.key)))
         for row_pos, err in refused:
             sec, nsec, body, index = seen[where[row_pos]]
-            out.append(Rejected(index, sec, nsec, body, str(err)))
+            out.append(Rejected(index, sec, nsec, body, str(err), key(tag, body, self.key)))
         out.sort(key=lambda r: r.index)
         return out
 

@@ -97,7 +97,10 @@ class PostgreSQLDialect(Dialect):
         for opt, key in (("ssl_ca", "sslrootcert"), ("ssl_cert", "sslcert"), ("ssl_key", "sslkey")):
             if getattr(params, opt):
                 kw[key] = getattr(params, opt)
-        kw.update(params.query)  # extra libpq keywords from the URL query string
+        extra = dict(params.query)  # extra libpq keywords from the URL query string
+        if extra.get("options"):  # merged: the URL's settings after (over) the plugin's
+            extra["options"] = f"{kw['options']} {extra['options']}"
+        kw.update(extra)
         return {k: v for k, v in kw.items() if v is not None}
 
     def connect(self, params: ConnectParams) -> Connection:

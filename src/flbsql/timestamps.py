@@ -23,7 +23,7 @@ from typing import Any
 from flbsql.errors import ConfigError
 from flbsql.events.codec import MAX_EVENT_SEC
 
-__all__ = ["EPOCH", "EpochMicros", "parse_zone", "to_event_time"]
+__all__ = ["EPOCH", "EpochMicros", "local_time_rule", "localize", "parse_zone", "to_event_time"]
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MAX_SEC = MAX_EVENT_SEC
@@ -58,9 +58,34 @@ def parse_zone(name: str) -> dt.tzinfo:
         raise ConfigError("time_zone", f"unknown time zone {text!r}") from None
 
 
-def _from_datetime(value: dt.datetime, zone: dt.tzinfo) -> tuple[int, int] | None:
+def local_time_rule(option: str, database_rule: str) -> str:
+    """The ``time_zone_ambiguous`` option resolved: ``database`` is the dialect's rule."""
+    return database_rule if option == "database" else option
+
+
+def localize(naive: dt.datetime, zone: dt.tzinfo, rule: str = "earlier") -> dt.datetime:
+    """A naive local time in ``zone``, with a rule for the times a DST change makes odd.
+
+    ``2026-10-25 02:30`` in Europe/Berlin happens twice: ``earlier`` reads the first
+    (CEST, +02:00), ``later`` the second (CET, +01:00). ``2026-03-29 02:30`` never
+    happens: ``earlier`` reads it with the offset before the change (+01:00),
+    ``later`` with the one after. ``postgresql`` is PostgreSQL's own rule: the second
+    reading of a repeated time, the offset before the change for a skipped one.
+    """
+    if rule == "earlier":
+        return naive.replace(tzinfo=zone, fold=0)
+    if rule == "later":
+        return naive.replace(tzinfo=zone, fold=1)
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first  # an ordinary time
+    back = first.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    return first if back != naive else second  # skipped: the offset before; repeated: later
+
+
+def _from_datetime(value: dt.datetime, zone: dt.tzinfo, rule: str) -> tuple[int, int] | None:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
+        value = localize(value, zone, rule)
     d = value - EPOCH
     sec = d.days * 86400 + d.seconds
     if not 0 <= sec <= _MAX_SEC:
@@ -68,12 +93,12 @@ def _from_datetime(value: dt.datetime, zone: dt.tzinfo) -> tuple[int, int] | Non
     return sec, d.microseconds * 1000
 
 
-def to_event_time(value: Any, zone: dt.tzinfo) -> tuple[int, int] | None:
+def to_event_time(value: Any, zone: dt.tzinfo, rule: str = "earlier") -> tuple[int, int] | None:
     """(seconds, nanoseconds) for an EventTime, or None to use the ingest time."""
     if isinstance(value, dt.datetime):
-        return _from_datetime(value, zone)
+        return _from_datetime(value, zone, rule)
     if isinstance(value, dt.date):
-        return _from_datetime(dt.datetime(value.year, value.month, value.day), zone)
+        return _from_datetime(dt.datetime(value.year, value.month, value.day), zone, rule)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -86,7 +111,7 @@ def to_event_time(value: Any, zone: dt.tzinfo) -> tuple[int, int] | None:
         return sec, min(round((f - sec) * 1e9), 999_999_999)
     if isinstance(value, str):
         try:
-            return _from_datetime(dt.datetime.fromisoformat(value.strip()), zone)
+            return _from_datetime(dt.datetime.fromisoformat(value.strip()), zone, rule)
         except ValueError:
             return None
     return None

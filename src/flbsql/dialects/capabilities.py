@@ -51,6 +51,9 @@ class Capabilities:
             returns the rejected ones in one round trip (Oracle's array DML).
         default_port: the server's TCP port when the URL names none (None: no server,
             SQLite); the pool probes it to notice a server that came back.
+        local_time_rule: how the database reads a naive local time that a DST change
+            repeats or skips (:func:`flbsql.timestamps.localize`): ``postgresql`` or
+            ``earlier``; the ``time_zone_ambiguous database`` default.
     """
 
     paramstyle: str = "qmark"
@@ -77,6 +80,7 @@ class Capabilities:
     locates_failed_row: bool = False
     batch_errors: bool = False
     default_port: int | None = None
+    local_time_rule: str = "earlier"
     types: dict[str, str] = dataclasses.field(
         default_factory=lambda: {
             "text": "TEXT",

@@ -48,6 +48,7 @@ class PostgreSQLDialect(Dialect):
     extra = "postgres"
     caps = Capabilities(
         default_port=5432,
+        local_time_rule="postgresql",
         paramstyle="format",
         max_identifier_length=63,
         max_rows_per_insert=None,  # COPY streams

@@ -39,7 +39,7 @@ from typing import Any
 import msgpack
 
 from flbsql.events.codec import MAX_EVENT_SEC, U32X2, header
-from flbsql.timestamps import to_event_time
+from flbsql.timestamps import localize, to_event_time
 
 __all__ = ["RowEncoder"]
 
@@ -66,6 +66,7 @@ class RowEncoder:
         hidden: Sequence[str] = (),
         kinds: dict[str, str] | None = None,
         time_column: str | None = None,
+        local_rule: str = "earlier",
     ) -> None:
         """Prepare for the column ``names`` of a result (cursor.description order).
 
@@ -76,6 +77,7 @@ class RowEncoder:
             hidden: columns read for the position only, not emitted.
             kinds: column -> ``json`` / ``utc`` (dialect hints, case-insensitive).
             time_column: column giving the event time (None: ingest time).
+            local_rule: naive times a DST change repeats or skips (timestamps.localize).
         """
         self.names = list(names)
         lower = {n.lower(): i for i, n in enumerate(names)}
@@ -86,6 +88,7 @@ class RowEncoder:
         self.json_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "json"]
         self.utc_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "utc"]
         self.zone = zone
+        self.local_rule = local_rule
         self.time_idx = None if time_column is None else lower[time_column.lower()]
         self.time_zone = (
             _UTC
@@ -102,13 +105,9 @@ class RowEncoder:
         )
 
     def _default(self, obj: Any) -> Any:
-        if type(obj) is dt.datetime:  # the common case first, without isinstance chains
-            if obj.tzinfo is None:
-                obj = obj.replace(tzinfo=self.zone)
-            return obj.isoformat()
         if isinstance(obj, dt.datetime):
             if obj.tzinfo is None:
-                obj = obj.replace(tzinfo=self.zone)
+                obj = localize(obj, self.zone, self.local_rule)
             return obj.isoformat()
         if isinstance(obj, (dt.date, dt.time)):
             return obj.isoformat()
@@ -164,7 +163,7 @@ class RowEncoder:
                     ts = v.timestamp()
                     et = (int(ts), v.microsecond * 1000) if 0 <= ts <= MAX_EVENT_SEC else None
                 else:
-                    et = to_event_time(v, zone)
+                    et = to_event_time(v, zone, self.local_rule)
                 hdr = default_head if et is None else header(*et)
                 parts.append(hdr + pack(row_of(r)))
             return b"".join(parts)

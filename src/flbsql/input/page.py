@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flbsql.input.encoding import RowEncoder
 from flbsql.input.handoff import Chunk, Marker
 from flbsql.input.position import BOUNDARY_MAX
+from flbsql.timestamps import local_time_rule
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,6 +40,7 @@ class Pager:
         self.d = dialect
         self.zone = zone
         self.time_column = time_column
+        self.local_rule = local_time_rule(cfg.time_zone_ambiguous, dialect.caps.local_time_rule)
         self._encoder: RowEncoder | None = None
         self._row_bytes = 200.0  # moving average of an encoded row
         self._prepared: set[int] = set()
@@ -101,6 +103,9 @@ class Pager:
                 hidden=hidden,
                 kinds=spec.kinds,
                 time_column=self.time_column,
+                local_rule=local_time_rule(
+                    self.cfg.time_zone_ambiguous, self.d.caps.local_time_rule
+                ),
             )
         last = tuple(rows[-1][i] for i in idx)
         if dedup is not None and dedup.boundary:

@@ -55,6 +55,7 @@ class Config(ConfigBase):
         "columns": "columns",
         "time_column": "time_column",
         "time_zone": "time_zone",
+        "time_zone_ambiguous": "time_zone_ambiguous",
     }
     SECRET: ClassVar[frozenset[str]] = frozenset(
         {
@@ -105,6 +106,7 @@ class Config(ConfigBase):
     columns: tuple[str, ...] = ()
     time_column: str = "time"
     time_zone: str = "UTC"
+    time_zone_ambiguous: Literal["database", "earlier", "later"] = "database"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

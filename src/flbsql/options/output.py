@@ -61,6 +61,18 @@ OUTPUT_OPTIONS: tuple[Option, ...] = (
         group="table",
     ),
     O(
+        "time_zone_ambiguous",
+        "choice",
+        "database",
+        "A naive local time that happens twice (the hour repeated when clocks go back) or "
+        "never (skipped when they go forward), read in `time_zone`: `database` follows the "
+        "database's own rule (PostgreSQL: the second, standard-time reading of a repeated "
+        "hour, and a skipped time read with the offset before the change; elsewhere: "
+        "`earlier`), `earlier` the first reading, `later` the second.",
+        choices=("database", "earlier", "later"),
+        group="table",
+    ),
+    O(
         "auto_create_table",
         "bool",
         True,

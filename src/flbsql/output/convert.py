@@ -21,7 +21,7 @@ import orjson
 
 from flbsql.errors import RecordError
 from flbsql.events.codec import EventTime
-from flbsql.timestamps import EpochMicros
+from flbsql.timestamps import EpochMicros, localize
 
 __all__ = ["TimeConverter", "converter", "dumps", "json_default", "time_kind"]
 
@@ -71,9 +71,10 @@ def time_kind(db_type: str | None) -> str:
 class TimeConverter:
     """(sec, nsec) -> the column's time value, caching the last whole second."""
 
-    def __init__(self, kind: str, zone: dt.tzinfo) -> None:
+    def __init__(self, kind: str, zone: dt.tzinfo, local_rule: str = "earlier") -> None:
         self.kind = kind
         self.zone = zone
+        self.local_rule = local_rule  # for naive times in records (timestamps.localize)
         # one attribute holding both, so concurrent workers never see a torn pair
         self._cache: tuple[int, dt.datetime] = (-1, _EPOCH)
 
@@ -193,7 +194,7 @@ def _time_factory(tconv: TimeConverter) -> Callable[[Any], Any]:
             except ValueError:
                 raise ValueError(f"not an ISO 8601 time: {v!r:.80}") from None
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=tconv.zone)
+                parsed = localize(parsed, tconv.zone, tconv.local_rule)
             stamp = parsed.timestamp()
             sec = int(stamp // 1)
             return tconv(sec, parsed.microsecond * 1000)

@@ -27,7 +27,7 @@ from flbsql.errors import ConfigError, RecordError
 from flbsql.events.decode import Event
 from flbsql.output.convert import TimeConverter, converter, time_kind
 from flbsql.text import show
-from flbsql.timestamps import parse_zone
+from flbsql.timestamps import local_time_rule, parse_zone
 
 if TYPE_CHECKING:
     from flbsql.dialects.base import Dialect
@@ -125,6 +125,7 @@ class Mapper:
         """Validate the shape options; ConfigError names the option at fault."""
         self.dialect = dialect
         self.zone = parse_zone(cfg.time_zone)
+        self.local_rule = local_time_rule(cfg.time_zone_ambiguous, dialect.caps.local_time_rule)
         self.specs = parse_columns(cfg.columns)
         self.tag_column = _column_option(cfg.tag_column)
         self.time_column = _column_option(cfg.time_column)
@@ -179,7 +180,7 @@ class Mapper:
             kind = time_kind(db_type)
             if kind == "aware" and caps.epoch_micros:
                 kind = "epoch"
-            tconv = TimeConverter(kind, self.zone)
+            tconv = TimeConverter(kind, self.zone, self.local_rule)
             json_bytes = caps.json_as_bytes and db_type in ("json", "jsonb")
             max_len = None
             m = re.search(r"char\w*\s*\((\d+)", db_type)

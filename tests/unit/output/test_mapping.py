@@ -134,13 +134,16 @@ def test_coldefs_use_the_dialect_types_and_bound_key_text():
     m = _mapper(columns="k=k, n=n:string(32)")
     pg = _mapper("postgresql", columns="k=k, n=n:string(32)")
     assert dict(pg.coldefs(key=["k"])) == {
-        "tag": "VARCHAR(255)",
+        "tag": "TEXT",  # never narrower than the data
         "time": "TIMESTAMPTZ",
-        "k": "VARCHAR(255)",  # text in a unique key: bounded, so it can be indexed
+        "k": "TEXT",  # PostgreSQL indexes unbounded text
         "n": "VARCHAR(32)",
         "data": "JSONB",
     }
     assert dict(m.coldefs())["k"] == "TEXT"
+    my = _mapper("mysql", columns="k=k, n=n:string(32)")
+    assert dict(my.coldefs(key=["k", "n"]))["k"] == "VARCHAR(768)"  # the widest a key takes
+    assert dict(my.coldefs(key=["k", "n"]))["n"] == "VARCHAR(32)"  # the user's own length
 
 
 def test_sqlite_checks_varchar_lengths_the_server_would_not():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from tests.fix_db import unique_table
 from tests.integration.input_helpers import drain, settle_quietly, source
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.fix_db import unique_table
 from tests.integration.input_helpers import drain, source
 

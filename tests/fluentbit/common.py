@@ -7,8 +7,15 @@ import time
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.fix_db import unique_table
+from tests.fix_fluentbit import FLUENT_BIT
+
+# at collection, so no database, cluster or Vault is started only to skip (CI has no binary)
+needs_fluent_bit = pytest.mark.skipif(
+    not FLUENT_BIT, reason="no Fluent Bit binary: set FLBSQL_FLUENT_BIT=/path/to/fluent-bit"
+)
 
 
 def source_table(db: Any, rows: int, prefix: str = "src") -> str:

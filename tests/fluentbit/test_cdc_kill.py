@@ -27,9 +27,11 @@ import psycopg
 import pytest
 
 from tests.fix_db import unique_table
+from tests.fluentbit.common import needs_fluent_bit
 from tests.integration.test_cdc_kill import SEED_ROWS, Workload
 
 pytestmark = [
+    needs_fluent_bit,
     pytest.mark.fluentbit,
     pytest.mark.cdc,
     pytest.mark.postgres,

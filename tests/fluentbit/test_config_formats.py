@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fix_db import unique_table
-from tests.fluentbit.common import key_counts, source_table, wait_rows
+from tests.fluentbit.common import key_counts, needs_fluent_bit, source_table, wait_rows
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.postgres]
+pytestmark = [needs_fluent_bit, pytest.mark.fluentbit, pytest.mark.postgres]
 
 ROWS = 3000
 

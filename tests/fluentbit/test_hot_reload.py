@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.sqlite]
+from tests.fluentbit.common import needs_fluent_bit
+
+pytestmark = [needs_fluent_bit, pytest.mark.fluentbit, pytest.mark.sqlite]
 
 
 def _rows(db, sql):
@@ -50,7 +52,6 @@ def test_hot_reload_makes_new_instances_and_keeps_the_position(fluent_bit, tmp_p
     log = run.log()
     # after the reload the same interpreter initialises new instances (3 and 4)
     assert "instance 4 of this process" in log, log[-3000:]
-    assert "reloaded" in log.lower() or "reload" in log.lower(), log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     counts = dict(_rows(out, "SELECT tag, count(*) FROM logs GROUP BY tag") or [])
     assert counts.get("d", 0) > 50, log[-3000:]

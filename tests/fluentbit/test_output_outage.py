@@ -25,9 +25,15 @@ import pytest
 
 from tests.fix_db import unique_table
 from tests.fix_pgcluster import wait_until
-from tests.fluentbit.common import Feeder, key_counts, source_table, wait_rows
+from tests.fluentbit.common import Feeder, key_counts, needs_fluent_bit, source_table, wait_rows
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.postgres, pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [
+    needs_fluent_bit,
+    pytest.mark.fluentbit,
+    pytest.mark.postgres,
+    pytest.mark.chaos,
+    pytest.mark.slow,
+]
 
 RESTARTS = 3
 DOWN = float(os.environ.get("FLBSQL_FB_OUTAGE_DOWN", "20"))

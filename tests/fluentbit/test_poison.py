@@ -15,9 +15,9 @@ import time
 import pytest
 
 from tests.fix_db import unique_table
-from tests.fluentbit.common import wait_rows
+from tests.fluentbit.common import needs_fluent_bit, wait_rows
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.postgres, pytest.mark.chaos]
+pytestmark = [needs_fluent_bit, pytest.mark.fluentbit, pytest.mark.postgres, pytest.mark.chaos]
 
 ROWS = 5000
 POISON = 2500

@@ -19,9 +19,15 @@ import time
 import pytest
 
 from tests.fix_db import unique_table
-from tests.fluentbit.common import key_counts, source_table, wait_rows
+from tests.fluentbit.common import key_counts, needs_fluent_bit, source_table, wait_rows
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.postgres, pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [
+    needs_fluent_bit,
+    pytest.mark.fluentbit,
+    pytest.mark.postgres,
+    pytest.mark.chaos,
+    pytest.mark.slow,
+]
 
 ROWS = int(os.environ.get("FLBSQL_FB_KILL_ROWS", "1000000"))
 KILLS = 10

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.fluentbit.common import Feeder, source_table, wait_rows
+from tests.fluentbit.common import Feeder, needs_fluent_bit, source_table, wait_rows
 from tests.integration.test_vault_dynamic import (  # noqa: F401  (fixtures)
     RENEW_BEFORE,
     SECONDS,
@@ -29,6 +29,7 @@ from tests.integration.test_vault_dynamic import (  # noqa: F401  (fixtures)
 )
 
 pytestmark = [
+    needs_fluent_bit,
     pytest.mark.fluentbit,
     pytest.mark.vault,
     pytest.mark.postgres,

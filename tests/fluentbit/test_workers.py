@@ -7,9 +7,9 @@ import time
 import pytest
 
 from tests.fix_db import unique_table
-from tests.fluentbit.common import key_counts, source_table, wait_rows
+from tests.fluentbit.common import key_counts, needs_fluent_bit, source_table, wait_rows
 
-pytestmark = [pytest.mark.fluentbit, pytest.mark.postgres]
+pytestmark = [needs_fluent_bit, pytest.mark.fluentbit, pytest.mark.postgres]
 
 ROWS = 100_000
 

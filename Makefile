@@ -53,6 +53,13 @@ test-mssql: build ## SQL Server tests (needs FLBSQL_TEST_MSSQL_URL)
 test-chaos: build ## crash, outage and poison suite
 	$(PYTEST) -m chaos
 
+test-fluent-bit: build ## the hard tests in a real Fluent Bit (needs FLBSQL_FLUENT_BIT=/path/to/fluent-bit)
+	@if [ -z "$(FLBSQL_FLUENT_BIT)" ]; then \
+	  echo "make test-fluent-bit: set FLBSQL_FLUENT_BIT=/path/to/fluent-bit (a Fluent Bit binary)" >&2; exit 2; fi
+	@if [ ! -x "$(FLBSQL_FLUENT_BIT)" ]; then \
+	  echo "make test-fluent-bit: FLBSQL_FLUENT_BIT=$(FLBSQL_FLUENT_BIT) is not an executable file" >&2; exit 2; fi
+	FLBSQL_FLUENT_BIT="$(FLBSQL_FLUENT_BIT)" $(PYTEST) -m fluentbit -s tests/fluentbit
+
 sanitize: dev ## shim + host under ASan/UBSan, then the shim tests
 	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py $(BUILD)/san
 	$(MAKE) -s -C tests/host BUILD=$(BUILD)/san SAN=1
@@ -93,5 +100,5 @@ clean: ## remove build outputs
 	rm -rf build src/flbsql/lib
 
 .PHONY: help dev shim host build demo test test-unit test-sqlite test-postgres test-mysql \
-	test-oracle test-mssql test-chaos sanitize bench-output bench-input bench-cdc bench lint \
+	test-oracle test-mssql test-chaos test-fluent-bit sanitize bench-output bench-input bench-cdc bench lint \
 	typecheck docs e2e clean

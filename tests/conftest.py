@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fix_proxy",
     "tests.fix_vault",
     "tests.fix_pglogical",
+    "tests.fix_fluentbit",
 ]
 
 MARKERS = {

@@ -7,12 +7,11 @@ needs, and why: ``retry_limit no_limits`` (a chunk that failed during the outage
 never dropped), ``storage.type filesystem`` + ``storage.path`` (the backlog lives on
 disk, as in production), ``unique_key id`` (retried chunks do not duplicate rows).
 
-Measured per outage, and printed (not asserted yet; the target is a first commit
-within 2 s of the server's return, no traceback and fewer than 5 log lines per
-outage): the seconds from the server's return to the first commit (the sink's
-``at`` column is ``clock_timestamp()`` of each row), and the log lines and
-tracebacks printed from the stop to that commit (all, and flbsql's own: Fluent Bit's
-engine adds one "failed to flush chunk" line per chunk and retry).
+Measured per outage, printed and asserted: the first commit within 2 s of the
+server's return (the sink's ``at`` column is ``clock_timestamp()`` of each row), no
+traceback, and fewer than 5 lines of flbsql's own from the stop to that commit
+(Fluent Bit's engine adds one "failed to flush chunk" line per chunk and retry, which
+the plugin cannot change; they are counted and printed).
 """
 
 from __future__ import annotations
@@ -137,9 +136,10 @@ def test_restarts_and_a_long_outage_lose_nothing_and_duplicate_nothing(
     )
     for o in outages:
         print("  ", o)
-    if any(o["tracebacks"] or o["log_lines"] >= 5 or o["first_commit_s"] > 2 for o in outages):
-        print("   (target missed: first commit within 2 s, no traceback, < 5 lines per outage)")
-        print(run.log_since(0)[-6000:])
     assert code == 0, run.log()[-3000:]
     assert (count, distinct) == (sent, sent)
     assert metrics["errors"] == 0 and metrics["dropped_records"] == 0, metrics
+    missed = [
+        o for o in outages if o["tracebacks"] or o["flbsql_lines"] >= 5 or o["first_commit_s"] > 2
+    ]
+    assert missed == [], run.log_since(0)[-6000:]

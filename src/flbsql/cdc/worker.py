@@ -32,6 +32,7 @@ from flbsql.cdc.types import TypeInfo, build_decoder
 from flbsql.conn.backoff import Backoff
 from flbsql.conn.connect import SecretResolver, resolve_connection
 from flbsql.errors import ConfigError, TerminalError, TransientError
+from flbsql.failures import FailureLog
 from flbsql.input.store import PositionStore
 from flbsql.text import show_bytes
 
@@ -163,6 +164,7 @@ class Worker(threading.Thread):
         """Loop until stopped or a terminal error (kept in ``fatal``, logged loudly)."""
         address = (self.pg.params.host, self.pg.params.port or 5432)
         backoff = Backoff(self.cfg.pool_backoff_initial, self.cfg.pool_backoff_max, address)
+        failures = FailureLog(self.log, "CDC")
         while not self._halt.is_set():
             try:
                 if self.ready and self.pg.credentials_changed():
@@ -179,11 +181,12 @@ class Worker(threading.Thread):
                     self._wake.wait(self.poll)
                     self._wake.clear()
                 backoff.success()
+                failures.succeeded()
             except BaseException as exc:  # noqa: PERF203 - once per failure
                 err = classify(exc)
                 if isinstance(err, TransientError):
                     delay = backoff.failure()
-                    self.log.warning("CDC: %s; reconnecting in %.1fs", err, delay)
+                    failures.failed(err, f"reconnecting in {delay:.1f}s")
                     self.pg.close()
                     self.ready = False
                     self._halt.wait(delay)

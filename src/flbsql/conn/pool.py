@@ -159,9 +159,7 @@ class Pool:
         for _, slot in idle:
             self._close_quietly(slot.conn)
         if reason:
-            self.log.warning(
-                "connection to %s lost (%s); reconnecting", self.params, redact(reason)
-            )
+            self.log.debug("connection to %s lost (%s); reconnecting", self.params, redact(reason))
 
     def close(self) -> None:
         """Close everything; later use raises."""
@@ -329,7 +327,7 @@ class Pool:
         with self._lock:
             self.counters["connects"] += 1
             if self._backoff.failures:
-                self.log.info(
+                self.log.debug(
                     "connected to %s after %d failed attempt(s)",
                     self.params,
                     self._backoff.failures,
@@ -345,8 +343,7 @@ class Pool:
             delay = self._backoff.failure()
             failures = self._backoff.failures
         # the first failure of a run is news; the repeats are in the flush/collect line
-        self.log.log(
-            logging.WARNING if failures == 1 else logging.DEBUG,
+        self.log.debug(  # the flush, collect or CDC line that failed says it, once
             "cannot connect to %s (attempt %d): %s; next attempt in %.1fs",
             self.params,
             failures,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from flbsql.conn.backoff import Backoff
 from flbsql.errors import ConfigError, FlbSqlError
+from flbsql.failures import FailureLog
 from flbsql.input.horizon import Horizon
 from flbsql.input.page import Pager
 from flbsql.input.position import Position, describe
@@ -64,6 +65,7 @@ class Fetcher:
         self.pager = Pager(cfg, pool.dialect, zone, time_column)
         self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle, cfg.horizon_timeout, log)
         self.progress = Progress(cfg, log)
+        self.failures = FailureLog(log, "reading")
         self._backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max, pool.address)
         self._stop = threading.Event()
         self._paused = False
@@ -132,10 +134,11 @@ class Fetcher:
             except Exception as exc:
                 err = exc if isinstance(exc, FlbSqlError) else self.pool.dialect.classify(exc)
                 delay = self._backoff.failure()
-                self.log.warning("read failed, retrying in %.1fs: %s", delay, err)
+                self.failures.failed(err, f"reading again in {delay:.1f}s")
                 self._stop.wait(delay)
                 continue
             self._backoff.success()
+            self.failures.succeeded()
             self.progress.report(self._rows_behind, self.horizon)
             if idle:
                 self._sleep(self.cfg.poll_interval)

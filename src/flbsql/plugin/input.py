@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
+from flbsql.failures import FailureLog
 from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
-from flbsql.plugin.log import FailureLog
 
 if TYPE_CHECKING:
     import logging

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from flbsql.conn.connect import open_pool
+from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.writer import Writer
-from flbsql.plugin.log import FailureLog
 from flbsql.settings import OutputConfig
 
 __all__ = ["OutputPlugin"]

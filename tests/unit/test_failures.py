@@ -8,7 +8,7 @@ import time
 import pytest
 
 from flbsql.errors import TransientError
-from flbsql.plugin.log import FailureLog
+from flbsql.failures import FailureLog
 
 
 class Lines(logging.Handler):

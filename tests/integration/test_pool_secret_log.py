@@ -35,7 +35,7 @@ def frames(tmp_path, n=200):
     )
 
 
-def run_host(host, tmp_path, url, proxy=None, n=200, **opts):
+def run_host(host, tmp_path, url, proxy=None, n=200, table="t", **opts):
     log_path = tmp_path / "host.log"
     with open(log_path, "w") as log:
         proc = host.start(
@@ -52,7 +52,7 @@ def run_host(host, tmp_path, url, proxy=None, n=200, **opts):
             *props(file=frames(tmp_path, n)),
             "-o",
             "sql",
-            *props(url=url, table="t", log_level="debug", **opts),
+            *props(url=url, table=table, log_level="debug", **opts),
             stderr=log,
         )
     try:
@@ -104,8 +104,13 @@ def test_password_from_env_is_never_logged(host, scram, tmp_path, monkeypatch):
     cluster, password = scram
     monkeypatch.setenv("FLBSQL_T_APP_PW", password)
     log = run_host(
-        host, tmp_path, cluster.url("app", user="app"), n=50, password="env:FLBSQL_T_APP_PW"
+        host,
+        tmp_path,
+        cluster.url("app", user="app"),
+        n=50,
+        table="t_env",  # its own table: the other tests of the module write into t
+        password="env:FLBSQL_T_APP_PW",
     )
-    rows = cluster.execute("SELECT count(*) FROM t", "app")[0][0]
+    rows = cluster.execute("SELECT count(*) FROM t_env", "app")[0][0]
     assert rows == 50 * 5  # 50 chunks of 5 records, each written once
     assert password not in log

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from flbsql.cdc import CdcState
     from flbsql.settings import InputConfig
 
-__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg"]
+__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg", "validate"]
 
 CONFIRM_DELAY = 0.5  # seconds between Fluent Bit taking a batch and the slot moving
 HEALTH_INTERVAL = 30.0
@@ -63,21 +63,29 @@ class Put(Protocol):
         """``lsn``/``state``: the position to confirm once Fluent Bit took ``data``."""
 
 
+def validate(cfg: InputConfig) -> dict[str, tuple[str, str]]:
+    """Everything Init checks of a CDC input without the database (the checker runs it too).
+
+    Returns the tables: ``schema.table`` as records name them -> (schema, table).
+    """
+    if not cfg.tables:
+        raise ConfigError("tables", "mode cdc needs at least one table (schema.table)")
+    if not _SLOT_NAME.match(cfg.slot):
+        raise ConfigError("slot", "lower-case letters, digits and _ only, at most 63")
+    if not cfg.publication or len(cfg.publication.encode()) > 63:
+        raise ConfigError("publication", "1 to 63 bytes")
+    return {".".join(parts): parts for parts in map(split_table, cfg.tables)}
+
+
 class Worker(threading.Thread):
     """Owns the database connections; everything it hands over goes through ``put``."""
 
     def __init__(self, cfg: InputConfig, log: logging.Logger, put: Put) -> None:
         """Validate the CDC options and open the position file."""
         super().__init__(name="flbsql-cdc", daemon=True)
-        if not cfg.tables:
-            raise ConfigError("tables", "mode cdc needs at least one table (schema.table)")
-        if not _SLOT_NAME.match(cfg.slot):
-            raise ConfigError("slot", "lower-case letters, digits and _ only, at most 63")
-        if not cfg.publication or len(cfg.publication.encode()) > 63:
-            raise ConfigError("publication", "1 to 63 bytes")
         self.cfg, self.log, self._put = cfg, log, put
         # "schema.table" as records name it -> (schema, table) as the catalog has it
-        self.names = {".".join(parts): parts for parts in map(split_table, cfg.tables)}
+        self.names = validate(cfg)
         self.tables = tuple(self.names)
         self.pg = open_pg(cfg, log)
         self.store = PositionStore(cfg.db or "in_sql.db", cfg.db_sync)

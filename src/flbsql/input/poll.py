@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from flbsql.errors import ConfigError, FlbSqlError
 from flbsql.input.fetch import Fetcher
 from flbsql.input.handoff import ChunkQueue, CollectLimit
-from flbsql.input.spec import check_names, check_options, event_time_column
+from flbsql.input.spec import validate
 from flbsql.input.store import PositionStore
 from flbsql.input.tracker import PositionTracker
 from flbsql.timestamps import parse_zone
@@ -44,14 +44,12 @@ class PollSource:
         self, cfg: InputConfig, pool: Pool, log: logging.Logger, store: PositionStore | None = None
     ) -> None:
         """Validate the options; try to resolve the source (a database outage is fine)."""
-        check_options(cfg)
+        time_column = validate(cfg, pool.dialect)
         self.cfg = cfg
         self.pool = pool
         self.log = log
         self.batch_rows = 0
         zone = parse_zone(cfg.time_zone)
-        time_column = event_time_column(cfg)
-        check_names(cfg, pool.dialect, time_column)
         self.store = (
             store if store is not None else PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         )

@@ -45,6 +45,18 @@ class SourceSpec:
     source: str  # identity checked against the stored row
 
 
+def validate(cfg: InputConfig, dialect: Dialect) -> str | None:
+    """Everything Init checks of a poll-mode input without the database; its time column.
+
+    The plugin and ``flbsql check`` both run it, so the checker never passes a
+    configuration that fails Init.
+    """
+    check_options(cfg)
+    time_column = event_time_column(cfg)
+    check_names(cfg, dialect, time_column)
+    return time_column
+
+
 def check_options(cfg: InputConfig) -> None:
     """Exactly one of ``table``/``query``; a query has ``{position}`` and a ``key``."""
     if bool(cfg.table) == bool(cfg.query):

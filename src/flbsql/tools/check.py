@@ -18,10 +18,10 @@ import re
 
 from flbsql.errors import FlbSqlError
 from flbsql.options import CONSUMED_BY_FLUENT_BIT, options_for
-from flbsql.settings import convert_value, parse
+from flbsql.settings import InputConfig, OutputConfig, convert_value, parse
 from flbsql.tools import fbconfig
 
-__all__ = ["check_file"]
+__all__ = ["check_file", "validate_as_init"]
 
 _FB_PREFIXES = (
     "net.",
@@ -65,12 +65,13 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
         where = f"{section.origin} [{section.kind.upper()}] sql"
         problems += [f"{where}: {p}" for p in _unknown_keys(section, section.kind)]
         values = {k.lower(): v for k, v in reversed(section.props) if v != ""}
-        bad = _bad_values(section.kind, values)
-        problems += [f"{where}: {p}" for p in bad + _missing(section.kind, values)]
+        bad = _bad_values(section.kind, values) + _missing(section.kind, values)
+        problems += [f"{where}: {p}" for p in bad]
         if bad:
             continue
         try:
             cfg = parse(section.kind, values.get, probe_typos=False)
+            validate_as_init(cfg)
         except FlbSqlError as exc:
             problems.append(f"{where}: {exc}")
             continue
@@ -134,6 +135,34 @@ def _missing(kind: str, values: dict[str, str]) -> list[str]:
         if "query" in values and "{position}" not in values["query"]:
             problems.append("option 'query': must contain {position}")
     return problems
+
+
+def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
+    """Run the validation the plugin runs at Init, with the same functions, offline.
+
+    Raises:
+        FlbSqlError: what Init would fail with (a ConfigError names the option).
+    """
+    log = logging.getLogger("flbsql.check")
+    if isinstance(cfg, OutputConfig):
+        from flbsql.conn.connect import open_pool
+        from flbsql.output.writer import Writer
+
+        pool = open_pool(cfg, log)  # lazy: nothing connects
+        try:
+            Writer(cfg, pool, log)
+        finally:
+            pool.close()
+    elif cfg.mode == "cdc":
+        from flbsql.cdc.worker import validate as validate_cdc
+
+        validate_cdc(cfg)
+    else:
+        from flbsql.conn.url import parse_url
+        from flbsql.dialects import get_dialect
+        from flbsql.input.spec import validate as validate_poll
+
+        validate_poll(cfg, get_dialect(parse_url(cfg.url or "").dialect))
 
 
 def _try_connect(cfg: object) -> list[str]:

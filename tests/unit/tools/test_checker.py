@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from flbsql.tools import check as checker
 from flbsql.tools.cli import main
 
@@ -134,3 +136,30 @@ def test_an_unreachable_database_is_named(tmp_path):
     )
     (problem,) = checker.check_file(path)
     assert "cannot connect" in problem
+
+
+MYSQL_OUT = "[OUTPUT]\n    Name sql\n    Match *\n    url mysql://u@db/app\n"
+MYSQL_IN = "[INPUT]\n    Name sql\n    url mysql://u@db/app\n"
+CDC_IN = "[INPUT]\n    Name sql\n    url postgresql://u@db/app\n    mode cdc\n"
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        # MySQL/MariaDB cannot name a table with an emoji: Init refuses it, so must check
+        (MYSQL_OUT + "    table logs_\U0001f600\n", "option 'table':"),
+        (MYSQL_IN + "    table t\n    columns a\U0001f600\n", "option 'columns':"),
+        (CDC_IN + "    tables a.b.c\n", "option 'tables':"),
+    ],
+)
+def test_check_fails_what_init_fails(tmp_path, section, problem):
+    path = tmp_path / "fb.conf"
+    path.write_text(section)
+    found = checker.check_file(path, connect=False)
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_check_passes_a_quoted_cdc_name_that_init_accepts(tmp_path):
+    path = tmp_path / "fb.conf"
+    path.write_text(CDC_IN + '    tables "Quoted_"" . Schema"."Quoted_"" . Table"\n')
+    assert checker.check_file(path, connect=False) == []

@@ -283,3 +283,24 @@ def test_lost_slot_is_detected_and_never_recreated(
     finally:
         pg_logical.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
         pg_logical.execute("SELECT pg_reload_conf()")
+
+
+def test_the_cdc_input_counts_its_connections_in_the_metrics(cdc_db: Any, tmp_path: Any) -> None:
+    # the metrics line said db_connects=0 while connected: CDC has no pool
+    from flbsql.metrics import Metrics
+    from flbsql.settings import parse
+
+    cdc_db.execute("CREATE TABLE m (id int PRIMARY KEY)")
+    props = cdc_db.props(tmp_path, tables="public.m", snapshot="never")
+    src = open_source(props)
+    try:
+        cdc_db.execute("INSERT INTO m VALUES (1)")
+        assert len(drain(src, lambda r: len(r) >= 1)) == 1
+        metrics = Metrics.from_config(parse("input", props.get), "in_sql", "m")
+        metrics.attach_pool(src.connection_stats)
+        snap = metrics.snapshot()
+        assert snap["db_connects"] == 2  # the main and the decoding connection
+        assert snap["db_connect_failures"] == 0
+        metrics.close()
+    finally:
+        src.close()

@@ -113,12 +113,18 @@ class PgConnections:
         self.reader: str | None = None
         self.grace = grace_for(statement_timeout)
         self.timeouts = 0
+        self.counters = {"connects": 0, "connect_failures": 0, "rotations": 0}
 
     # -- connections --------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """The pool's counters, for the same metrics: connects, failures, timeouts, rotations."""
+        return {**self.counters, "timeouts": self.timeouts}
 
     def _connect(self, which: str, params: ConnectParams, source: Credentials | None) -> Any:
         creds = self._creds[which] = None if source is None else source()
         conn = psycopg.connect(conninfo(with_credentials(params, creds)), autocommit=True)
+        self.counters["connects"] += 1
         for name, value in {
             **SESSION_SETTINGS,
             "statement_timeout": f"{int(self.statement_timeout * 1000)}",
@@ -134,6 +140,7 @@ class PgConnections:
             if self.dec is None or self.dec.closed:
                 self.dec = self._connect("dec", self.dec_params, self.dec_credentials)
         except Exception as exc:
+            self.counters["connect_failures"] += 1
             self.close()
             err = classify(exc)
             if isinstance(err, TerminalError):

@@ -112,6 +112,10 @@ class CdcSource:
         """Hand over again."""
         self._paused = False
 
+    def connection_stats(self) -> dict[str, int]:
+        """The CDC connections' counters (connects, failures, timeouts, rotations)."""
+        return self.worker.pg.stats()
+
     def close(self) -> None:
         """Stop the worker; positions not yet confirmed are delivered again next time."""
         self.worker.stop()

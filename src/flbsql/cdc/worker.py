@@ -177,6 +177,7 @@ class Worker(threading.Thread):
             try:
                 if self.ready and self.pg.credentials_changed():
                     self.log.info("credentials changed; reconnecting")
+                    self.pg.counters["rotations"] += 1
                     self.pg.close()
                     self.ready = False
                 if not self.ready:

@@ -109,6 +109,10 @@ class PollSource:
         """Fetch again."""
         self._fetcher.resume()
 
+    def connection_stats(self) -> dict[str, int]:
+        """The pool's counters."""
+        return self.pool.stats()
+
     def close(self) -> None:
         """Stop the thread and store the acknowledged position."""
         self._fetcher.stop(timeout=self.cfg.statement_timeout + 5)

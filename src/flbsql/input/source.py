@@ -58,6 +58,10 @@ class BatchSource(Protocol):
         """Read again after :meth:`pause`."""
         ...
 
+    def connection_stats(self) -> dict[str, int]:
+        """The connection counters for the metrics (the pool's, or CDC's own)."""
+        ...
+
     def close(self) -> None:
         """Stop threads, store the committed position, release resources."""
         ...

@@ -59,8 +59,7 @@ class InputPlugin:
         except BaseException:
             self.metrics.close()
             raise
-        if self.pool is not None:
-            self.metrics.attach_pool(self.pool.stats)
+        self.metrics.attach_pool(self.source.connection_stats)
         self.source.metrics = self.metrics  # type: ignore[attr-defined]
         self.failures = FailureLog(log, "collect")
         self._batch_rows = 0

@@ -89,7 +89,8 @@ def db_engine(vault, scram_cluster):
     c.sys.create_or_update_policy(
         "flbsql-db",
         'path "database/creds/writer" { capabilities = ["read"] }\n'
-        'path "sys/leases/renew" { capabilities = ["update"] }',
+        'path "sys/leases/renew" { capabilities = ["update"] }\n'
+        'path "sys/leases/revoke" { capabilities = ["update"] }',
     )
     if "approle/" not in c.sys.list_auth_methods()["data"]:
         c.sys.enable_auth_method("approle")
@@ -188,3 +189,29 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
     assert not leaked, f"passwords of {leaked} appear in the log"
     assert secret_id not in log_text
     assert "rotated to new database credentials" in log_text
+
+
+def test_the_last_lease_is_revoked_when_the_output_closes(vault, scram_cluster, db_engine):
+    # otherwise its database user lived on until the end of its TTL
+    import logging
+
+    from flbsql.conn.connect import open_pool
+    from flbsql.settings import parse
+
+    role_id, secret_id = db_engine
+    values = {
+        "url": f"postgresql://127.0.0.1:{scram_cluster.port}/app",
+        "table": "t",
+        "vault.address": vault.address,
+        "vault.auth": "approle",
+        "vault.role_id": role_id,
+        "vault.secret_id": secret_id,
+        "vault.db_role": "writer",
+    }
+    pool = open_pool(parse("output", values.get), logging.getLogger("test.vault"))
+    with pool.connection() as conn:
+        user = conn.cursor().execute("SELECT current_user").fetchone()[0]
+    exists = f"SELECT count(*) FROM pg_roles WHERE rolname = '{user}'"
+    assert scram_cluster.execute(exists, "app") == [(1,)]
+    pool.close()
+    assert scram_cluster.execute(exists, "app") == [(0,)]

@@ -156,6 +156,11 @@ class PgConnections:
         self.main = self.dec = None
         self.reader = None  # a temporary slot: gone with its session
 
+    def release(self) -> None:
+        """At the final stop: give back leased credentials (Vault revokes them)."""
+        for source in {id(s): s for s in (self.credentials, self.dec_credentials) if s}.values():
+            source.release()
+
     def credentials_changed(self) -> bool:
         """True when a credential source now gives other credentials (rotated).
 

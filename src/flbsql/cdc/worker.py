@@ -151,6 +151,7 @@ class Worker(threading.Thread):
         if self.is_alive():
             self.join(10)
         self.pg.close()
+        self.pg.release()
         self.store.close()
 
     def took(self, lsn: int | None, state: CdcState | None) -> None:

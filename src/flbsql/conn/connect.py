@@ -145,6 +145,9 @@ class _StaticCredentials:
     def __repr__(self) -> str:
         return "StaticCredentials(user=***, password=***)"
 
+    def release(self) -> None:
+        """Nothing is leased."""
+
     def __call__(self) -> tuple[str | None, str | None]:
         with self._lock:
             now = time.monotonic()

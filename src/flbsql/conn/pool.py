@@ -40,8 +40,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flbsql.conn.backoff import Backoff
 from flbsql.conn.slot import PoolSettings, Slot, looks_dead
@@ -61,7 +61,17 @@ if TYPE_CHECKING:
 
 __all__ = ["Credentials", "Pool", "PoolSettings"]
 
-Credentials = Callable[[], "tuple[str | None, str | None]"]
+
+class Credentials(Protocol):
+    """Where user and password come from on each connect (a secret store, Vault)."""
+
+    def __call__(self) -> tuple[str | None, str | None]:
+        """The credentials to connect with now."""
+        ...
+
+    def release(self) -> None:
+        """The pool closed for good: give back what was leased (Vault: revoke)."""
+        ...
 
 
 class Pool:
@@ -169,6 +179,8 @@ class Pool:
             self._slots.clear()
         for slot in slots:
             self._close_quietly(slot.conn)
+        if self._credentials is not None:
+            self._credentials.release()
 
     def stats(self) -> dict[str, int]:
         """Counters for the metrics line (``open`` = connections held now)."""

@@ -56,7 +56,7 @@ class DynamicCredentials:
         self.renew_before = s.renew_before
         self._lease: Lease | None = None
         self._lock = threading.Lock()
-        self.counters = {"leases": 0, "renewals": 0, "failures": 0}
+        self.counters = {"leases": 0, "renewals": 0, "failures": 0, "revoked": 0}
 
     def __repr__(self) -> str:
         return f"DynamicCredentials({self.mount}/creds/{self.role})"
@@ -83,6 +83,32 @@ class DynamicCredentials:
                     )
             assert self._lease is not None
             return self._lease.username, self._lease.password
+
+    def release(self) -> None:
+        """Revoke the current lease (at shutdown): Vault drops its database user now.
+
+        Otherwise the user lives on until its TTL ends. Called after the pool closed
+        its connections; a failure is logged, never raised (the lease still expires).
+        """
+        with self._lock:
+            lease, self._lease = self._lease, None
+        if lease is None or not lease.lease_id:
+            return
+
+        def revoke(client: Any) -> Any:
+            return client.sys.revoke_lease(lease_id=lease.lease_id)
+
+        try:
+            self.client.call("revoke database lease", revoke)
+        except SecretError as exc:
+            self.log.warning(
+                "vault: cannot revoke the lease of database user %s (%s); it ends with its TTL",
+                lease.username,
+                exc,
+            )
+            return
+        self.counters["revoked"] += 1
+        self.log.info("vault: revoked the lease of database user %s", lease.username)
 
     def _times(self, granted: float, now: float) -> tuple[float, float]:
         return now + granted, now + granted * (1 - self.renew_before)

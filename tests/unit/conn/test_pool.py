@@ -96,6 +96,19 @@ def clock(monkeypatch):
     return c
 
 
+class Source:
+    """A credential source around a plain function (release counted)."""
+
+    def __init__(self, fn):
+        self.fn, self.released = fn, 0
+
+    def __call__(self):
+        return self.fn()
+
+    def release(self):
+        self.released += 1
+
+
 def make(dialect=None, credentials=None, **settings):
     s = PoolSettings(
         **{
@@ -109,7 +122,8 @@ def make(dialect=None, credentials=None, **settings):
     log = logging.getLogger("test.pool")
     d = dialect or FakeDialect()
     params = ConnectParams("postgresql", host="db", user="app", password="s3cret-pw")
-    return Pool(d, params, s, log, credentials), d
+    source = Source(credentials) if credentials is not None else None
+    return Pool(d, params, s, log, source), d
 
 
 def test_lazy_then_one_connection_per_thread(clock):
@@ -332,3 +346,12 @@ def test_close_then_use_raises_transient(clock):
     assert c.closed
     with pytest.raises(TransientError), p.connection():
         pass
+
+
+def test_closing_the_pool_releases_its_credential_source():
+    p, _d = make(credentials=lambda: ("app", "pw"))
+    source = p._credentials
+    with p.connection():
+        pass
+    p.close()
+    assert source.released == 1

@@ -109,7 +109,7 @@ def test_rotates_before_expiry_when_renewal_cannot_extend(clock, monkeypatch):
     assert creds()[0] == "v-user-1"
     clock.now += 1.5  # 9.5 s left: rotate (the renewal would only give 9 s)
     assert creds()[0] == "v-user-2"
-    assert creds.counters == {"leases": 2, "renewals": 0, "failures": 0}
+    assert creds.counters == {"leases": 2, "renewals": 0, "failures": 0, "revoked": 0}
 
 
 def test_renews_while_vault_grants_a_full_ttl_then_rotates(clock, monkeypatch):

@@ -101,10 +101,11 @@ def test_poison_chunk_dead_letters_and_idempotent_replay(any_db, make_writer):
         assert not stored & poison_ids - ({"id-06666"} if not nul_is_poison else set())
         assert all(err for err, _ in errors)
         assert any("status" in err for err, _ in errors)
-        if idempotent:  # a Fluent Bit retry of the same chunk adds no row
+        if idempotent:  # a Fluent Bit retry of the same chunk adds no row, no dead letter
             again = make_writer(any_db, table, **props)
             assert again.write(chunk, "app") is Outcome.OK
             assert count(any_db, table) == 10_000 - expected_bad
+            assert count(any_db, dead) == expected_bad
 
 
 def test_auto_add_columns(any_db, make_writer):

@@ -26,7 +26,7 @@ from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 __all__ = ["DIALECT", "PostgreSQLDialect"]
 
 _COPY_LINE = re.compile(r"COPY [^,]+, line (\d+)")
-_COPY_COLUMN = re.compile(r"^COPY [^,]+, line \d+, column ([^:]+):")
+_COPY_COLUMN = re.compile(r"^COPY [^,]+, line \d+, column (.+?)(?::\s|$)")
 _DISCONNECT_STATES = {"57P01", "57P02", "57P03"}  # admin/crash shutdown, cannot connect now
 _CANCEL_TIMEOUT = 5.0  # seconds the watchdog's cancel request may take
 
@@ -152,7 +152,7 @@ class PostgreSQLDialect(Dialect):
         text = " ".join(primary.split())
         m = _COPY_COLUMN.search(getattr(diag, "context", None) or "")
         if m:
-            text = f"column {m.group(1)}: {text}"
+            text = f"column {m.group(1)!r}: {text}"  # as the mapping names a column
         detail = getattr(diag, "message_detail", None)
         return f"{text} ({' '.join(detail.split())})" if detail else text
 

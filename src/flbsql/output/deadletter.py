@@ -108,6 +108,30 @@ class DeadLetters:
         key = f", {r.key}" if r.key else ""
         return f"record {r.index + 1} of {total} (tag {tag}{key}) rejected by table {self.target}"
 
+    def _stored(self, cur: Any, rows: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """The rows already in the dead-letter table (same tag, time, error and record).
+
+        A chunk that Fluent Bit flushes again (its commit was not acknowledged, say)
+        must not add its dead letters twice. One lookup per rejected record: they are rare.
+        """
+        d, table_sql = self.dialect, self.table_sql
+        q = d.quote
+        found = set()
+        for row in rows:
+            tag, when, error, record = row
+            time_test = (
+                f"{q('time')} IS NULL" if when is None else f"{q('time')} = {d.placeholder(1)}"
+            )
+            params = (tag,) if when is None else (tag, when)
+            cur.execute(
+                f"SELECT {q('error')}, {q('record')} FROM {table_sql} "
+                f"WHERE {q('tag')} = {d.placeholder(0)} AND {time_test}",
+                params,
+            )
+            if any((str(e), str(r)) == (error, record) for e, r in cur.fetchall()):
+                found.add(row)
+        return found
+
     def write(
         self, cur: Any, sp: Savepoints, tag: str, rejected: Sequence[Rejected], total: int
     ) -> int:
@@ -127,6 +151,12 @@ class DeadLetters:
                 )
                 for r in rejected
             ]
+            stored = self._stored(cur, rows)
+            if stored:  # a replayed chunk: those records are dead letters already
+                rejected = [r for r, row in zip(rejected, rows, strict=True) if row not in stored]
+                rows = [row for row in rows if row not in stored]
+                if not rows:
+                    return 0
             table_sql = self.table_sql
             err = sp.attempt(
                 lambda part: self.dialect.insert_rows(cur, table_sql, COLUMNS, part), rows

@@ -2,11 +2,11 @@
  * flbhost: a small test host that loads Fluent Bit "Go proxy" ABI plugins (.so)
  * the way Fluent Bit v5.1.1 does.  Written from scratch; references such as
  * "mirrors src/flb_plugin_proxy.c ..." name the Fluent Bit source whose
- * behaviour is reproduced (see docs/fluent-bit-proxy-abi.md for the facts).
+ * behaviour is reproduced (see docs/fluent-bit-abi.md for the facts).
  *
  * Threads: main (parse, -e load/Register, signals, Unregister/dlclose),
- * engine "flb-pipeline" (init order, routing, flushes with workers 0, retries,
- * output exit), one thread per input "flb-in-<ins>-w0", and N worker threads
+ * engine "flb-pipeline" (init order, ring-buffer drain into per-tag chunks, flush
+ * timer, routing, flushes with workers 0, retries, storage backlog, output exit), one thread per input "flb-in-<ins>-w0", and N worker threads
  * "flb-out-<ins>-wK" per output with `workers N`.
  */
 #define _GNU_SOURCE
@@ -1278,13 +1278,15 @@ int main(int argc, char **argv)
     if (rc) rc = 1;   /* configuration error */
     /* flb_router_io_set (src/flb_router.c): with exactly one input and one output, an output
      * without Match gets "*"; otherwise it gets nothing. The storage_backlog input that
-     * --storage-path creates (flb_storage_create runs first) counts as an input. */
+     * --storage-path creates (flb_storage_create runs first) counts as an input (observed
+     * with v5.1.1: dummy -> stdout without Match and a storage.path delivered nothing). */
     int n_out = 0;
     for (struct ins *o = G.outputs; o; o = o->next) n_out++;
     for (struct ins *o = G.outputs; o && !rc; o = o->next) {
         if (o->match || o->has_re) continue;
         if (G.n_in + (G.storage_path != NULL) == 1 && n_out == 1) o->match = xstrdup("*");
-        else for (int i = 0; i < G.n_in; i++) hlog(L_WARN, "[router] NO match for %s output instance", o->name);
+        else for (int i = 0; i < G.n_in + (G.storage_path != NULL); i++)   /* once per input (observed) */
+            hlog(L_WARN, "[router] NO match for %s output instance", o->name);
     }
     for (struct ins *x = G.inputs; x; x = x->next) if (x->log_level < 0) x->log_level = G.log_level;
     for (struct ins *x = G.outputs; x; x = x->next) if (x->log_level < 0) x->log_level = G.log_level;

@@ -371,6 +371,7 @@ static struct chunk *chunk_new(struct ins *in, const char *in_name, const char *
 static void chunk_bytes(struct chunk *c, const unsigned char *data, size_t len)
 {   /* append content; a file chunk is written through at once (mmap'd in chunkio, so it
      * survives a killed process without fsync; storage.sync normal) */
+    if (!len) return;
     if (c->size + len > c->cap) {
         c->cap = 2 * (c->size + len);
         if (!(c->data = realloc(c->data, c->cap))) abort();

@@ -211,6 +211,8 @@ def _start(
     if env.get("FLBSQL_T_SABOTAGE") == "split-commit":
         p["batch_rows"] = 50
     return host.start(
+        "--flush",
+        "0.05",  # kills land from 0.05 s on: chunks must be in flight by then
         "--grace",
         "30000",
         "--retry-wait",

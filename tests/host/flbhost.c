@@ -2,19 +2,21 @@
  * flbhost: a small test host that loads Fluent Bit "Go proxy" ABI plugins (.so)
  * the way Fluent Bit v5.1.1 does.  Written from scratch; references such as
  * "mirrors src/flb_plugin_proxy.c ..." name the Fluent Bit source whose
- * behaviour is reproduced (see docs/fluent-bit-proxy-abi.md for the facts).
+ * behaviour is reproduced (see docs/fluent-bit-abi.md for the facts).
  *
  * Threads: main (parse, -e load/Register, signals, Unregister/dlclose),
- * engine "flb-pipeline" (init order, routing, flushes with workers 0, retries,
- * output exit), one thread per input "flb-in-<ins>-w0", and N worker threads
+ * engine "flb-pipeline" (init order, ring-buffer drain into per-tag chunks, flush
+ * timer, routing, flushes with workers 0, retries, storage backlog, output exit), one thread per input "flb-in-<ins>-w0", and N worker threads
  * "flb-out-<ins>-wK" per output with `workers N`.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -87,35 +90,61 @@ struct dso {                          /* one loaded .so == Fluent Bit's struct f
 enum kind { K_PROXY, K_FEED, K_SINK, K_NULL };
 struct prop { char *key, *val; struct prop *next; };
 struct task;
+/* threaded-input ring buffer: mirrors src/flb_ring_buffer.c (lwrb of pointers) as used by
+ * append_to_ring_buffer in src/flb_input_chunk.c; capacity in entries, window in percent */
+struct rb_entry { unsigned char *data; size_t len; };
+struct ring { struct rb_entry *e; long cap, head, count, window; int flush_pending; pthread_mutex_t mu; };
 struct ins {
     int is_input, kind, id, log_level, workers, retry_limit, initialised;
     char name[64], *sect; struct dso *dso;
     struct prop *props, **ptail, *raw, **rtail;   /* raw = -p/-t/-m as given, in order */
-    char *tag, *match, *alias;
+    char *tag, *match, *alias, *match_regex; regex_t re; int has_re;
     void *ctx;                               /* per-instance calloc'd proxy context */
     /* input thread */
     pthread_t th; int th_up; pthread_mutex_t mu; pthread_cond_t cv;
     int init_done, init_ret, cmd_prerun, prerun_done, started, want_paused, paused, cmd_exit;
-    FILE *feed; long feed_up;   /* feed: frames streamed, at most feed_up chunks in flight */
+    FILE *feed; long feed_up; int feed_merge;   /* feed: frames streamed, at most feed_up chunks in flight */
+    struct ring rb; long rb_cap, rb_window;      /* proxy inputs (threaded) */
+    int fs;                                      /* storage.type filesystem */
     /* output */
     pthread_t *wth; struct task *qh, *qt; pthread_cond_t wcv; int wstop; FILE *sink;
     struct ins *next;
 };
-struct chunk { char id[64], *tag; unsigned char *data; size_t size; long records; int pending; struct ins *in; };
+/* one buffered chunk: mirrors struct flb_input_chunk (include/fluent-bit/flb_input_chunk.h) */
+struct chunk {
+    char id[64], *tag, *in_name; unsigned char *data; size_t size, cap; long records;
+    int pending, busy, locked, keep, backlog, task_id; struct ins *in;
+    char *path; FILE *fp;                     /* storage.type filesystem: its file, open while appendable */
+    struct chunk *next;
+};
 struct task { struct chunk *c; struct ins *out; int attempts, id; int64_t due; struct task *next; };
 
+/* Fluent Bit defaults mirrored here */
+#define CHUNK_FS_MAX_SIZE 2048000   /* FLB_INPUT_CHUNK_FS_MAX_SIZE: a chunk above it is locked */
+#define TASK_MAP_LIMIT 16384        /* FLB_CONFIG_DEFAULT_TASK_MAP_SIZE_LIMIT (map grows from 2048) */
+#define RB_CAPACITY 1024            /* src/flb_input.c FLB_INPUT_RING_BUFFER_CAPACITY (entries) */
+#define RB_WINDOW 5                 /* FLB_INPUT_RING_BUFFER_WINDOW (percent) */
+#define RB_RETRIES 10               /* append_to_ring_buffer: retry_limit 10, usleep(100000) */
+#define CHUNK_MAGIC "flbhost-chunk-1\n" /* the host's own file format, not chunkio's */
+
 static struct {
-    int64_t stack, interval, first_delay, duration, retry_wait, grace;
-    long stop_after; int log_level, def_size; const char *stats_file;
+    int64_t stack, interval, first_delay, duration, retry_wait, grace, flush_ms, rb_ms;
+    double retry_scale; int sched_base, sched_cap;
+    long stop_after; int log_level, def_size; const char *stats_file, *storage_path;
     struct dso *dsos; struct ins *inputs, *outputs;
-    pthread_mutex_t mu; pthread_cond_t cv;   /* engine lock: queues + lifecycle flags */
+    pthread_mutex_t mu; pthread_cond_t cv;   /* engine lock: chunks, queues + lifecycle flags */
     struct task *rh, *rt, *retry;            /* ready FIFO, retry list */
-    long tasks, live_chunks, seq; int stop, stopping, done, exit_code, n_feed, feeds_done, n_in;
-} G = { .stack = 24576, .interval = 1000, .first_delay = 400, .retry_wait = 200, .grace = 5000,
-        .log_level = L_INFO, .def_size = 48, .mu = PTHREAD_MUTEX_INITIALIZER };
+    struct chunk *chunks, **ctail;           /* every chunk not yet released, oldest first */
+    unsigned char task_map[TASK_MAP_LIMIT];
+    long tasks, live_chunks; int64_t last_id_ns;
+    int stop, stopping, done, exit_code, n_feed, feeds_done, n_in, rb_signal;
+} G = { .stack = 24576, .interval = 1000, .first_delay = 400, .retry_wait = -1, .grace = 5000,
+        .flush_ms = 1000, .rb_ms = 250, .retry_scale = 1.0, .sched_base = 5, .sched_cap = 2000,
+        .log_level = L_INFO, .def_size = 48, .mu = PTHREAD_MUTEX_INITIALIZER, .ctail = &G.chunks };
 
 static struct { long chunks_in, flush_calls, flush_ok, flush_retry, flush_error, chunks_dropped,
-                records_out, input_collects, input_records, input_bytes, input_errors; } S;
+                records_out, input_collects, input_records, input_bytes, input_errors, flush_ticks,
+                appends, rb_retries, rb_drops, rb_dropped_records, backlog_chunks, chunks_left; } S;
 #define INC(f, n) __atomic_fetch_add(&S.f, (n), __ATOMIC_RELAXED)
 
 /* ---- small utilities ---- */
@@ -271,7 +300,7 @@ static long count_records(const uint8_t *p, size_t len)
 
 /* ---- engine: chunks, tasks, routing, retries (src/flb_engine.c, src/flb_task.c) ---- */
 static int route_match(const char *tag, const char *m)
-{   /* '*' wildcard, mirrors src/flb_router.c router_match (no regex) */
+{   /* '*' wildcard, mirrors src/flb_router.c router_match */
     if (!m) return 0;
     for (; *m; m++, tag++) {
         if (*m == '*') {
@@ -284,6 +313,13 @@ static int route_match(const char *tag, const char *m)
     }
     return *tag == '\0';
 }
+static int out_matches(struct ins *o, const char *tag)
+{   /* flb_router_match: Match_Regex first (onig_match: anchored at the tag's start, match
+     * length > 0), then the Match wildcard; an output with neither matches nothing */
+    regmatch_t m;
+    if (o->has_re && regexec(&o->re, tag, 1, &m, 0) == 0 && m.rm_so == 0 && m.rm_eo > 0) return 1;
+    return route_match(tag, o->match);
+}
 static int out_takes_logs(struct ins *o)
 {
     return o->kind != K_PROXY || o->dso->def_size <= 32 || o->dso->def->event_type == 0 ||
@@ -295,61 +331,163 @@ static void push_ready(struct task *t)   /* G.mu held */
     t->next = NULL; if (G.rt) G.rt->next = t; else G.rh = t; G.rt = t;
     pthread_cond_broadcast(&G.cv);
 }
-/* hand a copy of collected bytes to the engine (flb_input_log_append); takes ownership of data */
-static void engine_ingest(struct ins *in, unsigned char *data, size_t len)
+
+/* chunk files (storage.type filesystem): DIR/<input instance name>/<chunk id>, like chunkio's
+ * stream-per-input layout (src/flb_storage.c); content = magic, u32le tag length, tag, msgpack */
+static int mkdir_p(const char *path)
 {
-    long recs = count_records(data, len); struct timespec ts;
-    struct chunk *c = xcalloc(1, sizeof *c);
-    INC(chunks_in, 1);
+    char tmp[4096]; snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *q = tmp + 1; *q; q++) if (*q == '/') { *q = 0; mkdir(tmp, 0755); *q = '/'; }
+    return (mkdir(tmp, 0755) == 0 || errno == EEXIST) ? 0 : -1;
+}
+/* mirrors flb_input_chunk_create: name "<pid>-<sec>.<nsec>.flb"; G.mu held */
+static struct chunk *chunk_new(struct ins *in, const char *in_name, const char *tag)
+{
+    struct timespec ts; struct chunk *c = xcalloc(1, sizeof *c);
     clock_gettime(CLOCK_REALTIME, &ts);
-    pthread_mutex_lock(&G.mu);
-    snprintf(c->id, sizeof c->id, "%d-%ld.%09ld.flb", (int) getpid(), (long) ts.tv_sec, ts.tv_nsec);
-    c->tag = xstrdup(in->tag); c->data = data; c->size = len; c->records = recs; c->in = in;
-    long id = G.seq++;
-    for (struct ins *o = G.outputs; o && recs > 0; o = o->next) {
-        if (!out_takes_logs(o) || !route_match(in->tag, o->match)) continue;
-        struct task *t = xcalloc(1, sizeof *t);
-        t->c = c; t->out = o; t->id = (int) id; c->pending++; G.tasks++; push_ready(t);
+    int64_t ns = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (ns <= G.last_id_ns) ns = G.last_id_ns + 1;   /* unique names, even within one ns */
+    G.last_id_ns = ns;
+    snprintf(c->id, sizeof c->id, "%d-%" PRId64 ".%09" PRId64 ".flb", (int) getpid(), ns / 1000000000, ns % 1000000000);
+    c->tag = xstrdup(tag); c->in = in; c->in_name = xstrdup(in_name); c->task_id = -1;
+    if (in && in->fs) {
+        char dir[4096]; uint8_t h[4]; uint32_t tl = (uint32_t) strlen(tag);
+        snprintf(dir, sizeof dir, "%s/%s", G.storage_path, in->name);
+        c->path = xcalloc(1, strlen(dir) + strlen(c->id) + 2);
+        sprintf(c->path, "%s/%s", dir, c->id);
+        if (!(c->fp = fopen(c->path, "wb"))) {
+            hlog(L_ERROR, "[storage] cannot create chunk file %s: %s", c->path, strerror(errno));
+            free(c->path); c->path = NULL;
+        } else {
+            for (int i = 0; i < 4; i++) h[i] = tl >> (8 * i);
+            fwrite(CHUNK_MAGIC, 1, strlen(CHUNK_MAGIC), c->fp); fwrite(h, 1, 4, c->fp);
+            fwrite(tag, 1, tl, c->fp); fflush(c->fp);
+        }
     }
-    int routed = c->pending;   /* c may be freed by the engine as soon as we unlock */
-    if (routed) G.live_chunks++;
-    pthread_mutex_unlock(&G.mu);
-    if (!routed) {   /* zero valid records (dropped at flush time in Fluent Bit) or no route */
-        hlog(L_DEBUG, "[engine] chunk '%s' dropped (%ld records, no route or no valid record)", c->id, recs);
-        INC(chunks_dropped, 1); free(c->tag); free(c->data); free(c);
+    *G.ctail = c; G.ctail = &c->next; G.live_chunks++;
+    INC(chunks_in, 1);
+    return c;
+}
+static void chunk_bytes(struct chunk *c, const unsigned char *data, size_t len)
+{   /* append content; a file chunk is written through at once (mmap'd in chunkio, so it
+     * survives a killed process without fsync; storage.sync normal) */
+    if (!len) return;
+    if (c->size + len > c->cap) {
+        c->cap = 2 * (c->size + len);
+        if (!(c->data = realloc(c->data, c->cap))) abort();
+    }
+    memcpy(c->data + c->size, data, len); c->size += len;
+    c->records += count_records(data, len);
+    if (c->fp) { fwrite(data, 1, len, c->fp); fflush(c->fp); }
+}
+static void chunk_lock(struct chunk *c)
+{
+    c->locked = 1;
+    if (c->fp) { fclose(c->fp); c->fp = NULL; }
+}
+/* input_chunk_append_raw (src/flb_input_chunk.c): the open chunk of this tag takes the data
+ * (input_chunk_get: not busy, not locked), else a new chunk; above FS_MAX_SIZE it is locked.
+ * G.mu held. */
+static void engine_append(struct ins *in, const unsigned char *data, size_t len)
+{
+    struct chunk *c;
+    for (c = G.chunks; c; c = c->next)
+        if (c->in == in && !c->busy && !c->locked && strcmp(c->tag, in->tag) == 0) break;
+    if (!c) c = chunk_new(in, nm(in), in->tag);
+    chunk_bytes(c, data, len);
+    INC(appends, 1);
+    if (c->size > CHUNK_FS_MAX_SIZE) chunk_lock(c);
+}
+/* release a chunk (flb_input_chunk_destroy); its file is deleted unless keep; G.mu held */
+static void chunk_release(struct chunk *c)
+{
+    for (struct chunk **pp = &G.chunks; *pp; pp = &(*pp)->next)
+        if (*pp == c) { *pp = c->next; if (G.ctail == &c->next) G.ctail = pp; break; }
+    if (c->fp) fclose(c->fp);
+    if (c->path && !c->keep) unlink(c->path);
+    if (c->task_id >= 0) G.task_map[c->task_id] = 0;
+    free(c->path); free(c->tag); free(c->in_name); free(c->data); free(c);
+    G.live_chunks--;
+    pthread_cond_broadcast(&G.cv);   /* a feed may be waiting for room */
+}
+/* flb_engine_flush -> flb_engine_dispatch (src/flb_engine_dispatch.c): every chunk that is not
+ * busy becomes a task for each output whose Match/Match_Regex takes its tag; G.mu held */
+static void engine_flush(void)
+{
+    for (struct chunk *c = G.chunks, *n; c; c = n) {
+        n = c->next;
+        if (c->busy) continue;
+        int id = 0;
+        while (id < TASK_MAP_LIMIT && G.task_map[id]) id++;
+        if (id == TASK_MAP_LIMIT) break;           /* no task id left: later */
+        c->busy = 1; chunk_lock(c);
+        int routed = 0;
+        for (struct ins *o = G.outputs; o && c->records > 0; o = o->next) {
+            if (!out_takes_logs(o) || !out_matches(o, c->tag)) continue;
+            struct task *t = xcalloc(1, sizeof *t);
+            t->c = c; t->out = o; t->id = id; c->pending++; G.tasks++; routed++; push_ready(t);
+        }
+        if (routed) { c->task_id = id; G.task_map[id] = 1; continue; }
+        /* zero valid records (dropped at flush time in Fluent Bit) or no route */
+        hlog(L_DEBUG, "[engine] chunk '%s' dropped (%ld records, no route or no valid record)", c->id, c->records);
+        INC(chunks_dropped, 1); chunk_release(c);
     }
 }
 static void task_finish(struct task *t)  /* G.mu held */
 {
     struct chunk *c = t->c;
-    if (--c->pending == 0) {
-        free(c->tag); free(c->data); free(c); G.live_chunks--;
-        pthread_cond_broadcast(&G.cv);   /* a feed may be waiting for room */
-    }
+    if (--c->pending == 0) chunk_release(c);
     free(t); G.tasks--;
     pthread_cond_broadcast(&G.cv);
+}
+/* flb_sched_request_create (src/flb_scheduler.c): backoff_full_jitter = random_uniform(base,
+ * min(cap, base * 2^n)) seconds, + 1; 0 + 1 while shutting down. Scaled by --retry-scale. */
+static int random_uniform(int min, int max)
+{
+    static unsigned seed; static int seeded;
+    if (!seeded) { seed = (unsigned) time(NULL) ^ (unsigned) getpid(); seeded = 1; }
+    return min + (int) ((unsigned) rand_r(&seed) % (unsigned) (max - min + 1));
+}
+static int backoff_seconds(int n)
+{
+    if (G.stopping) return 1;
+    double temp = G.sched_base;
+    for (int i = 0; i < n && temp < G.sched_cap; i++) temp *= 2;
+    int hi = temp < G.sched_cap ? (int) temp : G.sched_cap;
+    if (hi < G.sched_base) hi = G.sched_base;
+    return random_uniform(G.sched_base, hi) + 1;
 }
 /* result handling: mirrors src/flb_engine.c handle_output_event + flb_task_retry_create */
 static void task_done(struct task *t, int ret)
 {
-    struct ins *o = t->out;
+    struct ins *o = t->out; const char *in_name = t->c->in_name;
     pthread_mutex_lock(&G.mu);
     if (ret == FLB_OK) {
         INC(flush_ok, 1); INC(records_out, t->c->records);
+        if (t->attempts > 0)
+            hlog(L_INFO, "[engine] flush chunk '%s' succeeded at retry %i: task_id=%i, input=%s > "
+                 "output=%s (out_id=%i)", t->c->id, t->attempts, t->id, in_name, nm(o), o->id);
+        else if (t->c->backlog)
+            hlog(L_INFO, "[engine] flush backlog chunk '%s' succeeded: task_id=%i, input=%s > "
+                 "output=%s (out_id=%i)", t->c->id, t->id, in_name, nm(o), o->id);
         if (G.stop_after > 0 && S.records_out >= G.stop_after) G.stop = 1;
     } else if (ret == FLB_RETRY) {
         INC(flush_retry, 1);
         if (o->retry_limit == 0) {
             hlog(L_INFO, "[engine] chunk '%s' is not retried (no retry config): task_id=%i, "
-                 "input=%s > output=%s (out_id=%i)", t->c->id, t->id, nm(t->c->in), nm(o), o->id);
+                 "input=%s > output=%s (out_id=%i)", t->c->id, t->id, in_name, nm(o), o->id);
         } else if (o->retry_limit > 0 && t->attempts >= o->retry_limit) {
             hlog(L_ERROR, "[engine] chunk '%s' cannot be retried: task_id=%i, input=%s > output=%s",
-                 t->c->id, t->id, nm(t->c->in), nm(o));
+                 t->c->id, t->id, in_name, nm(o));
         } else {
-            t->attempts++; t->due = now_ms() + G.retry_wait;
-            hlog(L_WARN, "[engine] failed to flush chunk '%s', retry in %" PRId64 " ms: task_id=%i, "
-                 "input=%s > output=%s (out_id=%i)", t->c->id, G.retry_wait, t->id, nm(t->c->in),
-                 nm(o), o->id);
+            t->attempts++;
+            int secs = backoff_seconds(t->attempts);
+            int64_t wait = G.retry_wait >= 0 ? G.retry_wait : (int64_t) (secs * 1000.0 * G.retry_scale);
+            t->due = now_ms() + wait;
+            hlog(L_WARN, "[engine] failed to flush chunk '%s', retry in %i seconds: task_id=%i, "
+                 "input=%s > output=%s (out_id=%i)", t->c->id, secs, t->id, in_name, nm(o), o->id);
+            hlog(L_DEBUG, "[engine] (host) retry %i of chunk '%s' due in %" PRId64 " ms", t->attempts,
+                 t->c->id, wait);
             t->next = G.retry; G.retry = t;
             pthread_cond_broadcast(&G.cv); pthread_mutex_unlock(&G.mu);
             return;
@@ -360,6 +498,117 @@ static void task_done(struct task *t, int ret)
     }
     task_finish(t);
     pthread_mutex_unlock(&G.mu);
+}
+
+/* ---- threaded-input ring buffer (src/flb_input_chunk.c append_to_ring_buffer,
+ *      flb_input_chunk_ring_buffer_collector; src/flb_ring_buffer.c) ---- */
+static int ring_write(struct ins *in, unsigned char *data, size_t len)
+{   /* takes ownership of data; the input thread sleeps 100 ms per failed try, 10 tries */
+    struct ring *r = &in->rb; int signal = 0;
+    for (int tries = 0;; tries++) {
+        if (tries >= RB_RETRIES) {
+            log_print(L_ERROR, __FILE__, __LINE__, "[input:%s:%s] could not enqueue records into the ring buffer",
+                      in->dso->def->name, nm(in));
+            INC(rb_drops, 1); INC(rb_dropped_records, count_records(data, len));
+            free(data);
+            return -1;
+        }
+        pthread_mutex_lock(&r->mu);
+        if (r->count < r->cap) {
+            r->e[(r->head + r->count) % r->cap] = (struct rb_entry) { data, len };
+            r->count++;
+            if (!r->flush_pending && r->count * (long) sizeof(void *) >= r->window) { r->flush_pending = 1; signal = 1; }
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (in->log_level >= L_DEBUG)
+            log_print(L_DEBUG, __FILE__, __LINE__, "[input:%s:%s] failed buffer write, retries=%i\n",
+                      in->dso->def->name, nm(in), tries);
+        INC(rb_retries, 1);
+        usleep(100000);
+    }
+    if (signal) {   /* the ring's signal channel wakes the engine loop (FLB_ENGINE_EV_THREAD_INPUT) */
+        pthread_mutex_lock(&G.mu); G.rb_signal = 1; pthread_cond_broadcast(&G.cv); pthread_mutex_unlock(&G.mu);
+    }
+    return 0;
+}
+static void rings_drain(void)   /* G.mu held: every entry becomes an append, input by input */
+{
+    for (struct ins *in = G.inputs; in; in = in->next) {
+        struct ring *r = &in->rb;
+        if (!r->e) continue;
+        for (;;) {
+            struct rb_entry e;
+            pthread_mutex_lock(&r->mu);
+            if (!r->count) {
+                r->flush_pending = 0;   /* flb_ring_buffer_mark_flushed */
+                pthread_mutex_unlock(&r->mu);
+                break;
+            }
+            e = r->e[r->head]; r->head = (r->head + 1) % r->cap; r->count--;
+            pthread_mutex_unlock(&r->mu);
+            engine_append(in, e.data, e.len);
+            free(e.data);
+        }
+    }
+}
+/* ---- storage backlog (plugins/in_storage_backlog/sb.c): chunk files left in --storage-path
+ *      are registered at start as chunks of the input "storage_backlog.N" ---- */
+static void backlog_load(void)   /* G.mu held, before any input runs */
+{
+    char bl[64], dpath[4096], fpath[8192];
+    snprintf(bl, sizeof bl, "storage_backlog.%d", G.n_in);
+    DIR *root = opendir(G.storage_path);
+    if (!root) return;
+    for (struct dirent *s; (s = readdir(root));) {
+        if (s->d_name[0] == '.') continue;
+        snprintf(dpath, sizeof dpath, "%s/%s", G.storage_path, s->d_name);
+        DIR *d = opendir(dpath);
+        if (!d) continue;
+        for (struct dirent *f; (f = readdir(d));) {
+            if (f->d_name[0] == '.') continue;
+            snprintf(fpath, sizeof fpath, "%s/%s", dpath, f->d_name);
+            FILE *fp = fopen(fpath, "rb");
+            if (!fp) continue;
+            size_t ml = strlen(CHUNK_MAGIC); char magic[64]; uint8_t h[4]; uint32_t tl = 0;
+            unsigned char *buf = NULL; size_t n = 0, cap = 0; char *tag = NULL; int ok = 0;
+            if (fread(magic, 1, ml, fp) == ml && !memcmp(magic, CHUNK_MAGIC, ml) && fread(h, 1, 4, fp) == 4) {
+                tl = h[0] | h[1] << 8 | h[2] << 16 | (uint32_t) h[3] << 24;
+                tag = tl < 65536 ? xcalloc(1, tl + 1) : NULL;
+                ok = tag && fread(tag, 1, tl, fp) == tl && tl > 0;
+            }
+            for (size_t r; ok; n += r) {
+                if (n == cap && !(buf = realloc(buf, cap = cap ? 2 * cap : 65536))) abort();
+                if (!(r = fread(buf + n, 1, cap - n, fp))) break;
+            }
+            fclose(fp);
+            /* a kill during a write leaves a truncated last object: keep the complete ones */
+            const uint8_t *p = buf, *e = buf + n, *q;
+            while (p && p < e && (q = mp_skip(p, e))) p = q;
+            n = buf ? (size_t) (p - buf) : 0;
+            if (!ok || n == 0) {
+                hlog(L_ERROR, "[input:storage_backlog:%s] discarding irrecoverable chunk %s/%s", bl, s->d_name, f->d_name);
+                unlink(fpath); free(buf); free(tag); continue;
+            }
+            int routed = 0;
+            for (struct ins *o = G.outputs; o; o = o->next) routed |= out_takes_logs(o) && out_matches(o, tag);
+            if (!routed) {
+                hlog(L_INFO, "[input:storage_backlog:%s] no matching route for %s/%s, keeping it on disk",
+                     bl, s->d_name, f->d_name);
+                free(buf); free(tag); continue;
+            }
+            hlog(L_INFO, "[input:storage_backlog:%s] register %s/%s", bl, s->d_name, f->d_name);
+            struct chunk *c = chunk_new(NULL, bl, tag);
+            size_t il = strnlen(f->d_name, sizeof c->id - 1);
+            memcpy(c->id, f->d_name, il); c->id[il] = 0;
+            c->path = xstrdup(fpath); c->backlog = 1; c->locked = 1;
+            c->data = buf; c->size = c->cap = n; c->records = count_records(buf, n);
+            INC(backlog_chunks, 1); free(tag);
+        }
+        closedir(d);
+    }
+    closedir(root);
 }
 
 /* ---- flush on a small user-space stack: mirrors libco coroutines (src/flb_coro.c,
@@ -464,14 +713,16 @@ static void proxy_collect(struct ins *in)
     if (!copy) abort();
     memcpy(copy, data, len);
     INC(input_records, count_records(copy, len)); INC(input_bytes, (long) len);
-    engine_ingest(in, copy, len);
+    ring_write(in, copy, len);                  /* flb_input_log_append: threaded -> ring buffer */
     if (d->cleanup_ctx) ret = d->cleanup_ctx(ctx->remote_context, data);   /* proxy_go_input_cleanup */
     else if (d->cleanup) ret = d->cleanup(data);
     else free(data);
 }
 static void feed_emit(struct ins *in)
-{   /* frames: u32le length + msgpack bytes; one chunk per frame, streamed from the file with
-     * at most feed_up chunks in flight (like storage.max_chunks_up / mem_buf_limit pausing) */
+{   /* frames: u32le length + msgpack bytes, streamed from the file with at most feed_up chunks
+     * buffered (like storage.max_chunks_up). Each frame is one whole, locked chunk (as the
+     * storage backlog hands over chunks), dispatched at the next flush; with merge=on frames
+     * are appended to the open chunk of the tag like records from an input. */
     unsigned char hdr[4];
     size_t n;
     while (fread(hdr, 1, 4, in->feed) == 4) {
@@ -484,22 +735,39 @@ static void feed_emit(struct ins *in)
             break;
         }
         pthread_mutex_lock(&G.mu);
-        while (G.live_chunks >= in->feed_up && !G.stop) pthread_cond_wait(&G.cv, &G.mu);
-        int stopping = G.stop;
+        while (G.live_chunks >= in->feed_up && !G.stop && !G.stopping) pthread_cond_wait(&G.cv, &G.mu);
+        int stopping = G.stop || G.stopping;
+        if (!stopping && in->feed_merge) engine_append(in, b, n);
+        else if (!stopping) {
+            struct chunk *c = chunk_new(in, nm(in), in->tag);
+            chunk_bytes(c, b, n); chunk_lock(c); INC(appends, 1);
+        }
         pthread_mutex_unlock(&G.mu);
-        if (stopping) { free(b); break; }
-        engine_ingest(in, b, n);
+        free(b);
+        if (stopping) break;
     }
     fclose(in->feed); in->feed = NULL;
     pthread_mutex_lock(&G.mu); G.feeds_done++; pthread_cond_broadcast(&G.cv); pthread_mutex_unlock(&G.mu);
 }
 static int input_init(struct ins *in)
 {
+    if (in->fs) {   /* flb_storage_input_create: a stream (directory) per input instance */
+        char dir[4096];
+        if (!G.storage_path) {
+            hlog(L_ERROR, "[storage] instance '%s' requested filesystem storage but no filesystem "
+                 "path was defined.", nm(in));
+            return -1;
+        }
+        snprintf(dir, sizeof dir, "%s/%s", G.storage_path, in->name);
+        if (mkdir_p(dir) < 0) { hlog(L_ERROR, "[storage] cannot create stream for instance %s", in->name); return -1; }
+    }
     if (in->kind == K_FEED) {
         const char *f = get_prop("file", in), *up = get_prop("chunks_up", in);
         in->feed = f ? fopen(f, "rb") : NULL;
         if (!in->feed) { hlog(L_ERROR, "[input:feed:%s] cannot open file '%s'", in->name, f ? f : "(unset)"); return -1; }
         in->feed_up = up ? atol(up) : 32;
+        const char *mg = get_prop("merge", in);
+        in->feed_merge = mg && (!strcasecmp(mg, "on") || !strcasecmp(mg, "true") || !strcmp(mg, "1"));
         if (in->feed_up < 1) in->feed_up = 1;
         return 0;
     }
@@ -514,6 +782,10 @@ static int input_init(struct ins *in)
         return -1;
     }
     ctx->coll_fd = 0;   /* first collector id */
+    in->rb.cap = in->rb_cap > 0 ? in->rb_cap : RB_CAPACITY;   /* created in flb_input_new */
+    in->rb.e = xcalloc(in->rb.cap, sizeof *in->rb.e);
+    /* flb_ring_buffer_add_event_loop: data_window = floor(size * window / 100) bytes */
+    in->rb.window = (long) (in->rb.cap * sizeof(void *) * (in->rb_window > 0 ? in->rb_window : RB_WINDOW) / 100);
     return 0;
 }
 static void *input_main(void *arg)
@@ -637,19 +909,36 @@ static void *engine_main(void *arg)
     for (struct ins *o = G.outputs; o && ok; o = o->next)
         if (o->kind == K_PROXY && o->dso->out_pre_run) o->dso->out_pre_run(0);
     if (!ok) G.exit_code = 255;
+    pthread_mutex_lock(&G.mu);
+    if (ok && G.storage_path) backlog_load();   /* flb_storage_create scans the path first */
+    pthread_mutex_unlock(&G.mu);
+    int64_t t0 = now_ms(), next_flush = t0 + G.flush_ms, next_rb = t0 + G.rb_ms;
     if (ok) {
-        if (G.duration > 0) deadline = now_ms() + G.duration;
+        if (G.duration > 0) deadline = t0 + G.duration;
         for (struct ins *in = G.inputs; in; in = in->next) input_cmd(in, &in->started, 1);
     }
     pthread_mutex_lock(&G.mu);
     if (!ok) G.stop = 1;   /* an Init failed: run the shutdown sequence for what did start */
     for (;;) {
         int64_t t = now_ms();
+        /* ring buffer collector: a permanent 250 ms timer (FLB_DEV_RB_MS), or at once when a
+         * ring crossed its window; it runs on this thread, so a slow flush here delays it */
+        if (G.rb_signal || t >= next_rb) {
+            G.rb_signal = 0; rings_drain();
+            if (t >= next_rb) do next_rb += G.rb_ms; while (next_rb <= t);
+        }
+        if (t >= next_flush) {   /* the [SERVICE] flush timer: flb_engine_flush */
+            INC(flush_ticks, 1); engine_flush();
+            do next_flush += G.flush_ms; while (next_flush <= t);
+        }
         if (!G.stopping && (G.stop || (deadline && t >= deadline) ||
-                          (G.n_in && G.n_feed == G.n_in && G.feeds_done == G.n_feed && G.live_chunks == 0))) {
-            /* FLB_ENGINE_STOP: retries rescheduled at once, inputs paused (flb_engine_stop_ingestion) */
+                          ((G.n_in || G.storage_path) && G.n_feed == G.n_in && G.feeds_done == G.n_feed && G.live_chunks == 0))) {
+            /* FLB_ENGINE_STOP: flush enqueued data, retries rescheduled at once, inputs
+             * paused (flb_engine_stop_ingestion) */
             G.stopping = 1;
-            hlog(L_WARN, "[engine] service will shutdown in max %.1f seconds", G.grace / 1000.0);
+            if (G.grace % 1000 == 0) hlog(L_WARN, "[engine] service will shutdown in max %" PRId64 " seconds", G.grace / 1000);
+            else hlog(L_WARN, "[engine] service will shutdown in max %.1f seconds", G.grace / 1000.0);
+            engine_flush();
             for (struct task *x = G.retry; x; x = x->next) x->due = t;
             hlog(L_INFO, "[engine] pausing all inputs..");
             pthread_mutex_unlock(&G.mu);
@@ -661,24 +950,29 @@ static void *engine_main(void *arg)
             pthread_mutex_lock(&G.mu);
             grace_end = now_ms() + G.grace; t = now_ms();
         }
-        if (G.stopping && G.tasks == 0) break;
-        if (G.stopping && t >= grace_end && (G.rh || G.retry)) {   /* grace expired: drop queued tasks */
-            struct task *l[2] = { G.rh, G.retry }; G.rh = G.rt = G.retry = NULL;
-            for (int i = 0; i < 2; i++) for (struct task *x = l[i], *n; x; x = n) {
-                n = x->next; INC(chunks_dropped, 1);
-                hlog(L_WARN, "[engine] chunk '%s' dropped at shutdown (grace expired)", x->c->id);
-                task_finish(x);
+        if (G.stopping) {
+            /* the shutdown timer re-flushes whatever is buffered (Fluent Bit: once a second) */
+            rings_drain(); engine_flush();
+            if (G.tasks == 0 && G.live_chunks == 0) break;
+            if (t >= grace_end) {   /* grace expired: queued tasks are dropped; file chunks stay */
+                struct task *l[2] = { G.rh, G.retry }; G.rh = G.rt = G.retry = NULL;
+                for (int i = 0; i < 2; i++) for (struct task *x = l[i], *n; x; x = n) {
+                    n = x->next; INC(chunks_dropped, 1); x->c->keep = 1;
+                    hlog(L_WARN, "[engine] chunk '%s' dropped at shutdown (grace expired)", x->c->id);
+                    task_finish(x);
+                }
+                if (G.tasks == 0) break;
             }
-            continue;
         }
-        int64_t wake = t + 100;
+        int64_t wake = next_flush < next_rb ? next_flush : next_rb;
+        if (G.stopping && wake > t + 100) wake = t + 100;
         for (struct task **pp = &G.retry; *pp;) {   /* due retries -> ready (flb_sched) */
             struct task *x = *pp;
             if (x->due <= t) { *pp = x->next; push_ready(x); }
             else { if (x->due < wake) wake = x->due; pp = &x->next; }
         }
         struct task *x = G.rh;
-        if (!x) { cond_wait_until(&G.cv, &G.mu, wake); continue; }
+        if (!x) { if (!G.rb_signal) cond_wait_until(&G.cv, &G.mu, wake); continue; }
         G.rh = x->next; if (!G.rh) G.rt = NULL;
         struct ins *o = x->out;
         if (o->workers > 0) {
@@ -810,6 +1104,26 @@ static int set_property(struct ins *ins, const char *k, const char *raw)
     if (key_is(k, "alias") && v) { free(ins->alias); ins->alias = v; return 0; }
     if (!out && key_is(k, "tag") && v) { free(ins->tag); ins->tag = v; return 0; }
     if (out && key_is(k, "match")) { free(ins->match); ins->match = v; return 0; }
+    if (out && key_is(k, "match_regex")) {   /* onigmo (Ruby syntax) in Fluent Bit; POSIX ERE here */
+        if (ins->has_re) { regfree(&ins->re); ins->has_re = 0; }
+        free(ins->match_regex); ins->match_regex = v;
+        if (v && regcomp(&ins->re, v, REG_EXTENDED) != 0) return -1;
+        ins->has_re = v != NULL;
+        return 0;
+    }
+    if (!out && key_is(k, "storage.type")) {   /* src/flb_input.c: memory (default) | filesystem */
+        int fs = v && !strcasecmp(v, "filesystem"), mem = !v || !strcasecmp(v, "memory");
+        free(v);
+        if (!fs && !mem) return -1;
+        ins->fs = fs; return 0;
+    }
+    if (!out && (key_is(k, "thread.ring_buffer.capacity") || key_is(k, "thread.ring_buffer.window"))) {
+        long n = v ? atol(v) : 0; int cap = key_is(k, "thread.ring_buffer.capacity");
+        free(v);
+        if (n <= 0 || (!cap && n > 100)) return -1;   /* window must be between 1 and 100 */
+        if (cap) ins->rb_cap = n; else ins->rb_window = n;
+        return 0;
+    }
     if (out && key_is(k, "workers") && v) { ins->workers = atoi(v); if (ins->workers < 0) ins->workers = 0; free(v); return 0; }
     if (out && key_is(k, "retry_limit")) {
         if (!v) ins->retry_limit = 1;
@@ -867,7 +1181,6 @@ static int bind_instance(struct ins *ins, int id)
             return -1;
         }
     if (ins->is_input && !ins->tag) ins->tag = xstrdup(ins->name);   /* default tag: instance name */
-    if (!ins->is_input && !ins->match) ins->match = xstrdup("*");    /* host default (see README) */
     return 0;
 }
 
@@ -881,7 +1194,11 @@ static void usage(FILE *f)
         "  --stack BYTES          flush coroutine stack (default 24576)\n"
         "  --interval MS          input collect interval (1000);  --first-delay MS  first collect (400)\n"
         "  --duration MS          stop after MS;  --stop-after-records N  stop when outputs counted N records\n"
-        "  --retry-wait MS        delay before a retried flush (200);  --grace MS  shutdown grace (5000)\n"
+        "  --flush SECONDS        [SERVICE] flush: chunks are dispatched on this timer (1; fractions ok)\n"
+        "  --retry-scale F        multiply the scheduler's retry wait (1; e.g. 0.01 for tests)\n"
+        "  --sched-base N / --sched-cap N   scheduler.base (5) / scheduler.cap (2000), seconds\n"
+        "  --retry-wait MS        fixed retry delay instead of the backoff;  --grace MS  shutdown grace (5000)\n"
+        "  --storage-path DIR     storage.path: file chunks of storage.type filesystem inputs, backlog loaded at start\n"
         "  --log-level LEVEL      off|error|warn|info|debug|trace (info)\n"
         "  --def-size 32|40|48    emulate the Fluent Bit version's proxy def size (48)\n"
         "  --stats FILE           write final JSON stats (always printed as the last stdout line)\n"
@@ -915,7 +1232,7 @@ int main(int argc, char **argv)
             cur = xcalloc(1, sizeof *cur);
             cur->is_input = a[1] == 'i'; cur->sect = xstrdup(v); cur->retry_limit = 1; cur->log_level = -1;
             cur->ptail = &cur->props; cur->rtail = &cur->raw;
-            pthread_mutex_init(&cur->mu, NULL); cond_init(&cur->cv); pthread_cond_init(&cur->wcv, NULL);
+            pthread_mutex_init(&cur->mu, NULL); pthread_mutex_init(&cur->rb.mu, NULL); cond_init(&cur->cv); pthread_cond_init(&cur->wcv, NULL);
             if (cur->is_input) { *itail = cur; itail = &cur->next; } else { *otail = cur; otail = &cur->next; }
         } else if (!strcmp(a, "-p") || !strcmp(a, "-t") || !strcmp(a, "-m")) {
             const char *eq = strchr(v, '=');
@@ -929,6 +1246,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--duration")) G.duration = num_arg(a, v);
         else if (!strcmp(a, "--stop-after-records")) G.stop_after = num_arg(a, v);
         else if (!strcmp(a, "--retry-wait")) G.retry_wait = num_arg(a, v);
+        else if (!strcmp(a, "--retry-scale") || !strcmp(a, "--flush")) {
+            char *e; double d = strtod(v, &e);
+            if (*e || !(d > 0)) { fprintf(stderr, "flbhost: bad value for %s\n", a); usage(stderr); return 2; }
+            if (a[2] == 'r') G.retry_scale = d;
+            else if ((G.flush_ms = (int64_t) (d * 1000 + 0.5)) < 1) G.flush_ms = 1;
+        }
+        else if (!strcmp(a, "--sched-base")) G.sched_base = (int) num_arg(a, v);
+        else if (!strcmp(a, "--sched-cap")) G.sched_cap = (int) num_arg(a, v);
+        else if (!strcmp(a, "--storage-path")) G.storage_path = v;
         else if (!strcmp(a, "--grace")) G.grace = num_arg(a, v);
         else if (!strcmp(a, "--stats")) G.stats_file = v;
         else if (!strcmp(a, "--log-level")) {
@@ -938,6 +1264,9 @@ int main(int argc, char **argv)
             if (G.def_size != 32 && G.def_size != 40 && G.def_size != 48) { fprintf(stderr, "flbhost: --def-size must be 32, 40 or 48\n"); return 2; }
         } else { fprintf(stderr, "flbhost: unknown option %s\n", a); usage(stderr); return 2; }
     }
+    const char *rb_env = getenv("FLB_DEV_RB_MS");   /* src/flb_engine.c: DEV/TEST knob */
+    if (rb_env && atoi(rb_env) > 0) G.rb_ms = atoi(rb_env);
+    if (G.sched_base < 1 || G.sched_cap < G.sched_base) { fprintf(stderr, "flbhost: need 1 <= --sched-base <= --sched-cap\n"); return 2; }
     if (G.stack < 4096 || G.interval == 0) { fprintf(stderr, "flbhost: --stack >= 4096 and --interval > 0 required\n"); return 2; }
 
     int id = 0, rc = 0;
@@ -948,6 +1277,18 @@ int main(int argc, char **argv)
     id = 0;
     for (struct ins *o = G.outputs; o && !rc; o = o->next) rc = bind_instance(o, id++);
     if (rc) rc = 1;   /* configuration error */
+    /* flb_router_io_set (src/flb_router.c): with exactly one input and one output, an output
+     * without Match gets "*"; otherwise it gets nothing. The storage_backlog input that
+     * --storage-path creates (flb_storage_create runs first) counts as an input (observed
+     * with v5.1.1: dummy -> stdout without Match and a storage.path delivered nothing). */
+    int n_out = 0;
+    for (struct ins *o = G.outputs; o; o = o->next) n_out++;
+    for (struct ins *o = G.outputs; o && !rc; o = o->next) {
+        if (o->match || o->has_re) continue;
+        if (G.n_in + (G.storage_path != NULL) == 1 && n_out == 1) o->match = xstrdup("*");
+        else for (int i = 0; i < G.n_in + (G.storage_path != NULL); i++)   /* once per input (observed) */
+            hlog(L_WARN, "[router] NO match for %s output instance", o->name);
+    }
     for (struct ins *x = G.inputs; x; x = x->next) if (x->log_level < 0) x->log_level = G.log_level;
     for (struct ins *x = G.outputs; x; x = x->next) if (x->log_level < 0) x->log_level = G.log_level;
 
@@ -985,10 +1326,20 @@ int main(int argc, char **argv)
     for (struct dso *d = G.dsos, *n; d; d = n) {
         n = d->next; free(d->gout.name); free(d->gin.name); free(d->defmem); free(d->path); free(d);
     }
+    /* what is still buffered is lost (memory) or stays on disk (filesystem) */
+    for (struct ins *in = G.inputs; in; in = in->next) {
+        for (; in->rb.count; in->rb.count--, in->rb.head = (in->rb.head + 1) % in->rb.cap) {
+            free(in->rb.e[in->rb.head].data);
+        }
+        free(in->rb.e); pthread_mutex_destroy(&in->rb.mu);
+    }
+    while (G.chunks) { INC(chunks_left, 1); G.chunks->keep = 1; chunk_release(G.chunks); }
     struct ins *lists[2] = { G.inputs, G.outputs };
     for (int l = 0; l < 2; l++) for (struct ins *x = lists[l], *n; x; x = n) {
         n = x->next; free_props(x->props); free_props(x->raw);
-        free(x->tag); free(x->match); free(x->alias); free(x->sect); free(x->ctx); if (x->feed) fclose(x->feed);
+        free(x->tag); free(x->match); free(x->alias); free(x->match_regex);
+        if (x->has_re) regfree(&x->re);
+        free(x->sect); free(x->ctx); if (x->feed) fclose(x->feed);
         pthread_mutex_destroy(&x->mu); pthread_cond_destroy(&x->cv); pthread_cond_destroy(&x->wcv); free(x);
     }
     if (rc == 1) return 1;   /* configuration error: no run, no stats */
@@ -1002,12 +1353,15 @@ int main(int argc, char **argv)
             if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1) break;
         fclose(st);
     }
-    char js[1024];
+    char js[2048];
     snprintf(js, sizeof js, "{\"peak_rss_kb\":%ld,\"chunks_in\":%ld,\"flush_calls\":%ld,\"flush_ok\":%ld,\"flush_retry\":%ld,"
              "\"flush_error\":%ld,\"chunks_dropped\":%ld,\"records_out\":%ld,\"input_collects\":%ld,"
-             "\"input_records\":%ld,\"input_bytes\":%ld,\"input_errors\":%ld}", hwm_kb, S.chunks_in, S.flush_calls,
+             "\"input_records\":%ld,\"input_bytes\":%ld,\"input_errors\":%ld,\"flush_ticks\":%ld,\"appends\":%ld,"
+             "\"rb_retries\":%ld,\"rb_drops\":%ld,\"rb_dropped_records\":%ld,\"backlog_chunks\":%ld,"
+             "\"chunks_left\":%ld}", hwm_kb, S.chunks_in, S.flush_calls,
              S.flush_ok, S.flush_retry, S.flush_error, S.chunks_dropped, S.records_out, S.input_collects,
-             S.input_records, S.input_bytes, S.input_errors);
+             S.input_records, S.input_bytes, S.input_errors, S.flush_ticks, S.appends, S.rb_retries,
+             S.rb_drops, S.rb_dropped_records, S.backlog_chunks, S.chunks_left);
     if (G.stats_file) {
         FILE *f = fopen(G.stats_file, "w");
         if (f) { fprintf(f, "%s\n", js); fclose(f); }

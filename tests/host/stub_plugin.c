@@ -4,12 +4,14 @@
  *
  * Both: show=k1,k2 (log get_property results), fail_init=on (Init returns 0).
  * Output properties: retry_first=on (return FLB_RETRY once, for the first chunk),
- *                    fail_init=on (Init returns 0), result=N (fixed flush return value).
+ *                    fail_init=on (Init returns 0), result=N (fixed flush return value),
+ *                    sleep_ms=N (each flush sleeps N ms first).
  * Input properties:  records=N (records per collect, default 3), fail_init=on.
  * Env STUB_WRITE_EVENT_TYPE=1 makes Register write def->event_type (offset 32), to test --def-size 32.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +70,7 @@ void FLBPluginUnregister(struct def *def)
 }
 
 #ifdef STUB_OUTPUT
-struct out_state { void *ins; int retry_first, result; long records, flushes; pthread_mutex_t mu; };
+struct out_state { void *ins; int retry_first, result, sleep_ms; long records, flushes; pthread_mutex_t mu; };
 
 static long count_objects(const uint8_t *p, const uint8_t *e);
 
@@ -83,6 +85,8 @@ int FLBPluginInit(void *plugin)
     st->retry_first = on(g_api->output_get_property("retry_first", pl->ins));
     const char *r = g_api->output_get_property("result", pl->ins);
     st->result = r ? atoi(r) : -1;
+    const char *sl = g_api->output_get_property("sleep_ms", pl->ins);
+    st->sleep_ms = sl ? atoi(sl) : 0;
     pthread_mutex_init(&st->mu, NULL);
     *(void **) pl->context = st;   /* remote_context, offset 0 */
     LOG(st->ins, output_log_check, 3, "[stub] output Init on %s (retry_first=%d, match prop=%s)", tname(),
@@ -93,6 +97,7 @@ int FLBPluginInit(void *plugin)
 int FLBPluginFlushCtx(void *ctx, const void *data, size_t size, char *tag)
 {
     struct out_state *st = ctx; int ret = 1; long n = count_objects(data, (const uint8_t *) data + size);
+    if (st->sleep_ms > 0) usleep((useconds_t) st->sleep_ms * 1000);
     pthread_mutex_lock(&st->mu);
     if (st->retry_first) { st->retry_first = 0; ret = 2; }
     else if (st->result >= 0) ret = st->result;

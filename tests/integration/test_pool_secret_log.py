@@ -39,6 +39,8 @@ def run_host(host, tmp_path, url, proxy=None, n=200, table="t", **opts):
     log_path = tmp_path / "host.log"
     with open(log_path, "w") as log:
         proc = host.start(
+            "--flush",
+            "0.05",  # the cuts come in the first second: flush before they do
             "--log-level",
             "debug",
             "--retry-wait",

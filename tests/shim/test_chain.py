@@ -181,9 +181,13 @@ def test_two_inputs_and_two_outputs_share_one_interpreter(host, tmp_path):
         *props(url=srcs[1], table="ev", db=tmp_path / "pb.db"),
         "-o",
         "sql",
+        "-m",
+        "*",  # Fluent Bit routes nothing to an output without Match (N:M)
         *props(url=out1, table="logs"),
         "-o",
         "sql",
+        "-m",
+        "*",
         *props(url=out2, table="logs"),
     )
     assert r.returncode == 0, r.log
@@ -200,6 +204,8 @@ def test_four_workers_flush_10000_chunks_concurrently_without_losing_a_record(ho
     frames = write_frames(tmp_path / "f.bin", chunks)
     db = tmp_path / "o.db"
     r = host.run(
+        "--flush",
+        "0.01",
         "-i",
         "feed",
         *props(file=frames),
@@ -259,6 +265,8 @@ def test_a_raising_flush_returns_retry_and_logs_the_traceback(host, tmp_path):
     )
     frames = write_frames(tmp_path / "f.bin", [event_v2({"a": 1})])
     r = host.run(
+        "--retry-scale",
+        "0.01",
         "-i",
         "feed",
         *props(file=frames),
@@ -304,6 +312,8 @@ def test_a_raising_input_logs_and_the_pipeline_keeps_running(host, tmp_path):
         *props(file=frames),
         "-o",
         "sql",
+        "-m",
+        "*",  # two inputs: without Match, Fluent Bit routes nothing here
         *props(url=db, table="logs"),
         env=env,
     )

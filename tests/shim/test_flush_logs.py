@@ -24,6 +24,8 @@ def test_a_database_that_refuses_connections_logs_one_line_per_failure_and_no_tr
     frames = write_frames(tmp_path / "f.bin", [event_v2({"a": 1})])
     url = f"postgresql://nobody@127.0.0.1:{_closed_port()}/nothing"
     r = host.run(
+        "--retry-scale",
+        "0.01",
         "-i",
         "feed",
         *props(file=frames),

@@ -49,8 +49,16 @@ def _args(url, table, tmp_path, sink, rows_per_collect, interval):
         "fetch_size=5000",
         "-p",
         "progress_interval=0",
+        # as the docs require for at-least-once: Fluent Bit (and the host) keep chunks
+        # on disk; with memory storage a kill loses what was appended and not flushed
+        "-p",
+        "storage.type=filesystem",
+        "--storage-path",
+        str(tmp_path / "storage"),
         "-o",
         "sink",
+        "-m",
+        "*",
         "-p",
         f"file={sink}",
         "--interval",

@@ -249,11 +249,17 @@ class TestHost:
             cmd += ["-e", str(lib)]
         for s in sections:
             cmd += ["-i" if s.kind == "input" else "-o", s.name]
+            if s.kind == "output":
+                cmd += ["-m", str(s.props.get("Match", "*"))]
             for k, v in s.props.items():
-                if k.lower() == "alias":
+                if k.lower() in ("alias", "match"):
+                    continue
+                if k.lower() == "tag":
+                    cmd += ["-t", str(v)]
                     continue
                 cmd += ["-p", f"{k}={v}"]
-        cmd += ["--stop-after-records", str(records), "--log-level", "warn"]
+        cmd += ["--flush", f"{flush:g}", "--stop-after-records", str(records)]
+        cmd += ["--log-level", "warn"]
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         wall = time.monotonic() - start

@@ -28,7 +28,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["VaultServer", "find_bao", "start_bao"]
+__all__ = ["VaultServer", "database_role", "find_bao", "start_bao"]
 
 
 @dataclass
@@ -68,6 +68,41 @@ class VaultServer:
         if self.logfile is not None:
             with contextlib.suppress(OSError):
                 self.logfile.unlink()
+
+
+def database_role(
+    client: Any,
+    role: str,
+    port: int,
+    database: str,
+    creation: list[str],
+    revocation: list[str],
+    ttl: int,
+) -> None:
+    """A role of the database secrets engine issuing PostgreSQL users on ``port``.
+
+    The connection is named after the role; the engine logs in as ``postgres`` (the
+    throwaway clusters trust it on loopback).
+    """
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database")
+    client.secrets.database.configure(
+        role,
+        "postgresql-database-plugin",
+        allowed_roles=[role],
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:"
+        f"{port}/{database}?sslmode=disable",
+        username="postgres",
+        password="unused-trust-auth",
+    )
+    client.secrets.database.create_role(
+        role,
+        role,
+        creation_statements=creation,
+        revocation_statements=revocation,
+        default_ttl=ttl,
+        max_ttl=ttl,
+    )
 
 
 def find_bao() -> str | None:

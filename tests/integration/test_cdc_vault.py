@@ -12,6 +12,7 @@ import secrets
 
 import pytest
 from tests.fix_pglogical import LOGICAL_SETTINGS, drain, open_source
+from tests.fix_vault import database_role
 
 pytestmark = [pytest.mark.vault, pytest.mark.postgres, pytest.mark.cdc]
 
@@ -102,25 +103,8 @@ def test_password_from_vault_kv_streams_changes(vault, scram_logical, cdc_app, t
 
 
 def test_vault_db_role_streams_changes(vault, scram_logical, cdc_app, tmp_path):
-    c = vault.client()
-    if "database/" not in c.sys.list_mounted_secrets_engines()["data"]:
-        c.sys.enable_secrets_engine("database")
-    c.secrets.database.configure(
-        "cdc",
-        "postgresql-database-plugin",
-        allowed_roles=["cdc"],
-        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:"
-        f"{scram_logical.port}/postgres?sslmode=disable",
-        username="postgres",
-        password="unused-trust-auth",
-    )
-    c.secrets.database.create_role(
-        "cdc",
-        "cdc",
-        creation_statements=CREATION,
-        revocation_statements=REVOCATION,
-        default_ttl=600,
-        max_ttl=600,
+    database_role(
+        vault.client(), "cdc", scram_logical.port, "postgres", CREATION, REVOCATION, ttl=600
     )
     database, slot, publication = cdc_app
     got = _stream(

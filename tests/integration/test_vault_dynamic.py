@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from tests.fix_host import event_v2, props, write_frames
+from tests.fix_vault import database_role
 
 pytestmark = [pytest.mark.vault, pytest.mark.postgres, pytest.mark.shim, pytest.mark.chaos]
 
@@ -67,25 +68,7 @@ def scram_cluster(pg_cluster_factory):
 def db_engine(vault, scram_cluster):
     """database/ mount with a role issuing TTL-second credentials; an AppRole to read them."""
     c = vault.client()
-    if "database/" not in c.sys.list_mounted_secrets_engines()["data"]:
-        c.sys.enable_secrets_engine("database")
-    c.secrets.database.configure(
-        "app",
-        "postgresql-database-plugin",
-        allowed_roles=["writer"],
-        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:"
-        f"{scram_cluster.port}/app?sslmode=disable",
-        username="postgres",
-        password="unused-trust-auth",
-    )
-    c.secrets.database.create_role(
-        "writer",
-        "app",
-        creation_statements=CREATION,
-        revocation_statements=REVOCATION,
-        default_ttl=TTL,
-        max_ttl=TTL,
-    )
+    database_role(c, "writer", scram_cluster.port, "app", CREATION, REVOCATION, ttl=TTL)
     c.sys.create_or_update_policy(
         "flbsql-db",
         'path "database/creds/writer" { capabilities = ["read"] }\n'

@@ -41,10 +41,10 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from flbsql.conn.backoff import Backoff
-from flbsql.conn.slot import PoolSettings, Slot, looks_dead
+from flbsql.conn.slot import Credentials, PoolSettings, Slot, looks_dead
 from flbsql.conn.watchdog import WATCHDOG, Watch, Watchdog, grace_for
 from flbsql.errors import (
     ConfigError,
@@ -60,18 +60,6 @@ if TYPE_CHECKING:
     from flbsql.dialects.base import Connection, Dialect
 
 __all__ = ["Credentials", "Pool", "PoolSettings"]
-
-
-class Credentials(Protocol):
-    """Where user and password come from on each connect (a secret store, Vault)."""
-
-    def __call__(self) -> tuple[str | None, str | None]:
-        """The credentials to connect with now."""
-        ...
-
-    def release(self) -> None:
-        """The pool closed for good: give back what was leased (Vault: revoke)."""
-        ...
 
 
 class Pool:

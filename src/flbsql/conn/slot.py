@@ -1,16 +1,28 @@
-"""What the pool keeps per connection, and its timing settings."""
+"""What the pool keeps per connection, its timing settings, and where credentials come from."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from flbsql.dialects.base import Connection
     from flbsql.settings import Config
 
-__all__ = ["PoolSettings", "Slot", "looks_dead"]
+__all__ = ["Credentials", "PoolSettings", "Slot", "looks_dead"]
+
+
+class Credentials(Protocol):
+    """Where user and password come from on each connect (a secret store, Vault)."""
+
+    def __call__(self) -> tuple[str | None, str | None]:
+        """The credentials to connect with now."""
+        ...
+
+    def release(self) -> None:
+        """The pool closed for good: give back what was leased (Vault: revoke)."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,6 +55,7 @@ class Horizon:
         self.timeout = timeout
         self.log = log or logging.getLogger(__name__)
         self._warned: set[int] = set()  # id() of the samples already named in a warning
+        self._given_up: set[Any] = set()  # transactions past horizon_timeout
         self.bound: Signpost | None = None
         self._samples: collections.deque[Signpost] = collections.deque(maxlen=64)
 
@@ -103,9 +104,10 @@ class Horizon:
         best = None
         for s in list(self._samples):
             if s.horizon is not None:
-                ok = not s.horizon or d.input_settled(conn, s.horizon)
+                waiting = [v for v in s.horizon if v not in self._given_up]
+                ok = not waiting or d.input_settled(conn, waiting)
                 if not ok:
-                    ok = self._held(conn, s, now - s.taken)
+                    ok = self._held(conn, s, waiting, now - s.taken)
             elif d.input_serial_writers and not tracked:
                 ok = True
             else:
@@ -118,16 +120,22 @@ class Horizon:
             self._warned.discard(id(self._samples.popleft()))
         return best if best is not None else self.bound
 
-    def _held(self, conn: Any, sample: Signpost, waited: float) -> bool:
-        """A sample held back by open transactions: name them; True past the timeout."""
+    def _held(self, conn: Any, sample: Signpost, waiting: list[Any], waited: float) -> bool:
+        """A sample held back by open transactions: name them; True past the timeout.
+
+        Past the timeout they are given up on for good: they hold no later sample back.
+        """
         over = bool(self.timeout) and waited >= self.timeout
         if waited < WARN_AFTER and not over:
             return False
         if id(sample) in self._warned and not over:
             return False
         self._warned.add(id(sample))
-        who = ", ".join(self.d.input_blockers(conn, sample.horizon)) or "transactions"
+        who = ", ".join(self.d.input_blockers(conn, waiting)) or "transactions"
         if over:
+            if len(self._given_up) > 10_000:  # long gone; never grows without bound
+                self._given_up.clear()
+            self._given_up.update(waiting)
             self.log.warning(
                 "%s still open after horizon_timeout %.0fs: reading on past them; a row they "
                 "commit below the read position will not be read",

@@ -184,10 +184,11 @@ class Signpost:
     Attributes:
         last: the largest order tuple at sample time (None: the source was empty).
         taken: ``time.monotonic()`` of the sample.
-        horizon: PostgreSQL: ``pg_snapshot_xmax`` of the sample's snapshot; the
-            sample is settled once the oldest running transaction is at or past it.
+        horizon: the transactions in progress when the sample was taken, as the
+            dialect names them (PostgreSQL: virtual transaction ids); the sample is
+            settled once all of them have ended. None: the dialect cannot tell.
     """
 
     last: tuple[Any, ...] | None
     taken: float
-    horizon: int | None = None
+    horizon: list[Any] | None = None

@@ -150,8 +150,9 @@ class CollectLimit:
     queued than the batch could carry: the source is ahead and the engine keeps up.
     It halves when Fluent Bit pauses the input (its buffers are full: ``mem_buf_limit``
     or storage limits) and when a batch could not be handed over, down to 1 MiB.
-    The reading thread reads one limit ahead (:attr:`ChunkQueue.max_bytes` follows it),
-    so memory stays within a few times the budget however large the table is.
+    The queue holds two limits (:attr:`ChunkQueue.max_bytes` follows it): the batch of
+    the next callback and one read ahead, so memory stays within a few times the budget
+    however large the table is.
     ``rows_per_collect`` (0: none) caps the rows of a batch as well.
     """
 
@@ -167,7 +168,9 @@ class CollectLimit:
         self._set_queue()
 
     def _set_queue(self) -> None:
-        self.queue.max_bytes = self.bytes
+        # the batch being handed over, and one more read ahead: when the reader is faster
+        # than a batch a second, chunks are left after a take and the limit grows
+        self.queue.max_bytes = 2 * self.bytes
         if self.max_rows < (1 << 62):
             self.queue.max_rows = self.max_rows
 

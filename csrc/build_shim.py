@@ -84,7 +84,7 @@ def build(kind: str, outdir: pathlib.Path, sanitize: bool = False) -> pathlib.Pa
     libdirs, libs = libpython_flags()
     cflags = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function"]
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        cflags.append("-Werror")  # CI keeps the shim warning-free; users are not broken by a new gcc
+        cflags.append("-Werror")  # CI keeps the shim warning-free; a new gcc breaks no user
     ldflags = [f"-Wl,-rpath,{d}" for d in libdirs]
     if sanitize:
         cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]

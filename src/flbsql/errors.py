@@ -70,6 +70,10 @@ class TransientError(DatabaseError):
 class DisconnectError(TransientError):
     """The connection is gone; every pooled connection older than it is retired."""
 
+    stale = False
+    """True when a pooled connection had died while it waited (the server restarted):
+    nothing was written, and the work can be done again at once on a new connection."""
+
 
 class TerminalError(DatabaseError):
     """Retrying cannot succeed (FLB_ERROR), unless the writer can isolate the record."""

@@ -16,6 +16,8 @@ import time
 import pytest
 from tests.fix_host import event_v2, props, write_frames
 
+from flbsql.outcome import Outcome
+
 pytestmark = [pytest.mark.postgres, pytest.mark.chaos, pytest.mark.shim, pytest.mark.slow]
 
 CUTS = int(os.environ.get("FLBSQL_OUTAGE_CUTS", "20"))
@@ -192,3 +194,23 @@ def test_startup_with_the_database_down_retries_then_delivers(
     assert "cannot connect" in log_text  # it said so
     assert "flush works again after" in log_text and "failed attempt" in log_text  # healed
     assert _rows(pg_cluster, db) == total
+
+
+def test_a_flush_after_a_server_restart_is_written_at_once_on_a_new_connection(pg_cluster):
+    # the pooled connection died while it waited: without a second attempt the flush
+    # failed and the chunk waited seconds for Fluent Bit's retry
+    from tests.behaviour.output_helpers import make_writer
+    from tests.fix_db import TestDB
+
+    pg_cluster.execute("DROP DATABASE IF EXISTS restarted")
+    pg_cluster.execute("CREATE DATABASE restarted")
+    db = TestDB("postgresql", pg_cluster.url("restarted"))
+    w = make_writer(db, "t")
+    try:
+        assert w.write(event_v2({"k": 1}), "a") is Outcome.OK
+        pg_cluster.restart("fast")
+        assert w.write(event_v2({"k": 2}), "a") is Outcome.OK  # no exception, no retry
+        assert pg_cluster.execute("SELECT count(*) FROM t", "restarted") == [(2,)]
+        assert w.pool.stats()["connects"] == 2
+    finally:
+        w.pool.close()

@@ -126,6 +126,7 @@ class Pool:
             elif not isinstance(err, DisconnectError) and looks_dead(slot.conn):
                 err = DisconnectError(redact(str(err)), getattr(err, "sqlstate", None))
             if isinstance(err, DisconnectError):
+                err.stale = slot.used and not watch.fired
                 self._discard(slot)
                 self.invalidate("" if watch.fired else str(err))  # fired: logged already
             elif isinstance(err, TransientError):
@@ -274,6 +275,7 @@ class Pool:
 
     def _checkin(self, slot: Slot) -> None:
         slot.last_used = time.monotonic()
+        slot.used = True
         slot.in_use = False
         stale = self._closed or slot.generation != self._generation
         if stale:

@@ -56,6 +56,7 @@ class Slot:
     generation: int
     creds: tuple[str | None, str | None] | None = dataclasses.field(default=None, repr=False)
     in_use: bool = False
+    used: bool = False  # checked out before: it may have died while it waited
 
 
 def looks_dead(conn: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from flbsql.conn.pool import Pool
 from flbsql.dialects.base import Dialect
-from flbsql.errors import ConfigError, FlbSqlError, RecordError, TerminalError
+from flbsql.errors import ConfigError, DisconnectError, FlbSqlError, RecordError, TerminalError
 from flbsql.events.chunk import BadEntry
 from flbsql.events.decode import iter_events
 from flbsql.metrics import Metrics
@@ -75,7 +75,21 @@ class Writer:
     # -- flush ---------------------------------------------------------------------------
 
     def write(self, data: bytes | memoryview, tag: str) -> Outcome:
-        """One chunk, one transaction."""
+        """One chunk, one transaction.
+
+        A pooled connection that died while it waited (the server restarted since the
+        last flush) is replaced and the chunk written again at once: nothing of it was
+        written, and waiting for Fluent Bit's retry would delay it by seconds.
+        """
+        try:
+            return self._write_once(data, tag)
+        except DisconnectError as exc:
+            if not exc.stale:
+                raise
+            self.log.debug("the connection had died while it waited (%s); writing again", exc)
+        return self._write_once(data, tag)
+
+    def _write_once(self, data: bytes | memoryview, tag: str) -> Outcome:
         bad_entries: list[BadEntry] = []
         with self.pool.connection() as conn:
             self._ensure(conn)  # the mapper's converters follow the table's column types

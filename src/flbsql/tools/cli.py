@@ -161,7 +161,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return 1
         print(
             "no fluent-bit on PATH: running the pipeline in the project's test host "
-            f"({host}), which loads the plugins exactly as Fluent Bit's proxy loader does"
+            f"({host}), which loads the plugins as Fluent Bit's proxy loader does"
         )
         cmd = [str(host), *plugin_args, *fbconfig.to_host_args(fbconfig.load(conf))]
     print("config:", conf)

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from flbsql.cdc import SlotLostError, format_lsn
-from flbsql.cdc.connection import classify
+from flbsql.cdc.connection import DIALECT, classify
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, split_table
 from flbsql.cdc.snapshot import Snapshot
@@ -171,8 +171,8 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped or a terminal error (kept in ``fatal``, logged loudly)."""
-        address = (self.pg.params.host, self.pg.params.port or 5432)
-        backoff = Backoff(self.cfg.pool_backoff_initial, self.cfg.pool_backoff_max, address)
+        cfg, address = self.cfg, DIALECT.address(self.pg.params)
+        backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max, address)
         failures = FailureLog(self.log, "CDC")
         while not self._halt.is_set():
             try:

@@ -83,7 +83,7 @@ class Pool:
         self._lock = threading.Lock()
         self._slots: dict[int, Slot] = {}
         self._generation = 0
-        self.address = (params.host, params.port or dialect.caps.default_port)
+        self.address = dialect.address(params)
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max, self.address)
         self._closed = False
         self._watchdog = watchdog or WATCHDOG

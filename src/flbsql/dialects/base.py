@@ -139,6 +139,10 @@ class Dialect:
             return RecordError(msg)
         return TerminalError(msg, state)
 
+    def address(self, params: ConnectParams) -> tuple[str | None, int | None]:
+        """Host and TCP port a URL connects to: the dialect's default port if it names none."""
+        return params.host, params.port or self.caps.default_port
+
     def error_text(self, exc: BaseException) -> str:
         """The driver's message on one line, for logs and dead letters."""
         return " ".join(str(exc).split())

@@ -72,7 +72,7 @@ class DisconnectError(TransientError):
 
     stale = False
     """True when a pooled connection had died while it waited (the server restarted):
-    nothing was written, and the work can be done again at once on a new connection."""
+    the work can be done again at once on a new connection, as a retry would."""
 
 
 class TerminalError(DatabaseError):

@@ -78,8 +78,9 @@ class Writer:
         """One chunk, one transaction.
 
         A pooled connection that died while it waited (the server restarted since the
-        last flush) is replaced and the chunk written again at once: nothing of it was
-        written, and waiting for Fluent Bit's retry would delay it by seconds.
+        last flush) is replaced and the chunk written again at once: the same replay
+        Fluent Bit's retry would make (at-least-once; ``unique_key`` makes it
+        idempotent), without waiting seconds for it.
         """
         try:
             return self._write_once(data, tag)

@@ -3,7 +3,7 @@
 A background :class:`~flbsql.cdc.worker.Worker` does all database I/O and hands
 encoded chunks to :meth:`CdcSource.put`, which queues them in a bounded queue (so
 memory stays bounded however large a transaction is); Fluent Bit's collect callback
-only joins queued chunks and returns within milliseconds. Each chunk carries a
+only takes queued chunks and returns within milliseconds. Each chunk carries a
 :class:`Marker`: the position that becomes safe once Fluent Bit took the chunk.
 :meth:`CdcSource.commit` (the cleanup callback) passes the markers back to the
 worker (:meth:`~flbsql.cdc.worker.Worker.took`), which advances the slot / saves the

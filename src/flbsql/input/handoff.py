@@ -3,7 +3,7 @@
 Both input modes use it. The reading thread (poll: :class:`~flbsql.input.fetch.Fetcher`,
 cdc: :class:`~flbsql.cdc.worker.Worker`) does all database I/O and puts encoded
 :class:`Chunk` objects into a :class:`ChunkQueue`; the collect callback only takes what
-is queued and joins it, so it returns within milliseconds. The queue is bounded by
+is queued (the bridge copies the pieces once into Fluent Bit's buffer), so it returns within milliseconds. The queue is bounded by
 bytes (and optionally rows), so memory stays bounded however fast the database is
 and however large a transaction is: ``put`` blocks while the queue is full.
 

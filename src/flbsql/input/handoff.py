@@ -5,7 +5,8 @@ cdc: :class:`~flbsql.cdc.worker.Worker`) does all database I/O and puts encoded
 :class:`Chunk` objects into a :class:`ChunkQueue`; the collect callback only takes what
 is queued (the bridge copies the pieces once into Fluent Bit's buffer), so it returns
 within milliseconds. The queue is bounded by bytes (and optionally rows), so memory
-stays bounded however fast the database is and however large a transaction is: ``put`` blocks while the queue is full.
+stays bounded however fast the database is and however large a transaction is:
+``put`` blocks while the queue is full.
 
 Each chunk carries a :class:`Marker`: the position that becomes safe once Fluent Bit
 took the chunk. A rewind either gives chunks back (:meth:`ChunkQueue.push_front`, cdc)

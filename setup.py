@@ -19,12 +19,13 @@ class BuildWithShim(build_py):
     """build_py that also compiles the two plugin libraries."""
 
     def run(self) -> None:
-        """Copy the sources, then build in_sql.so/out_sql.so into flbsql/lib."""
+        """Copy the sources, build in_sql.so/out_sql.so into flbsql/lib and the re-framer."""
         super().run()
         shim = runpy.run_path(str(HERE / "csrc" / "build_shim.py"))
         outdir = pathlib.Path(self.build_lib) / "flbsql" / "lib"
         for kind in ("input", "output"):
             shim["build"](kind, outdir)
+        shim["build_frame"](pathlib.Path(self.build_lib) / "flbsql")
 
 
 class BinaryDistribution(Distribution):

@@ -22,8 +22,10 @@ anything else (inet, range, ...)       its text form
 =====================================  ==============================================
 
 Encoding runs in the fetch thread. A page of rows is packed by one
-``msgpack.Packer`` call; only values msgpack cannot pack natively reach the
-``default`` hook, so plain integer and text columns cost no Python per value.
+``msgpack.Packer`` call as an array of row arrays, then re-framed into events by
+:class:`~flbsql.events.frame.Framer` (in C: no dict per row); only values msgpack
+cannot pack natively reach the ``default`` hook, so plain integer and text columns
+cost no Python per value.
 """
 
 from __future__ import annotations
@@ -38,20 +40,13 @@ from typing import Any
 
 import msgpack
 
-from flbsql.events.codec import MAX_EVENT_SEC, U32X2, header
+from flbsql.events.codec import MAX_EVENT_SEC, header
+from flbsql.events.frame import Framer
 from flbsql.timestamps import localize, to_event_time
 
 __all__ = ["RowEncoder"]
 
 _UTC = dt.timezone.utc
-
-
-def _strip_array_header(data: bytes) -> bytes:
-    """The items of a packed array, without its header (fixarray, array16/32)."""
-    first = data[0]
-    if 0x90 <= first <= 0x9F:
-        return data[1:]
-    return data[3:] if first == 0xDC else data[5:]
 
 
 class RowEncoder:
@@ -97,6 +92,13 @@ class RowEncoder:
         )
         self.decimal_float = decimal_float
         self._simple = not (self.json_idx or self.utc_idx or len(self.emit) != len(names))
+        shown = set(self.emit)
+        # rows whose values go out as the driver returned them: framed from one pack
+        self._framer = (
+            None
+            if self.json_idx or self.utc_idx
+            else Framer(self.keys, [i in shown for i in range(len(names))])
+        )
         self._packer = msgpack.Packer(
             default=self._default,
             datetime=False,
@@ -143,28 +145,24 @@ class RowEncoder:
         if not rows:
             return b""
         sec = int(now)
-        ingest = msgpack.ExtType(0, U32X2.pack(sec, int((now - sec) * 1e9)))
-        meta: dict[str, Any] = {}
         if self.time_idx is None:
-            head = [ingest, meta]
-            if self._simple:  # the common row: no per-row call, no per-value Python
-                keys = self.keys
-                items = [[head, dict(zip(keys, r))] for r in rows]  # noqa: B905 - same length
-            else:
-                items = [[head, self._row(r)] for r in rows]
-        else:  # per-row headers written by hand: no ExtType objects, one pack per body
-            t, zone = self.time_idx, self.time_zone
+            head = header(sec, int((now - sec) * 1e9))
+            if self._framer is not None:  # the common page: one pack, framed in C
+                return self._framer.frame(self._packer.pack(rows), len(rows), head)
             pack, row_of = self._packer.pack, self._row
-            default_head = header(sec, int((now - sec) * 1e9))
-            parts: list[bytes] = []
-            for r in rows:
-                v = r[t]
-                if v.__class__ is dt.datetime and v.tzinfo is not None:  # the usual column
-                    ts = v.timestamp()
-                    et = (int(ts), v.microsecond * 1000) if 0 <= ts <= MAX_EVENT_SEC else None
-                else:
-                    et = to_event_time(v, zone, self.local_rule)
-                hdr = default_head if et is None else header(*et)
-                parts.append(hdr + pack(row_of(r)))
-            return b"".join(parts)
-        return _strip_array_header(self._packer.pack(items))
+            return b"".join([head + pack(row_of(r)) for r in rows])
+        # the time column: per-row headers written by hand, one pack per body
+        t, zone = self.time_idx, self.time_zone
+        pack, row_of = self._packer.pack, self._row
+        default_head = header(sec, int((now - sec) * 1e9))
+        parts: list[bytes] = []
+        for r in rows:
+            v = r[t]
+            if v.__class__ is dt.datetime and v.tzinfo is not None:  # the usual column
+                ts = v.timestamp()
+                et = (int(ts), v.microsecond * 1000) if 0 <= ts <= MAX_EVENT_SEC else None
+            else:
+                et = to_event_time(v, zone, self.local_rule)
+            hdr = default_head if et is None else header(*et)
+            parts.append(hdr + pack(row_of(r)))
+        return b"".join(parts)

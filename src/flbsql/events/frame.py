@@ -1,0 +1,100 @@
+"""Rows packed as msgpack arrays -> v2 events whose bodies are maps, without a dict per row.
+
+An input's page of rows is packed by one ``msgpack.Packer`` call as an array of row
+arrays: msgpack's C packer, no Python per row. :class:`Framer` re-frames those bytes
+into concatenated ``[[EventTime, {}], {column: value, ...}]`` events: each row array
+becomes the event header, a map header and, for every emitted column, its packed name
+followed by the value's bytes, copied as they are. The work is done in C
+(``csrc/frame.c``, built as the extension module ``flbsql.events._cframe`` next to
+the plugin libraries); :func:`frame_py` is the same algorithm in Python, used when
+the extension is not built and as the oracle its tests compare against.
+
+The result is byte for byte what packing ``header + packb(dict(zip(keys, row)))``
+per row gives (``tests/unit/events/test_frame.py``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+try:  # built by csrc/build_shim.py (make build, pip install)
+    from flbsql.events._cframe import (  # type: ignore[import-not-found,unused-ignore]
+        ffi as _ffi,
+    )
+    from flbsql.events._cframe import (
+        lib as _lib,
+    )
+except ImportError:  # pragma: no cover - a source tree without the build
+    _ffi = _lib = None
+
+__all__ = ["Framer", "accelerated", "frame_py"]
+
+_MALFORMED, _NO_ROOM = -1, -2
+
+
+def accelerated() -> bool:
+    """True when the C re-framer is built and loaded."""
+    return _lib is not None
+
+
+def _map_header(n: int) -> bytes:
+    return bytes((0x80 | n,)) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+
+
+def frame_py(packed: bytes, head: bytes, keys: Sequence[bytes], emit: Sequence[bool]) -> bytes:
+    """The Python re-framer: the same bytes as the C one, for tests and source trees."""
+    unpacker = msgpack.Unpacker(io.BytesIO(packed), raw=True, strict_map_key=False)
+    rows = unpacker.read_array_header()
+    map_head = _map_header(sum(1 for e in emit if e))
+    out: list[bytes] = []
+    for _ in range(rows):
+        if unpacker.read_array_header() != len(emit):
+            raise ValueError("a row has another number of columns")
+        out.append(head + map_head)
+        k = 0
+        for on in emit:
+            start = unpacker.tell()
+            unpacker.skip()
+            if on:
+                out.append(keys[k] + packed[start : unpacker.tell()])
+                k += 1
+    return b"".join(out)
+
+
+class Framer:
+    """Re-frames pages of one result shape: fixed column names and emitted columns."""
+
+    def __init__(self, keys: Sequence[str], emit: Sequence[bool]) -> None:
+        """``keys``: the names of the emitted columns, in order; ``emit``: per column."""
+        if sum(1 for e in emit if e) != len(keys):
+            raise ValueError("one key per emitted column")
+        self.keys = [msgpack.packb(k, use_bin_type=True) for k in keys]
+        self.emit = list(emit)
+        self._keys_total = sum(len(k) for k in self.keys)
+        self._c: tuple[Any, Any, Any] | None = None
+        if _lib is not None:
+            self._c = (
+                b"".join(self.keys),
+                _ffi.new("size_t[]", [len(k) for k in self.keys] or [0]),
+                _ffi.new("unsigned char[]", [1 if e else 0 for e in self.emit] or [0]),
+            )
+            self._alloc = _ffi.new_allocator(should_clear_after_alloc=False)
+
+    def frame(self, packed: bytes, rows: int, head: bytes) -> bytes:
+        """Events for the ``rows`` rows in ``packed`` (one msgpack array of row arrays)."""
+        if self._c is None:
+            return frame_py(packed, head, self.keys, self.emit)
+        keys, key_len, emit = self._c
+        cap = len(packed) + rows * (len(head) + 3 + self._keys_total)
+        out = self._alloc("char[]", cap)
+        n = _lib.flbsql_frame(
+            packed, len(packed), head, len(head), keys, key_len, emit, len(self.emit), out, cap
+        )
+        if n < 0:
+            what = "malformed rows" if n == _MALFORMED else "no room"
+            raise ValueError(f"cannot frame the page: {what}")
+        return bytes(_ffi.buffer(out, n))

@@ -1,0 +1,91 @@
+"""The re-framer gives exactly the bytes of packing a dict per row, in C and in Python."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flbsql.events import frame
+from flbsql.events.codec import header
+from flbsql.events.frame import Framer, frame_py
+
+HEAD = header(1_700_000_000, 123_456_789)
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=40)
+    | st.builds(lambda n: "x" * n, st.sampled_from([31, 32, 255, 256, 65535, 65536])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+def oracle(names: list[str], emit: list[bool], rows: Sequence[tuple[object, ...]]) -> bytes:
+    """What the input packed before the re-framer: a dict per row."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return b"".join(
+        HEAD + pack({n: v for n, v, e in zip(names, r, emit, strict=True) if e}) for r in rows
+    )
+
+
+@st.composite
+def pages(draw: st.DrawFn) -> tuple[list[str], list[bool], list[tuple[object, ...]]]:
+    ncols = draw(st.integers(min_value=1, max_value=20))  # 16+ emitted: a map16 header
+    names = [f"c{i}" for i in range(ncols)]
+    emit = draw(st.lists(st.booleans(), min_size=ncols, max_size=ncols))
+    rows = draw(
+        st.lists(st.tuples(*[values] * ncols), max_size=20)
+        if ncols <= 6
+        else st.lists(st.lists(values, min_size=ncols, max_size=ncols).map(tuple), max_size=5)
+    )
+    return names, emit, rows
+
+
+@settings(max_examples=120, deadline=None)
+@given(pages())
+def test_the_c_and_the_python_framer_give_the_bytes_of_a_dict_per_row(
+    page: tuple[list[str], list[bool], list[tuple[object, ...]]],
+) -> None:
+    names, emit, rows = page
+    keys = [n for n, e in zip(names, emit, strict=True) if e]
+    packed = msgpack.packb(rows, use_bin_type=True)
+    expected = oracle(names, emit, rows)
+    assert frame_py(packed, HEAD, [msgpack.packb(k) for k in keys], emit) == expected
+    assert Framer(keys, emit).frame(packed, len(rows), HEAD) == expected
+
+
+def test_the_extension_is_built() -> None:
+    """`make build` builds it; the input would silently fall back to Python otherwise."""
+    assert frame.accelerated()
+
+
+def test_an_event_time_and_big_rows_pass_through() -> None:
+    names = ["t", "blob", "n"]
+    rows = [(msgpack.ExtType(0, b"\x00" * 8), b"\xff" * 70_000, -1)] * 3
+    packed = msgpack.packb(rows, use_bin_type=True)
+    assert Framer(names, [True] * 3).frame(packed, 3, HEAD) == oracle(names, [True] * 3, rows)
+
+
+@pytest.mark.parametrize(
+    "packed",
+    [
+        msgpack.packb([(1, 2)])[:-1],  # truncated
+        msgpack.packb([(1, 2, 3)]),  # another number of columns
+        msgpack.packb({"a": 1}),  # not an array of rows
+        msgpack.packb([(1, "abc")])[:-2],  # a string cut short
+        msgpack.packb([(1, 2)]) + b"\x01",  # trailing bytes
+        b"\x91\x92\x01\xc1",  # the reserved byte
+        b"\x91\x92\x01\xdd\xff\xff\xff\xff",  # an array claiming 4G elements
+    ],
+)
+def test_malformed_pages_are_refused_not_read_past_their_end(packed: bytes) -> None:
+    with pytest.raises(ValueError, match="cannot frame the page: malformed rows"):
+        Framer(["a", "b"], [True, True]).frame(packed, 1, HEAD)

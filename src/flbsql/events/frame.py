@@ -21,13 +21,12 @@ from typing import Any
 
 import msgpack
 
+_ffi: Any
+_lib: Any
 try:  # built by csrc/build_shim.py (make build, pip install)
-    from flbsql.events._cframe import (  # type: ignore[import-not-found,unused-ignore]
-        ffi as _ffi,
-    )
-    from flbsql.events._cframe import (
-        lib as _lib,
-    )
+    from flbsql.events import _cframe  # type: ignore[attr-defined,unused-ignore]
+
+    _ffi, _lib = _cframe.ffi, _cframe.lib
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 

@@ -19,13 +19,14 @@ class BuildWithShim(build_py):
     """build_py that also compiles the two plugin libraries."""
 
     def run(self) -> None:
-        """Copy the sources, build in_sql.so/out_sql.so into flbsql/lib and the re-framer."""
+        """Copy the sources, build in_sql.so/out_sql.so into flbsql/lib and the C speed-ups."""
         super().run()
         shim = runpy.run_path(str(HERE / "csrc" / "build_shim.py"))
         outdir = pathlib.Path(self.build_lib) / "flbsql" / "lib"
         for kind in ("input", "output"):
             shim["build"](kind, outdir)
-        shim["build_frame"](pathlib.Path(self.build_lib) / "flbsql")
+        for name in shim["EXTENSIONS"]:
+            shim["build_extension"](name, pathlib.Path(self.build_lib) / "flbsql")
 
 
 class BinaryDistribution(Distribution):

@@ -112,18 +112,32 @@ def build(kind: str, outdir: pathlib.Path, sanitize: bool = False) -> pathlib.Pa
     return dest
 
 
-FRAME_CDEF = """
+#: The C speed-ups: extension module -> (its C file, its declarations).
+EXTENSIONS = {
+    "flbsql.events._cframe": (
+        "frame.c",
+        """
 long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_len,
                   const char *keys, const size_t *key_len, const unsigned char *emit,
                   size_t ncols, char *out, size_t out_cap);
-"""
+""",
+    ),
+    "flbsql.cdc._cpgoutput": (
+        "pgtuple.c",
+        """
+long flbsql_pg_tuple(const char *buf, size_t len, size_t off, const char *keys,
+                     const size_t *key_len, const unsigned char *kinds, size_t ncols,
+                     char *out, size_t out_cap);
+""",
+    ),
+}
 
 
-def build_frame(pkgdir: pathlib.Path, sanitize: bool = False) -> pathlib.Path:
-    """Compile the extension module ``flbsql.events._cframe`` (csrc/frame.c) into
-    ``pkgdir/events`` (``pkgdir``: the ``flbsql`` package directory)."""
+def build_extension(name: str, pkgdir: pathlib.Path, sanitize: bool = False) -> pathlib.Path:
+    """Compile one of :data:`EXTENSIONS` into its package under ``pkgdir`` (``flbsql``)."""
+    source, cdef = EXTENSIONS[name]
     ffi = cffi.FFI()
-    ffi.cdef(FRAME_CDEF)
+    ffi.cdef(cdef)
     cflags = ["-O2", "-Wall", "-Wextra"]
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         cflags.append("-Werror")
@@ -132,15 +146,15 @@ def build_frame(pkgdir: pathlib.Path, sanitize: bool = False) -> pathlib.Path:
         cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
         ldflags += ["-fsanitize=address,undefined"]
     ffi.set_source(
-        "flbsql.events._cframe",
-        '#include "frame.c"',
+        name,
+        f'#include "{source}"',
         include_dirs=[str(HERE)],
         extra_compile_args=cflags,
         extra_link_args=ldflags,
     )
-    dest_dir = pkgdir / "events"
+    dest_dir = pkgdir.joinpath(*name.split(".")[1:-1])
     dest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="flbsql-cframe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="flbsql-ext-") as tmp:
         built = pathlib.Path(ffi.compile(tmpdir=tmp, verbose=False))
         dest = dest_dir / built.name
         tmpdest = dest.with_name(dest.name + ".tmp")
@@ -150,14 +164,15 @@ def build_frame(pkgdir: pathlib.Path, sanitize: bool = False) -> pathlib.Path:
 
 
 def main(argv: list[str]) -> int:
-    """Build both libraries into OUTDIR, and the re-framer into the package."""
+    """Build both libraries into OUTDIR, and the C speed-ups into the package."""
     root = HERE.parent
     outdir = pathlib.Path(argv[1]) if len(argv) > 1 else root / "src" / "flbsql" / "lib"
     sanitize = os.environ.get("FLBSQL_SANITIZE") == "1"
     for kind in ("input", "output"):
         print(build(kind, outdir, sanitize))
     if len(argv) == 1:  # the source tree's package (a sanitizer build goes elsewhere)
-        print(build_frame(root / "src" / "flbsql"))
+        for name in EXTENSIONS:
+            print(build_extension(name, root / "src" / "flbsql"))
     return 0
 
 

@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import msgpack
+
 from flbsql.cdc import OP_DELETE, OP_INSERT, OP_TRUNCATE, OP_UPDATE, format_lsn
+from flbsql.cdc.packtuple import TuplePacker
 from flbsql.cdc.types import Decoder, TypeInfo, build_decoder
 from flbsql.cdc.types import text as _text
 
@@ -84,6 +87,7 @@ class Relation:
         "key_idx",
         "names",
         "oid",
+        "packer",
         "qualname",
         "replident",
         "type_oids",
@@ -108,10 +112,12 @@ class Relation:
         self.key_idx = key_idx
         self.decoders = decoders
         self.fast: list[Decoder | None] = [None if d is _text else d for d in decoders]
+        self.packer = TuplePacker.for_relation(names, decoders)
 
 
 TypeResolver = Callable[[list[int]], Mapping[int, TypeInfo]]
-Change = tuple[str, Relation, int, "dict[str, Any] | None", "dict[str, Any] | None"]
+#: (op, relation, pos, before, after); ``after`` may come packed already (bytes, the C path)
+Change = tuple[str, Relation, int, "dict[str, Any] | None", "dict[str, Any] | bytes | None"]
 
 
 class PgOutputDecoder:
@@ -194,7 +200,11 @@ class PgOutputDecoder:
     # -- changes ----------------------------------------------------------------------
 
     def _body(
-        self, op: str, rel: Relation, before: dict[str, Any] | None, after: dict[str, Any] | None
+        self,
+        op: str,
+        rel: Relation,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | bytes | None,
     ) -> Change:
         pos = self.pos
         self.pos = pos + 1
@@ -203,6 +213,8 @@ class PgOutputDecoder:
     def to_body(self, change: Change) -> dict[str, Any]:
         """A change as the record body (key order as :func:`flbsql.cdc.body`)."""
         op, rel, pos, before, after = change
+        if isinstance(after, bytes):
+            after = msgpack.unpackb(after, raw=False, strict_map_key=False)
         return {
             "op": op,
             "table": rel.qualname,
@@ -247,7 +259,11 @@ class PgOutputDecoder:
             return []
         kind = buf[5]
         fast = rel.fast
+        packer = rel.packer
         if tag == 73:  # 'I'
+            packed = None if packer is None else packer.pack(buf, 6)
+            if packed is not None:
+                return [self._body(OP_INSERT, rel, None, packed)]
             new, unchanged, _ = parse_tuple(buf, 6, fast)
             return [self._body(OP_INSERT, rel, None, self._row(rel, new, unchanged, None))]
         if tag == 85:  # 'U'
@@ -257,6 +273,9 @@ class PgOutputDecoder:
             if kind in (75, 79):  # 'K' / 'O'
                 old_vals, _, off = parse_tuple(buf, 6, fast)
                 before = self._old(rel, kind, old_vals)
+            packed = None if packer is None else packer.pack(buf, off + 1)
+            if packed is not None:  # no unchanged TOAST value in the new row
+                return [self._body(OP_UPDATE, rel, before, packed)]
             new, unchanged, _ = parse_tuple(buf, off + 1, fast)
             full_old = old_vals if kind == 79 else None
             return [self._body(OP_UPDATE, rel, before, self._row(rel, new, unchanged, full_old))]

@@ -119,9 +119,9 @@ class ChangeEncoder:
         table: str,
         pos: int,
         before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
+        after: dict[str, Any] | bytes | None,
     ) -> bytes:
-        """One event of the current transaction."""
+        """One event of the current transaction (``after`` may come packed: bytes)."""
         pack = self._pack
         op_table = self._op_table.get((op, table))
         if op_table is None:
@@ -137,6 +137,6 @@ class ChangeEncoder:
                 _KEY["before"],
                 _NIL if before is None else pack(before),
                 _KEY["after"],
-                _NIL if after is None else pack(after),
+                _NIL if after is None else after if after.__class__ is bytes else pack(after),
             )
         )

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "C_KINDS",
     "SESSION_SETTINGS",
     "Decoder",
     "TypeInfo",
@@ -119,6 +120,18 @@ class TypeInfo:
         self.basetype = basetype
         self.delim = delim
         self.category = category
+
+
+#: The decoders csrc/pgtuple.c does in C, by its KIND_* number (see cdc/packtuple.py).
+C_KINDS: dict[Decoder, int] = {
+    text: 0,
+    int: 1,
+    float: 2,
+    _numeric_float: 2,
+    _bool: 3,
+    iso_timestamp: 4,
+    _bytea: 5,
+}
 
 
 def build_decoder(oid: int, catalog: Mapping[int, TypeInfo], decimal: str = "string") -> Decoder:

@@ -1,0 +1,72 @@
+"""A pgoutput TupleData straight to the packed map of a change record, in C.
+
+The stream's hot path: an insert's new row becomes the record's ``after`` map. The
+Python way decodes each column's text (:mod:`flbsql.cdc.types`), builds a dict and
+packs it. When every column of a relation has a decoder that needs no catalog (text,
+integers, floats, booleans, timestamps, bytea: :data:`~flbsql.cdc.types.C_KINDS`),
+:class:`TuplePacker` does all three in C (``csrc/pgtuple.c``, built as the extension
+module ``flbsql.cdc._cpgoutput``) and gives exactly the bytes of
+``msgpack.packb(dict(...))`` (``tests/unit/cdc/test_packtuple.py``). Whatever the C
+code does not handle (an unchanged TOAST value, a number it cannot parse) makes
+:meth:`TuplePacker.pack` return None, and the caller decodes in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from flbsql.cdc.types import C_KINDS, Decoder
+
+_ffi: Any
+_lib: Any
+try:  # built by csrc/build_shim.py (make build, pip install)
+    from flbsql.cdc import _cpgoutput  # type: ignore[attr-defined,unused-ignore]
+
+    _ffi, _lib = _cpgoutput.ffi, _cpgoutput.lib
+except ImportError:  # pragma: no cover - a source tree without the build
+    _ffi = _lib = None
+
+__all__ = ["TuplePacker", "accelerated"]
+
+_VALUE_MAX = 16  # bytes a value may add to its text: a header and a ":00"
+
+
+def accelerated() -> bool:
+    """True when the C tuple packer is built and loaded."""
+    return _lib is not None
+
+
+class TuplePacker:
+    """Packs the TupleData of one relation shape (column names and decoders)."""
+
+    def __init__(self, names: Sequence[str], kinds: Sequence[int]) -> None:
+        """``kinds``: per column, its :data:`~flbsql.cdc.types.C_KINDS` number."""
+        packed = [msgpack.packb(n, use_bin_type=True) for n in names]
+        self.ncols = len(names)
+        self._keys = b"".join(packed)
+        self._key_len = _ffi.new("size_t[]", [len(k) for k in packed] or [0])
+        self._kinds = _ffi.new("unsigned char[]", list(kinds) or [0])
+        self._extra = len(self._keys) + 3 + _VALUE_MAX * self.ncols
+        self._alloc = _ffi.new_allocator(should_clear_after_alloc=False)
+
+    @classmethod
+    def for_relation(cls, names: Sequence[str], decoders: Sequence[Decoder]) -> TuplePacker | None:
+        """A packer when C handles every column of the relation, else None."""
+        if _lib is None:
+            return None
+        kinds = [C_KINDS.get(d) for d in decoders]
+        if any(k is None for k in kinds):
+            return None
+        return cls(names, [k for k in kinds if k is not None])
+
+    def pack(self, buf: bytes, off: int) -> bytes | None:
+        """The map of the TupleData at ``buf[off:]``; None: decode it in Python."""
+        cap = len(buf) - off + self._extra
+        out = self._alloc("char[]", cap)
+        n = _lib.flbsql_pg_tuple(
+            buf, len(buf), off, self._keys, self._key_len, self._kinds, self.ncols, out, cap
+        )
+        return None if n < 0 else bytes(_ffi.buffer(out, n))

@@ -51,6 +51,8 @@ class TuplePacker:
         self._kinds = _ffi.new("unsigned char[]", list(kinds) or [0])
         self._extra = len(self._keys) + 3 + _VALUE_MAX * self.ncols
         self._alloc = _ffi.new_allocator(should_clear_after_alloc=False)
+        self._cap = 0
+        self._out: Any = None  # reused between calls (one stream thread per decoder)
 
     @classmethod
     def for_relation(cls, names: Sequence[str], decoders: Sequence[Decoder]) -> TuplePacker | None:
@@ -65,8 +67,11 @@ class TuplePacker:
     def pack(self, buf: bytes, off: int) -> bytes | None:
         """The map of the TupleData at ``buf[off:]``; None: decode it in Python."""
         cap = len(buf) - off + self._extra
-        out = self._alloc("char[]", cap)
+        if cap > self._cap:
+            self._cap = max(cap, 2 * self._cap, 4096)
+            self._out = self._alloc("char[]", self._cap)
+        out = self._out
         n = _lib.flbsql_pg_tuple(
             buf, len(buf), off, self._keys, self._key_len, self._kinds, self.ncols, out, cap
         )
-        return None if n < 0 else bytes(_ffi.buffer(out, n))
+        return None if n < 0 else _ffi.buffer(out, n)[:]

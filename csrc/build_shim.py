@@ -114,7 +114,7 @@ def build(kind: str, outdir: pathlib.Path, sanitize: bool = False) -> pathlib.Pa
 
 #: The C speed-ups: extension module -> (its C file, its declarations).
 EXTENSIONS = {
-    "flbsql.events._cframe": (
+    "flbsql.events.cframe": (
         "frame.c",
         """
 long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_len,
@@ -122,7 +122,7 @@ long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_l
                   size_t ncols, char *out, size_t out_cap);
 """,
     ),
-    "flbsql.cdc._cpgoutput": (
+    "flbsql.cdc.cpgoutput": (
         "pgtuple.c",
         """
 long flbsql_pg_tuple(const char *buf, size_t len, size_t off, const char *keys,

@@ -9,7 +9,7 @@
  * length. flbsql/events/frame.py is the Python side and holds the same algorithm in
  * Python (the fallback and the test oracle).
  *
- * Built as the cffi extension module flbsql.events._cframe (csrc/build_shim.py).
+ * Built as the cffi extension module flbsql.events.cframe (csrc/build_shim.py).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -17,7 +17,7 @@
  *
  * Anything else (unchanged TOAST, binary values, a number that does not parse,
  * odd hex) returns PGT_FALLBACK and the caller decodes the message in Python.
- * Built as the cffi extension module flbsql.cdc._cpgoutput (csrc/build_shim.py).
+ * Built as the cffi extension module flbsql.cdc.cpgoutput (csrc/build_shim.py).
  */
 #include <errno.h>
 #include <math.h>

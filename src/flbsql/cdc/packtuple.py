@@ -5,7 +5,7 @@ Python way decodes each column's text (:mod:`flbsql.cdc.types`), builds a dict a
 packs it. When every column of a relation has a decoder that needs no catalog (text,
 integers, floats, booleans, timestamps, bytea: :data:`~flbsql.cdc.types.C_KINDS`),
 :class:`TuplePacker` does all three in C (``csrc/pgtuple.c``, built as the extension
-module ``flbsql.cdc._cpgoutput``) and gives exactly the bytes of
+module ``flbsql.cdc.cpgoutput``) and gives exactly the bytes of
 ``msgpack.packb(dict(...))`` (``tests/unit/cdc/test_packtuple.py``). Whatever the C
 code does not handle (an unchanged TOAST value, a number it cannot parse) makes
 :meth:`TuplePacker.pack` return None, and the caller decodes in Python.
@@ -23,9 +23,9 @@ from flbsql.cdc.types import C_KINDS, Decoder
 _ffi: Any
 _lib: Any
 try:  # built by csrc/build_shim.py (make build, pip install)
-    from flbsql.cdc import _cpgoutput  # type: ignore[attr-defined,unused-ignore]
+    from flbsql.cdc import cpgoutput  # type: ignore[attr-defined,unused-ignore]
 
-    _ffi, _lib = _cpgoutput.ffi, _cpgoutput.lib
+    _ffi, _lib = cpgoutput.ffi, cpgoutput.lib
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 

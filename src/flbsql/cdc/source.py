@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flbsql.cdc.worker import CONFIRM_DELAY, Worker
-from flbsql.input.handoff import Chunk, ChunkQueue, CollectLimit, Marker
+from flbsql.input.handoff import Chunk, ChunkQueue, CollectClock, CollectLimit, Marker
 
 if TYPE_CHECKING:
     import logging
@@ -39,7 +39,8 @@ class CdcSource:
         self.batch_rows = 0
         self.queue = ChunkQueue(cfg.bytes_per_collect)
         self._limit = CollectLimit(self.queue, cfg.bytes_per_collect, cfg.rows_per_collect)
-        self.worker = Worker(cfg, log, self.put)
+        self.clock = CollectClock()
+        self.worker = Worker(cfg, log, self.put, self.clock)
         self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
         self._inflight: list[Chunk] | None = None
         self._paused = False
@@ -49,6 +50,7 @@ class CdcSource:
     def next_batch(self) -> list[bytes]:
         """Queued chunks within the collect limit (no DB I/O); [] when nothing is due."""
         self.batch_rows = 0
+        self.clock.collected()
         if self._inflight is not None:  # neither commit nor rewind: not delivered
             self.rewind()
         fatal = self.worker.fatal

@@ -61,14 +61,16 @@ class Stream:
         self.done_lsn = 0  # every transaction that commits below it was handed over
         self.partial: tuple[int, int] | None = None  # (commit LSN, pos) of a split one
         self.lag: float | None = None  # seconds, from the last heartbeat seen
+        self.lead = 0.05  # how long before a collect to poll when idle: about two peeks
         self.encoder = ChangeEncoder()
 
-    def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912 - the hot loop, kept flat
+    def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912, PLR0915 - the hot loop, flat
         """One peek up to the current WAL end; True when changes were handed over.
 
         ``snapshot_end``: changes committed at or before it are marked ``overlap``.
         """
         pg, dec, enc = self.pg, self.decoder, self.encoder
+        t0 = time.monotonic()
         upto = pg.current_lsn()
         parts: list[bytes] = []
         rows = size = total = n = 0
@@ -125,6 +127,8 @@ class Stream:
             self.done_lsn = max(self.done_lsn, upto)
         total += rows
         self.counters["changes"] += total
+        if total == 0:  # an idle peek: the time the next one will take, about
+            self.lead = min(0.2, 0.02 + 2 * (time.monotonic() - t0))
         self.hand_over(b"".join(parts), rows, lsn=self.done_lsn)
         return total > 0 or n >= NCHANGES
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import logging
 
     from flbsql.cdc import CdcState
+    from flbsql.input.handoff import CollectClock
     from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg", "validate"]
@@ -64,10 +65,7 @@ class Put(Protocol):
 
 
 def validate(cfg: InputConfig) -> dict[str, tuple[str, str]]:
-    """Everything Init checks of a CDC input without the database (the checker runs it too).
-
-    Returns the tables: ``schema.table`` as records name them -> (schema, table).
-    """
+    """What Init (and the checker) checks without the database; tables: name -> parts."""
     if not cfg.tables:
         raise ConfigError("tables", "mode cdc needs at least one table (schema.table)")
     if not _SLOT_NAME.match(cfg.slot):
@@ -80,10 +78,12 @@ def validate(cfg: InputConfig) -> dict[str, tuple[str, str]]:
 class Worker(threading.Thread):
     """Owns the database connections; everything it hands over goes through ``put``."""
 
-    def __init__(self, cfg: InputConfig, log: logging.Logger, put: Put) -> None:
-        """Validate the CDC options and open the position file."""
+    def __init__(
+        self, cfg: InputConfig, log: logging.Logger, put: Put, clock: CollectClock
+    ) -> None:
+        """Validate the options, open the position file; ``clock`` times the idle polls."""
         super().__init__(name="flbsql-cdc", daemon=True)
-        self.cfg, self.log, self._put = cfg, log, put
+        self.cfg, self.log, self._put, self.clock = cfg, log, put, clock
         # "schema.table" as records name it -> (schema, table) as the catalog has it
         self.names = validate(cfg)
         self.tables = tuple(self.names)
@@ -188,7 +188,7 @@ class Worker(threading.Thread):
                 if self.state is not None and self.state["phase"] == "snapshot":
                     self.state = self.snapshot.step(self.state)
                 elif not self.stream.step((self.state and self.state.get("snapshot_end_lsn")) or 0):
-                    self._wake.wait(self.poll)
+                    self._wake.wait(self.clock.idle_wait(self.poll, self.stream.lead))
                     self._wake.clear()
                 backoff.success()
                 failures.succeeded()

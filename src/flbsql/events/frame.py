@@ -5,7 +5,7 @@ arrays: msgpack's C packer, no Python per row. :class:`Framer` re-frames those b
 into concatenated ``[[EventTime, {}], {column: value, ...}]`` events: each row array
 becomes the event header, a map header and, for every emitted column, its packed name
 followed by the value's bytes, copied as they are. The work is done in C
-(``csrc/frame.c``, built as the extension module ``flbsql.events._cframe`` next to
+(``csrc/frame.c``, built as the extension module ``flbsql.events.cframe`` next to
 the plugin libraries); :func:`frame_py` is the same algorithm in Python, used when
 the extension is not built and as the oracle its tests compare against.
 
@@ -24,9 +24,9 @@ import msgpack
 _ffi: Any
 _lib: Any
 try:  # built by csrc/build_shim.py (make build, pip install)
-    from flbsql.events import _cframe  # type: ignore[attr-defined,unused-ignore]
+    from flbsql.events import cframe  # type: ignore[attr-defined,unused-ignore]
 
-    _ffi, _lib = _cframe.ffi, _cframe.lib
+    _ffi, _lib = cframe.ffi, cframe.lib
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from flbsql.input.position import Position
 
-__all__ = ["Chunk", "ChunkQueue", "CollectLimit", "Marker"]
+__all__ = ["Chunk", "ChunkQueue", "CollectClock", "CollectLimit", "Marker"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,3 +194,35 @@ class CollectLimit:
         self.bytes = max(min(self.budget, self.FLOOR), self.bytes // 2)
         self._behind = False
         self._set_queue()
+
+
+class CollectClock:
+    """When Fluent Bit's next collect callback is due, so an idle reader polls just before it.
+
+    The callback comes once a second, fixed (docs/fluent-bit-abi.md §9): a row read
+    just after a callback waits for the next one whatever the reader does, but a row
+    committed shortly before it is handed over only if the reader polled in between.
+    An idle reader therefore waits ``poll`` as usual, except that it wakes ``lead``
+    seconds before the next callback is due, once per callback. That takes about
+    ``poll`` off the worst commit-to-Fluent Bit latency at no extra load.
+    """
+
+    def __init__(self) -> None:
+        """No callback seen yet: :meth:`idle_wait` is plain ``poll``."""
+        self._last: float | None = None
+        self._interval = 1.0
+
+    def collected(self) -> None:
+        """A collect callback came (Fluent Bit's thread)."""
+        now = time.monotonic()
+        if self._last is not None and 0.2 < now - self._last < 5.0:
+            self._interval = 0.8 * self._interval + 0.2 * (now - self._last)
+        self._last = now
+
+    def idle_wait(self, poll: float, lead: float) -> float:
+        """Seconds an idle reader waits: ``poll``, or less to poll ``lead`` before the callback."""
+        last = self._last
+        if last is None:
+            return poll
+        until = last + self._interval - lead - time.monotonic()
+        return until if 0.0 < until < poll else poll

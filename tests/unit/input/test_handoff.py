@@ -6,7 +6,10 @@ import threading
 import time
 from typing import Any
 
-from flbsql.input.handoff import Chunk, ChunkQueue, Marker
+import pytest
+
+from flbsql.input import handoff
+from flbsql.input.handoff import Chunk, ChunkQueue, CollectClock, Marker
 
 
 def chunk(size: int, rows: int = 1, tag: int = 0) -> Chunk:
@@ -115,3 +118,24 @@ def test_clear_drops_everything_and_ends_the_epoch():
     assert not q.put(chunk(1, tag=3), stop, epoch)  # stale epoch: dropped
     assert q.put(chunk(1, tag=4), stop, q.epoch)
     assert tags(q.take(10, 100)) == [4]
+
+
+def test_an_idle_reader_polls_just_before_the_next_collect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(handoff, "time", type("T", (), {"monotonic": staticmethod(lambda: now[0])}))
+    clock = CollectClock()
+    assert clock.idle_wait(0.2, 0.05) == 0.2  # no callback seen: the plain poll
+    clock.collected()
+    now[0] = 100.5
+    assert clock.idle_wait(0.2, 0.05) == 0.2  # the callback is 0.5 s away
+    now[0] = 100.8
+    assert clock.idle_wait(0.2, 0.05) == pytest.approx(0.15)  # wake 0.05 s before it
+    now[0] = 100.96
+    assert clock.idle_wait(0.2, 0.05) == 0.2  # that poll was done: back to the plain one
+    for t in (101.0, 102.0, 103.0, 104.0):  # the interval follows the callbacks seen
+        now[0] = t
+        clock.collected()
+    now[0] = 104.9
+    assert clock.idle_wait(0.2, 0.05) == pytest.approx(0.05)

@@ -122,6 +122,13 @@ long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_l
                   size_t ncols, char *out, size_t out_cap);
 """,
     ),
+    "flbsql.dialects.cpgcopy": (
+        "pgcopy.c",
+        """
+long flbsql_pg_copy_default(const char *in, size_t len, const char *tag, size_t tag_len,
+                            int jsonb, char *out, size_t cap, size_t *rows);
+""",
+    ),
     "flbsql.cdc.cpgoutput": (
         "pgtuple.c",
         """

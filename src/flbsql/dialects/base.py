@@ -17,7 +17,7 @@ and ``Cursor``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from flbsql.conn.url import ConnectParams
@@ -247,6 +247,18 @@ class Dialect:
     ) -> None:
         """Insert rows, skipping (or updating) those whose ``key`` already exists."""
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
+
+    def encode_chunk(
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None
+    ) -> tuple[Iterable[Sequence[Any]], int] | None:
+        """A whole chunk of the default (tag, time, json) shape, encoded at once, or None.
+
+        Returns what :meth:`bulk_insert` takes as ``rows`` and the row count, encoded
+        without a Python object per record; exactly one row per record of the chunk,
+        in order. None (the default, and for any chunk the encoder does not take as
+        is): the writer decodes and maps the chunk in Python.
+        """
+        return None
 
     def bulk_insert_partial(
         self,

@@ -6,6 +6,11 @@ of a log table are few and simple, so we write their binary wire format
 directly (``src/backend/utils/adt/*`` ``*_recv`` functions define it) and hand
 psycopg whole buffers with ``Copy.write``. A type not listed here makes
 :func:`encoders` return None and the dialect falls back to ``write_row``.
+
+For the default table shape (tag text, time timestamptz, record jsonb),
+:func:`encode_chunk` goes further: C code (``csrc/pgcopy.c``, the extension module
+``flbsql.dialects.cpgcopy``) turns a whole Fluent Bit chunk into COPY rows without
+a Python object per record, writing the JSON exactly as orjson does.
 """
 
 from __future__ import annotations
@@ -17,7 +22,24 @@ from typing import Any
 
 from flbsql.timestamps import EpochMicros
 
-__all__ = ["HEADER", "TRAILER", "encode_rows", "encoders", "register_epoch_dumper"]
+_ffi: Any
+_lib: Any
+try:  # built by csrc/build_shim.py (make build, pip install)
+    from flbsql.dialects import cpgcopy  # type: ignore[attr-defined,unused-ignore]
+
+    _ffi, _lib = cpgcopy.ffi, cpgcopy.lib
+except ImportError:  # pragma: no cover - a source tree without the build
+    _ffi = _lib = None
+
+__all__ = [
+    "HEADER",
+    "TRAILER",
+    "Encoded",
+    "encode_chunk",
+    "encode_rows",
+    "encoders",
+    "register_epoch_dumper",
+]
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = b"\xff\xff"
@@ -187,3 +209,50 @@ def register_epoch_dumper(conn: Any) -> None:
 
 
 _UNIX_EPOCH_TZ = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+#: The column types of the default shape that csrc/pgcopy.c writes.
+DEFAULT_SHAPE = (
+    frozenset({"text", "character varying", "varchar"}),
+    frozenset({"timestamp with time zone", "timestamptz"}),
+    frozenset({"jsonb"}),
+)
+_NO_ROOM = -2
+
+
+class Encoded:
+    """A chunk already encoded as COPY rows (no header or trailer); iterates as no rows."""
+
+    __slots__ = ("payload", "rows")
+
+    def __init__(self, payload: bytes, rows: int) -> None:
+        """``rows`` rows, one per record of the chunk, in order."""
+        self.payload = payload
+        self.rows = rows
+
+    def __iter__(self) -> Any:
+        """Nothing to map: the rows are in :attr:`payload`."""
+        return iter(())
+
+
+def encode_chunk(data: bytes | memoryview, tag: str, types: Sequence[str] | None) -> Encoded | None:
+    """The chunk's rows for a (tag, time, jsonb) table, or None (the Python path does it).
+
+    None also for any chunk the C code does not take as is (a binary value, a group
+    marker, invalid UTF-8, ...): the Python path decodes it and isolates bad records.
+    """
+    if _lib is None or types is None or len(types) != 3:
+        return None
+    if not all(t in allowed for t, allowed in zip(types, DEFAULT_SHAPE, strict=True)):
+        return None
+    buf = bytes(data)
+    tag_b = tag.encode("utf-8", "surrogateescape")
+    rows = _ffi.new("size_t *")
+    cap = 2 * len(buf) + 4096
+    while True:
+        out = _ffi.new("char[]", cap)
+        n = _lib.flbsql_pg_copy_default(buf, len(buf), tag_b, len(tag_b), 1, out, cap, rows)
+        if n != _NO_ROOM:
+            break
+        cap *= 2
+    return None if n < 0 else Encoded(_ffi.buffer(out, n)[:], int(rows[0]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flbsql.conn.url import ConnectParams
@@ -213,6 +213,12 @@ class PostgreSQLDialect(Dialect):
         Our encoders cover the usual log column types; otherwise ``write_row`` is
         binary when psycopg knows every type, text when it does not.
         """
+        if isinstance(rows, pgbinary.Encoded):  # the whole chunk, encoded in C
+            with cur.copy(self.copy_sql(table_sql, columns, True)) as copy:
+                copy.write(pgbinary.HEADER)
+                copy.write(rows.payload)
+                copy.write(pgbinary.TRAILER)
+            return
         encs = pgbinary.encoders(types)
         if encs is not None:
             with cur.copy(self.copy_sql(table_sql, columns, True)) as copy:
@@ -228,6 +234,13 @@ class PostgreSQLDialect(Dialect):
             write = copy.write_row
             for row in rows:
                 write(row)
+
+    def encode_chunk(
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None
+    ) -> tuple[Iterable[Sequence[Any]], int] | None:
+        """A (tag, time, jsonb) chunk as binary COPY rows, in C (see :mod:`.pgbinary`)."""
+        encoded = pgbinary.encode_chunk(data, tag, types)
+        return None if encoded is None else (encoded, encoded.rows)
 
     def staging_table(self, table_sql: str, columns: Sequence[str]) -> str:
         """Name of the session temp table used for idempotent COPY."""

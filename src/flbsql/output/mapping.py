@@ -204,6 +204,11 @@ class Mapper:
             self.json_column,
         ]
 
+    @property
+    def default_shape(self) -> bool:
+        """True for the default columns: tag, time and the whole record as JSON."""
+        return self._fast
+
     def rows(
         self, tag: str, events: Iterable[Event]
     ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[int, Exception]]]:

@@ -101,8 +101,16 @@ class Writer:
                 tag, iter_events(data, bad_entries), None, where, unmapped
             )
             rows: list[tuple[Any, ...]] = []
-            source: Iterable[tuple[Any, ...]]
-            if self._streaming:  # decode and map while the server works on earlier rows
+            source: Iterable[Any]
+            encoded = (
+                self.dialect.encode_chunk(data, tag, self._types)
+                if self._streaming and self.mapper.default_shape
+                else None
+            )
+            if encoded is not None:  # the whole chunk at once: one row per record, in order
+                source, count = encoded
+                where = list(range(count))
+            elif self._streaming:  # decode and map while the server works on earlier rows
                 source = stream  # not kept: isolation maps the events again
             else:
                 rows = list(stream)
@@ -171,7 +179,7 @@ class Writer:
         self,
         cur: Any,
         sp: Savepoints,
-        source: Iterable[tuple[Any, ...]],
+        source: Iterable[Any],
         rows: list[tuple[Any, ...]],
         remap: Any,
     ) -> list[tuple[int, Exception]]:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fix_pgcluster",
     "tests.fix_proxy",
     "tests.fix_vault",
+    "tests.fix_oidc",
     "tests.fix_pglogical",
     "tests.fix_fluentbit",
 ]

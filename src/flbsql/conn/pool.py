@@ -322,8 +322,7 @@ class Pool:
             self._arm_backoff(str(exc))
             raise TransientError(f"cannot connect to {self.params}: {redact(str(exc))}") from exc
         except Exception as exc:
-            err = self.dialect.classify(exc)
-            text = redact(str(err))
+            text = redact(str(self.dialect.classify(exc)))
             self._arm_backoff(text)
             if creds is not None and hasattr(self._credentials, "rejected"):
                 self._credentials.rejected(creds)  # type: ignore[union-attr]

@@ -128,6 +128,7 @@ class VaultClient:
         self._lock = threading.RLock()
         self._logged_in = False
         self._refresh_at = 0.0  # monotonic; 0 = never (token without expiry)
+        self.token_expires = 0.0  # monotonic; 0 = never
         self.logins = 0
 
     def __repr__(self) -> str:
@@ -185,7 +186,9 @@ class VaultClient:
         register(self._client.token)
         self.logins += 1
         self._logged_in = True
-        self._refresh_at = time.monotonic() + ttl * (1 - s.renew_before) if ttl else 0.0
+        now = time.monotonic()
+        self._refresh_at = now + ttl * (1 - s.renew_before) if ttl else 0.0
+        self.token_expires = now + ttl if ttl else 0.0
         self.log.info(
             "vault: logged in to %s with %s auth (token ttl %s)",
             s.address,
@@ -209,6 +212,13 @@ class VaultClient:
                     raise
                 self.log.info("vault: jwt login refused the token (%s); a new one", _describe(exc))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def token_times(self) -> tuple[float, float] | None:
+        """When the current Vault token expires and is replaced (monotonic), if it expires.
+
+        Vault revokes the leases a token made when it expires, so a lease lives no longer.
+        """
+        return (self.token_expires, self._refresh_at) if self.token_expires else None
 
     def _ensure_login(self) -> None:
         if not self._logged_in or (self._refresh_at and time.monotonic() >= self._refresh_at):

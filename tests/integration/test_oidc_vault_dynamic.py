@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 import pytest
-
 from tests.fix_host import event_v2, props, write_frames
 from tests.fix_oidc import AUDIENCE
 from tests.fix_vault import database_role

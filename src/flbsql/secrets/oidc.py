@@ -140,7 +140,7 @@ class OidcClient:
         self.log = log
         self.providers = providers or {}
         self.where = f"issuer {settings.issuer} client '{settings.client_id}'"
-        self._ssl = ssl.create_default_context(cafile=settings.ca_file or None)
+        self._ssl: ssl.SSLContext | None = None  # at the first request: the CA may come later
 
     def __repr__(self) -> str:
         return f"OidcClient({self.where})"
@@ -324,6 +324,14 @@ class OidcClient:
     def _http(
         self, url: str, data: bytes | None, headers: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
+        if self._ssl is None:
+            try:
+                self._ssl = ssl.create_default_context(cafile=self.settings.ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                why = getattr(exc, "strerror", None) or str(exc)
+                raise SecretError(
+                    f"oidc: {self.where}: cannot load oidc.ca_file {self.settings.ca_file}: {why}"
+                ) from None
         try:
             return request_json(url, data, headers, self.settings.timeout, self._ssl)
         except UnreachableError as exc:

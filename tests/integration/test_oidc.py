@@ -22,6 +22,8 @@ from flbsql.secrets.jose import claims_of
 from flbsql.secrets.oidc import HOLD, OidcClient, OidcProvider, OidcSettings, clear_cache
 from flbsql.settings import parse
 
+pytestmark = [pytest.mark.oidc]
+
 LOG = logging.getLogger("test.oidc")
 
 

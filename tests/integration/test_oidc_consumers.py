@@ -20,6 +20,8 @@ from flbsql.secrets.vault import VaultClient, VaultProvider, VaultSettings
 from flbsql.settings import parse
 from flbsql.tools.check import check_file
 
+pytestmark = [pytest.mark.oidc]
+
 LOG = logging.getLogger("test.oidc")
 DB_AUDIENCE = "urn:flbsql:db"
 

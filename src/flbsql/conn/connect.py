@@ -69,12 +69,18 @@ class SecretResolver:
     """Resolves the secret options of one instance; builds the Vault client on demand."""
 
     def __init__(self, cfg: Config, log: logging.Logger) -> None:
-        """Register literal secrets for redaction; nothing is fetched here."""
+        """Register literal secrets for redaction; nothing is fetched here.
+
+        Raises:
+            ConfigError: the OIDC client secret would come from the Vault that logs in
+                with the client's token (a circle).
+        """
         self.cfg = cfg
         self.log = log
         self._vault: Any = None
         self._oidc: Any = None
         self._lock = threading.RLock()
+        self.check_oidc()
         for field in cfg.SECRET:  # the option table's secret options
             name, value = cfg.NAMES[field], getattr(cfg, field)
             if not isinstance(value, str) or is_reference(value) or name in _NOT_HIDDEN:
@@ -277,7 +283,6 @@ def credentials_for(
     ``vault.db_role``: dynamic credentials (renewed, rotated when due); ``user`` or
     ``password`` references: re-read at most every :data:`REFRESH_SECONDS`.
     """
-    resolver.check_oidc()
     if cfg.vault_db_role:
         from flbsql.secrets.dynamic import DynamicCredentials
 

@@ -101,7 +101,6 @@ class _Entry:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     token: _Token | None = None
     refusal: tuple[str, float, str] | None = None  # line, until (monotonic), credentials
-    requests: int = 0
 
 
 _cache: dict[tuple[str, str, str, str], _Entry] = {}
@@ -199,7 +198,6 @@ class OidcClient:
             entry.refusal = (str(exc), time.monotonic() + HOLD, fingerprint)
             raise
         entry.refusal = None
-        entry.requests += 1
         return token
 
     def _credentials(self) -> tuple[str | None, str | None]:
@@ -236,7 +234,8 @@ class OidcClient:
         elif "client_secret_basic" in meta.get(
             "token_endpoint_auth_methods_supported", ["client_secret_basic"]
         ):
-            pair = f"{urllib.parse.quote(s.client_id)}:{urllib.parse.quote(secret or '')}"
+            quote = urllib.parse.quote  # RFC 6749 §2.3.1: both encoded before Basic
+            pair = f"{quote(s.client_id, safe='')}:{quote(secret or '', safe='')}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             form["client_id"], form["client_secret"] = s.client_id, secret or ""

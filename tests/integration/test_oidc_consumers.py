@@ -187,3 +187,18 @@ def test_check_logs_in_to_the_identity_provider(oidc, tmp_path):
     before = oidc.grants()
     assert check_file(path) == []
     assert oidc.grants() - before == 1
+
+
+@pytest.mark.vault
+def test_client_secret_from_a_vault_reference(vault, oidc):
+    vault.client().secrets.kv.v2.create_or_update_secret("idp", {"secret": oidc.secret})
+    values = {
+        "url": "sqlite:///unused.db",
+        "table": "t",
+        "password": f"oidc:{DB_AUDIENCE}",
+        "vault.address": vault.address,
+        "vault.token": vault.root_token,
+        **oidc_options(oidc, **{"oidc.client_secret": "vault:secret/data/idp#secret"}),
+    }
+    cfg = parse("output", values.get)
+    assert SecretResolver(cfg, LOG).resolve("password")

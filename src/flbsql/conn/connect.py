@@ -197,13 +197,22 @@ class SecretResolver:
             self.resolve(name)
 
 
+def _is_oidc(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("oidc:")
+
+
 class _StaticCredentials:
-    """user/password references re-read at most every ``refresh`` seconds."""
+    """user/password references re-read at most every ``refresh`` seconds.
+
+    An ``oidc:`` token is asked for on every call (the OIDC cache answers), and its
+    failure is raised: the cache already kept the token while it was valid.
+    """
 
     def __init__(self, resolver: SecretResolver, refresh: float = REFRESH_SECONDS) -> None:
         self.resolver = resolver
-        tokens = any(str(resolver.cfg.option(n)).startswith("oidc:") for n in ("user", "password"))
-        self.refresh = 0.0 if tokens else refresh  # tokens: the OIDC cache answers each call
+        self.refresh = refresh
+        names = ("user", "password")
+        self._tokens = [i for i, n in enumerate(names) if _is_oidc(resolver.cfg.option(n))]
         self._value: tuple[str | None, str | None] | None = None
         self._at = 0.0
         self._lock = threading.Lock()
@@ -229,10 +238,15 @@ class _StaticCredentials:
                 try:
                     self._value = (self.resolver.resolve("user"), self.resolver.resolve("password"))
                 except SecretError as exc:
-                    if self._value is None:
+                    if self._value is None or self._tokens:
                         raise
                     self.resolver.log.warning("keeping the last credentials: %s", exc)
                 self._at = now
+            elif self._tokens:
+                value = list(self._value)
+                for i in self._tokens:
+                    value[i] = self.resolver.resolve(("user", "password")[i])
+                self._value = (value[0], value[1])
             return self._value
 
 

@@ -202,3 +202,24 @@ def test_client_secret_from_a_vault_reference(vault, oidc):
     }
     cfg = parse("output", values.get)
     assert SecretResolver(cfg, LOG).resolve("password")
+
+
+def test_a_refreshed_token_reaches_the_next_connect(oidc_factory):
+    from flbsql.conn.connect import credentials_for
+
+    short = oidc_factory(ttl=3)
+    values = {
+        "url": "postgresql://tokuser@127.0.0.1:1/x",
+        "table": "t",
+        "password": "oidc:",
+        **oidc_options(short),
+    }
+    cfg = parse("output", values.get)
+    creds = credentials_for(cfg, LOG, SecretResolver(cfg, LOG))
+    assert creds is not None
+    first = creds()
+    assert creds() == first  # cached
+    time.sleep(2.2)  # a third of the token's life left: a new one, not 60 s later
+    second = creds()
+    assert second[1] != first[1] and second[0] is None
+    assert short.grants() == 2

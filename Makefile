@@ -16,7 +16,11 @@ $(VENV)/.stamp: pyproject.toml setup.py
 	$(VPY) -m pip install -q -e '.[all,test,dev]'
 	touch $@
 
-dev: $(VENV)/.stamp ## create .venv with every driver, test and dev tool
+OIDC_NODE := tests/oidc/node_modules/.package-lock.json
+$(OIDC_NODE): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+dev: $(VENV)/.stamp $(OIDC_NODE) ## create .venv with every driver, test and dev tool (and the tests' OIDC provider)
 
 shim: dev ## build in_sql.so and out_sql.so into src/flbsql/lib
 	$(VPY) csrc/build_shim.py

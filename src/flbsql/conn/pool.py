@@ -20,7 +20,7 @@ With ``workers N`` each worker flushes on its own thread: one connection per wor
 - credentials come from a callable, asked on every checkout; when they change
   (rotated Vault credentials) new connections use the new ones and a connection
   made with the old ones is retired at its next checkout, after the transaction it
-  was running;
+  was running; a failed connect calls the source's ``rejected`` (drops an OIDC token);
 - every checkout (and the ping before it) is watched by :mod:`flbsql.conn.watchdog`: an
   operation that moves no bytes for ``statement_timeout`` plus a grace (a quarter,
   0.5 s to 5 s) is interrupted and its socket shut down from outside, so a hung
@@ -322,9 +322,10 @@ class Pool:
             self._arm_backoff(str(exc))
             raise TransientError(f"cannot connect to {self.params}: {redact(str(exc))}") from exc
         except Exception as exc:
-            err = self.dialect.classify(exc)
-            text = redact(str(err))
+            text = redact(str(self.dialect.classify(exc)))
             self._arm_backoff(text)
+            if creds is not None and hasattr(self._credentials, "rejected"):
+                self._credentials.rejected(creds)  # type: ignore[union-attr]
             raise TransientError(f"cannot connect to {self.params}: {text}") from exc
         with self._lock:
             self.counters["connects"] += 1

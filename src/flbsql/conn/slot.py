@@ -25,6 +25,10 @@ class Credentials(Protocol):
         ...
 
 
+# A credentials source may also have ``rejected(creds)``: the pool calls it when a
+# connect with ``creds`` failed, so that a cached token is dropped (oidc: references).
+
+
 @dataclasses.dataclass(frozen=True)
 class PoolSettings:
     """Timing knobs, from the ``pool.*`` options."""

@@ -48,6 +48,15 @@ class Config(ConfigBase):
         "vault_db_role": "vault.db_role",
         "vault_db_mount": "vault.db_mount",
         "vault_renew_before": "vault.renew_before",
+        "oidc_issuer": "oidc.issuer",
+        "oidc_client_id": "oidc.client_id",
+        "oidc_client_secret": "oidc.client_secret",
+        "oidc_private_key": "oidc.private_key",
+        "oidc_key_id": "oidc.key_id",
+        "oidc_scope": "oidc.scope",
+        "oidc_audience": "oidc.audience",
+        "oidc_ca_file": "oidc.ca_file",
+        "oidc_leeway": "oidc.leeway",
         "metrics_interval": "metrics.interval",
         "metrics_port": "metrics.port",
         "metrics_address": "metrics.address",
@@ -67,6 +76,8 @@ class Config(ConfigBase):
             "vault_role_id",
             "vault_secret_id",
             "vault_jwt",
+            "oidc_client_secret",
+            "oidc_private_key",
         }
     )
 
@@ -99,6 +110,15 @@ class Config(ConfigBase):
     vault_db_role: str | None = None
     vault_db_mount: str = "database"
     vault_renew_before: float = 0.33
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_private_key: str | None = None
+    oidc_key_id: str | None = None
+    oidc_scope: str | None = None
+    oidc_audience: str | None = None
+    oidc_ca_file: str | None = None
+    oidc_leeway: float = 30.0
     metrics_interval: float = 60.0
     metrics_port: int = 0
     metrics_address: str = "127.0.0.1"

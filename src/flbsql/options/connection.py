@@ -128,7 +128,8 @@ CONNECTION: tuple[Option, ...] = (
         "vault.jwt",
         "str",
         None,
-        "JWT for jwt login (e.g. `file:/var/run/secrets/token` from an identity provider).",
+        "JWT for jwt login: `oidc:` (a token of the `oidc.*` client, the default when "
+        "`oidc.issuer` is set) or a file an identity provider writes (`file:/path`).",
         group="vault",
         secret=True,
     ),
@@ -163,6 +164,61 @@ CONNECTION: tuple[Option, ...] = (
         "Rotate dynamic credentials when this fraction of the lease is left.",
         group="vault",
         minimum=0.05,
+    ),
+    # --- oidc ---------------------------------------------------------------------------
+    O(
+        "oidc.issuer",
+        "str",
+        None,
+        "OpenID Connect issuer (Keycloak: https://host/realms/<realm>); its "
+        "/.well-known/openid-configuration names the token endpoint. Enables `oidc:` "
+        "references: access tokens of the client-credentials grant.",
+        group="oidc",
+    ),
+    O("oidc.client_id", "str", None, "Client ID at the issuer.", group="oidc"),
+    O(
+        "oidc.client_secret",
+        "str",
+        None,
+        "Client secret (client_secret_basic, or _post when the issuer only takes that); "
+        "use `env:`, `file:` or `vault:`.",
+        group="oidc",
+        secret=True,
+    ),
+    O(
+        "oidc.private_key",
+        "str",
+        None,
+        "Instead of a secret: the client's RSA or EC P-256 private key (PEM text or a file "
+        "path, e.g. `file:/path`), signing a private_key_jwt assertion (RS256/ES256).",
+        group="oidc",
+        secret=True,
+    ),
+    O(
+        "oidc.key_id",
+        "str",
+        None,
+        "`kid` of the signing key, when the issuer has several keys of the client.",
+        group="oidc",
+    ),
+    O("oidc.scope", "str", None, "Scopes to ask for, space-separated.", group="oidc"),
+    O(
+        "oidc.audience",
+        "str",
+        None,
+        "Audience of the token (sent as `audience`, and as `resource` when it is a URI); "
+        "`oidc:<audience>` overrides it for one reference.",
+        group="oidc",
+    ),
+    O("oidc.ca_file", "str", None, "CA bundle for the issuer's certificate.", group="oidc"),
+    O(
+        "oidc.leeway",
+        "duration",
+        30.0,
+        "Clock difference tolerated on a token's iat/nbf; beyond it the token is refused "
+        "as a clock skew.",
+        group="oidc",
+        minimum=0.0,
     ),
     # --- metrics ------------------------------------------------------------------------
     O(

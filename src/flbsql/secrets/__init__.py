@@ -1,8 +1,8 @@
 """Secret references, their providers, and redaction.
 
 Any secret option (``url``, ``user``, ``password``, ``ssl_key``, ``vault.token``,
-``vault.role_id``, ``vault.secret_id``, ``vault.jwt``) may hold a reference instead of
-the value:
+``vault.role_id``, ``vault.secret_id``, ``vault.jwt``, ``oidc.client_secret``,
+``oidc.private_key``) may hold a reference instead of the value:
 
 ``env:NAME``
     the environment variable ``NAME`` (missing or empty: an error).
@@ -18,8 +18,15 @@ the value:
     both ``data`` and ``metadata`` is KV v2. ``vault:secret/data/app?version=3#password``
     reads one version of a KV v2 secret. Dynamic database credentials are not a
     reference (user and password must come from one lease): set ``vault.db_role``.
+``oidc:`` and ``oidc:<audience>``
+    an access token of the ``oidc.*`` client (the client-credentials grant,
+    :mod:`flbsql.secrets.oidc`), for ``oidc.audience`` or the audience given; e.g.
+    ``vault.jwt oidc:`` (Vault's ``jwt`` login) or ``password oidc:`` (a database or
+    proxy that takes OAuth tokens). Cached and refreshed before it expires, and after
+    its consumer refused it (:func:`invalidate`).
 ``literal:text``
-    the text as is, for a value that really starts with ``env:``, ``file:`` or ``vault:``.
+    the text as is, for a value that really starts with ``env:``, ``file:``,
+    ``vault:`` or ``oidc:``.
 
 Anything else is a literal value. Every value resolved from a reference (and every
 literal secret option) is registered with :func:`register`, so that :func:`redact`
@@ -40,6 +47,7 @@ __all__ = [
     "RedactingFilter",
     "SecretProvider",
     "SecretRef",
+    "invalidate",
     "is_reference",
     "parse_ref",
     "redact",
@@ -47,7 +55,7 @@ __all__ = [
     "resolve",
 ]
 
-SCHEMES = ("env", "file", "vault", "literal")
+SCHEMES = ("env", "file", "vault", "oidc", "literal")
 MASK = "***"
 _MIN_REDACT = 4  # shorter values would mangle ordinary words in log lines
 
@@ -86,7 +94,7 @@ class SecretProvider(Protocol):
 
 
 def is_reference(value: object) -> bool:
-    """True when ``value`` is a string of the form ``env:``/``file:``/``vault:``/``literal:``."""
+    """True when ``value`` is ``env:``/``file:``/``vault:``/``oidc:``/``literal:`` + text."""
     return isinstance(value, str) and value.split(":", 1)[0] in SCHEMES and ":" in value
 
 
@@ -102,6 +110,8 @@ def parse_ref(value: str) -> SecretRef:
         raise SecretError(f"unknown secret scheme '{scheme}'; use one of {', '.join(SCHEMES)}")
     if scheme == "literal":
         return SecretRef("literal", rest)
+    if scheme == "oidc":  # the target is an audience, and optional
+        return SecretRef("oidc", rest.strip())
     if not rest.strip():
         raise SecretError(f"empty {scheme}: reference")
     if scheme != "vault":
@@ -192,8 +202,27 @@ def resolve(
     available.update(providers or {})
     provider = available.get(ref.scheme)
     if provider is None:
-        raise SecretError(f"'{ref}' needs the {ref.scheme} provider (set vault.address)")
+        needs = "oidc.issuer" if ref.scheme == "oidc" else "vault.address"
+        raise SecretError(f"'{ref}' needs the {ref.scheme} provider (set {needs})")
     result = provider.get(ref)
     if hide:
         register(result)
     return result
+
+
+def invalidate(
+    value: str | None, refused: str, providers: dict[str, SecretProvider] | None = None
+) -> bool:
+    """The consumer refused ``refused``, which reference ``value`` gave: drop it from caches.
+
+    Returns True when a provider keeps such a cache (``oidc:``), so that resolving
+    ``value`` again may give something new and a retry can help.
+    """
+    if value is None or not is_reference(value):
+        return False
+    ref = parse_ref(value)
+    drop = getattr((providers or {}).get(ref.scheme), "invalidate", None)
+    if drop is None:
+        return False
+    drop(ref, refused)
+    return True

@@ -1,8 +1,10 @@
 """Dynamic database credentials from Vault's database secrets engine (``vault.db_role``).
 
 A lease is read on first use, renewed while renewable, and replaced by a new one
-before it expires; a failed refresh keeps the current credentials while they are
-still valid. The pool calls :class:`DynamicCredentials` on every connect, which is
+before it expires, or before the Vault token that read it is replaced (Vault revokes
+a token's leases when the token expires: short-lived tokens, e.g. from a JWT login
+with an OIDC token, bound the lease); a failed refresh keeps the current credentials
+while they are still valid. The pool calls :class:`DynamicCredentials` on every connect, which is
 how rotated credentials reach new connections.
 """
 
@@ -35,6 +37,7 @@ class Lease:
     renewable: bool
     expires: float  # monotonic
     refresh_at: float  # monotonic
+    login: int = 0  # the Vault login that made it: its token's end revokes it
 
 
 class DynamicCredentials:
@@ -114,7 +117,13 @@ class DynamicCredentials:
         return now + granted, now + granted * (1 - self.renew_before)
 
     def _refresh(self, lease: Lease | None, now: float) -> None:
-        if lease is not None and lease.renewable and now < lease.expires:
+        self.client.call("login", lambda _client: None)  # a due re-login first
+        if (
+            lease is not None
+            and lease.renewable
+            and now < lease.expires
+            and lease.login == self.client.logins  # else its token is about to end
+        ):
             granted = self._renew(lease)
             if granted >= lease.ttl:  # a full TTL again: keep these credentials
                 lease.expires, lease.refresh_at = self._times(granted, now)
@@ -152,6 +161,9 @@ class DynamicCredentials:
         if ttl <= 0:
             ttl = float("inf")
         expires, refresh_at = self._times(ttl, time.monotonic())
+        token = self.client.token_times()
+        if token is not None:  # the token that made the lease ends first: so does the lease
+            expires, refresh_at = min(expires, token[0]), min(refresh_at, token[1])
         first = self._lease is None
         self._lease = Lease(
             resp.get("lease_id", ""),
@@ -161,6 +173,7 @@ class DynamicCredentials:
             bool(resp.get("renewable")),
             expires,
             refresh_at,
+            self.client.logins,
         )
         self.counters["leases"] += 1
         self.log.info(

@@ -7,9 +7,11 @@ database, Vault may be down when Fluent Bit starts.
 Login (``vault.auth``): ``token`` (``vault.token``, default env ``VAULT_TOKEN``;
 renewed with renew-self when renewable), ``approle`` (``vault.role_id`` +
 ``vault.secret_id``), ``kubernetes`` (``vault.role`` + the service-account token
-file) and ``jwt`` (``vault.role`` + ``vault.jwt``, e.g. an OIDC token from Keycloak,
-usually ``file:/path`` so a refreshed token is re-read at every login). The
-secret options accept ``env:`` and ``file:`` references. Logins are repeated when
+file) and ``jwt`` (``vault.role`` + ``vault.jwt``: ``oidc:``, a token of the
+``oidc.*`` client fetched from the identity provider itself, which is the default when
+``oidc.issuer`` is set; or ``file:/path`` that something else keeps fresh). The
+secret options accept ``env:``, ``file:`` and ``oidc:`` references. A JWT login
+refused with an ``oidc:`` token is tried once more with a new token. Logins are repeated when
 the token reaches ``vault.renew_before`` of its life, and once after a 403.
 
 Dynamic credentials (``vault.db_role``): one lease at a time. When the lease has
@@ -36,12 +38,13 @@ import hvac.exceptions
 import requests
 
 from flbsql.errors import SecretError
-from flbsql.secrets import SecretRef, register, resolve
+from flbsql.secrets import SecretRef, invalidate, register, resolve
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
+    from flbsql.secrets import SecretProvider
     from flbsql.settings import Config
 
 __all__ = ["VaultClient", "VaultProvider", "VaultSettings"]
@@ -82,7 +85,7 @@ class VaultSettings:
             role_id=cfg.vault_role_id,
             secret_id=cfg.vault_secret_id,
             role=cfg.vault_role,
-            jwt=cfg.vault_jwt,
+            jwt=cfg.vault_jwt or ("oidc:" if cfg.oidc_issuer else None),
             kubernetes_token_file=cfg.vault_kubernetes_token_file,
             ca_file=cfg.vault_ca_file,
             skip_verify=cfg.vault_skip_verify,
@@ -105,10 +108,16 @@ def _describe(exc: BaseException) -> str:
 class VaultClient:
     """An hvac client that logs in lazily and keeps its token fresh."""
 
-    def __init__(self, settings: VaultSettings, log: logging.Logger) -> None:
-        """No network here."""
+    def __init__(
+        self,
+        settings: VaultSettings,
+        log: logging.Logger,
+        providers: dict[str, SecretProvider] | None = None,
+    ) -> None:
+        """No network here; ``providers`` resolve the login secrets (``oidc:``)."""
         self.settings = settings
         self.log = log
+        self.providers = providers or {}
         verify: bool | str = settings.ca_file or not settings.skip_verify
         self._client = hvac.Client(
             url=settings.address,
@@ -119,6 +128,7 @@ class VaultClient:
         self._lock = threading.RLock()
         self._logged_in = False
         self._refresh_at = 0.0  # monotonic; 0 = never (token without expiry)
+        self.token_expires = 0.0  # monotonic; 0 = never
         self.logins = 0
 
     def __repr__(self) -> str:
@@ -129,7 +139,7 @@ class VaultClient:
     def _secret(self, value: str | None, what: str) -> str:
         if value is None:
             raise SecretError(f"vault.auth {self.settings.auth} needs {what}")
-        result = resolve(value)  # env:/file: references, re-read at each login
+        result = resolve(value, self.providers)  # env:/file:/oidc:, re-read at each login
         if not result:
             raise SecretError(f"{what} is empty")
         return result
@@ -168,9 +178,7 @@ class VaultClient:
                     mount_point=mount or "kubernetes",
                 )
             elif s.auth == "jwt":
-                resp = auth.jwt.jwt_login(
-                    role=self._role(), jwt=self._secret(s.jwt, "vault.jwt"), path=mount or "jwt"
-                )
+                resp = self._jwt_login(mount or "jwt")
             else:  # pragma: no cover - the option is a choice
                 raise SecretError(f"unknown vault.auth {s.auth}")
             ttl = int(resp["auth"].get("lease_duration") or 0)
@@ -178,13 +186,39 @@ class VaultClient:
         register(self._client.token)
         self.logins += 1
         self._logged_in = True
-        self._refresh_at = time.monotonic() + ttl * (1 - s.renew_before) if ttl else 0.0
+        now = time.monotonic()
+        self._refresh_at = now + ttl * (1 - s.renew_before) if ttl else 0.0
+        self.token_expires = now + ttl if ttl else 0.0
         self.log.info(
             "vault: logged in to %s with %s auth (token ttl %s)",
             s.address,
             s.auth,
             f"{ttl}s" if ttl else "none: it does not expire",
         )
+
+    def _jwt_login(self, mount: str) -> Any:
+        """JWT login; a token refused by Vault is dropped from its cache and asked anew once."""
+        role = self._role()
+        for attempt in (1, 2):
+            jwt = self._secret(self.settings.jwt, "vault.jwt")
+            try:
+                return self._client.auth.jwt.jwt_login(role=role, jwt=jwt, path=mount)
+            except (
+                hvac.exceptions.InvalidRequest,
+                hvac.exceptions.Forbidden,
+                hvac.exceptions.Unauthorized,
+            ) as exc:
+                if attempt == 2 or not invalidate(self.settings.jwt, jwt, self.providers):
+                    raise
+                self.log.info("vault: jwt login refused the token (%s); a new one", _describe(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def token_times(self) -> tuple[float, float] | None:
+        """When the current Vault token expires and is replaced (monotonic), if it expires.
+
+        Vault revokes the leases a token made when it expires, so a lease lives no longer.
+        """
+        return (self.token_expires, self._refresh_at) if self.token_expires else None
 
     def _ensure_login(self) -> None:
         if not self._logged_in or (self._refresh_at and time.monotonic() >= self._refresh_at):

@@ -4,8 +4,9 @@ Unlike the plugin at Init (which can only ask for keys it knows, docs/fluent-bit
 the checker reads the file, so it reports every unknown key, with a suggestion, every
 bad value (not only the first), missing required options, malformed secret references,
 and ``${VAR}`` references to unset environment variables (Fluent Bit expands those to
-an empty value with only a warning). It also tries each database connection, with the
-password redacted.
+an empty value with only a warning). It also logs in to the identity provider when
+``oidc.*`` is set (one token request, the one line of its refusal otherwise) and tries
+each database connection, with the password redacted.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
             problems.append(f"{where}: {exc}")
             continue
         if connect:
-            problems += [f"{where}: {p}" for p in _try_connect(cfg)]
+            login = _try_oidc(cfg)
+            problems += [f"{where}: {p}" for p in login or _try_connect(cfg)]
     return problems
 
 
@@ -163,6 +165,19 @@ def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
         from flbsql.input.spec import validate as validate_poll
 
         validate_poll(cfg, get_dialect(parse_url(cfg.url or "").dialect))
+
+
+def _try_oidc(cfg: InputConfig | OutputConfig) -> list[str]:
+    """Ask the identity provider for a token, as the plugin would at its first connect."""
+    if not cfg.oidc_issuer:
+        return []
+    from flbsql.conn.connect import SecretResolver
+
+    try:
+        SecretResolver(cfg, logging.getLogger("flbsql.check")).oidc_client().token()
+    except FlbSqlError as exc:
+        return [f"oidc login: {exc}"]
+    return []
 
 
 def _try_connect(cfg: object) -> list[str]:

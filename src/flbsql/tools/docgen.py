@@ -35,6 +35,7 @@ GROUPS: dict[str, str] = {
     "cdc": "Input (change data capture, PostgreSQL)",
     "pool": "Connection pool",
     "vault": "Vault / OpenBao",
+    "oidc": "OpenID Connect (Keycloak)",
     "metrics": "Metrics",
     "runtime": "Runtime",
 }
@@ -120,7 +121,7 @@ def configuration_markdown() -> str:
         "- **on/off**: `on`/`off`, `true`/`false`, `yes`/`no`, `1`/`0`.",
         "- **list**: comma-separated values.",
         "- **secret** options accept references instead of literals: `env:NAME`, "
-        "`file:/path`, `vault:<api path>#<field>` (see [secrets.md](secrets.md)). "
+        "`file:/path`, `vault:<api path>#<field>`, `oidc:` (see [secrets.md](secrets.md)). "
         "Their values never appear in logs.",
         "",
         "An unknown or misspelled key fails the plugin's Init with its name (and "

@@ -32,6 +32,7 @@ class StubHvac:
         self.down = False
         self.calls = []
         self.token = None
+        self.token_ttl = 3600
         self.clock: Any = None
         self.auth = SimpleNamespace(
             approle=SimpleNamespace(login=self._login("approle")),
@@ -47,7 +48,8 @@ class StubHvac:
     def _login(self, method):
         def login(**kw):
             self.calls.append((method, kw))
-            return {"auth": {"client_token": "tok-" + method, "lease_duration": 3600}}
+            ttl = self.token_ttl
+            return {"auth": {"client_token": "tok-" + method, "lease_duration": ttl}}
 
         return login
 
@@ -121,6 +123,20 @@ def test_renews_while_vault_grants_a_full_ttl_then_rotates(clock, monkeypatch):
         assert creds.counters["renewals"] == expected_renewals
     clock.now += 20.5  # 61.5 s in: a renewal would give 28 s < 30 s: rotate
     assert creds()[0] == "v-user-2"
+
+
+def test_a_lease_ends_with_the_vault_token_that_read_it(clock, monkeypatch):
+    # Vault revokes a token's leases when the token expires: a 60 s lease read with a
+    # 30 s token (a JWT login) is gone at 30 s, so it is replaced when the token is
+    creds, stub = make(clock, monkeypatch, ttl=60, max_ttl=600)
+    stub.token_ttl = 30
+    assert creds()[0] == "v-user-1"
+    clock.now += 19.5  # the token has 10.5 s left, more than a third: nothing is due
+    assert creds()[0] == "v-user-1"
+    clock.now += 1.0  # the token is replaced: its lease too (a renewal would not help)
+    assert creds()[0] == "v-user-2"
+    assert [m for m, _ in stub.calls] == ["approle", "approle"]
+    assert creds.counters["renewals"] == 0
 
 
 def test_not_renewable_rotates(clock, monkeypatch):

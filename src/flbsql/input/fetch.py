@@ -20,7 +20,7 @@ from flbsql.conn.backoff import Backoff
 from flbsql.errors import ConfigError, FlbSqlError
 from flbsql.failures import FailureLog
 from flbsql.input.horizon import Horizon
-from flbsql.input.page import Pager
+from flbsql.input.page import Pager, ReadAhead
 from flbsql.input.position import Position, describe
 from flbsql.input.progress import Progress, rows_behind
 from flbsql.input.spec import resolve
@@ -63,6 +63,7 @@ class Fetcher:
         self.query: KeysetQuery | None = None
         self.failed: BaseException | None = None  # a ConfigError that stopped reading
         self.pager = Pager(cfg, pool.dialect, zone, time_column)
+        self.ahead = ReadAhead(pool, self.pager)
         self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle, cfg.horizon_timeout, log)
         self.progress = Progress(cfg, log)
         self.failures = FailureLog(log, "reading")
@@ -95,6 +96,7 @@ class Fetcher:
             self.tracker.cv.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout)
+        self.ahead.close()
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -167,14 +169,21 @@ class Fetcher:
                 return True
         bound = horizon.bound
         assert bound is not None and bound.last is not None and at.base is not None
-        sql, params = self.query.page(at.after, bound.last, self.pager.page_rows())
         t0 = time.monotonic()
-        with self.pool.connection() as conn:
-            names, rows = self.pager.read(conn, sql, params)
+        page = self.ahead.take((at.epoch, at.after, bound.last))
+        if page is None:
+            sql, params = self.query.page(at.after, bound.last, self.pager.page_rows())
+            with self.pool.connection() as conn:
+                page = self.pager.read(conn, sql, params)
+        names, rows = page
         if not rows:
             # the signpost row vanished (deleted) or the filter excludes it
             self.tracker.skip_to(at, bound.last)
             return False
+        nxt = self.pager.last_of(names, rows, spec)
+        if nxt != bound.last and not self.cfg.max_rows_per_second:  # more rows to read
+            sql, params = self.query.page(nxt, bound.last, self.pager.page_rows())
+            self.ahead.start((at.epoch, nxt, bound.last), sql, params)
         last, chunk = self.pager.encode(names, rows, spec, self.query.hidden, at.base, at.dedup)
         self.log.debug("page of %d rows in %.3fs", len(rows), time.monotonic() - t0)
         if not self.tracker.page_read(at, last, chunk):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from flbsql.input.encoding import RowEncoder
@@ -21,12 +22,13 @@ from flbsql.timestamps import local_time_rule
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from flbsql.conn.pool import Pool
     from flbsql.dialects.base import Dialect
     from flbsql.input.position import Position
     from flbsql.input.spec import SourceSpec
     from flbsql.settings import InputConfig
 
-__all__ = ["Pager"]
+__all__ = ["Pager", "ReadAhead"]
 
 
 class Pager:
@@ -77,6 +79,12 @@ class Pager:
             cur.close()
             conn.rollback()
         return names, list(rows)
+
+    @staticmethod
+    def last_of(names: list[str], rows: Sequence[Any], spec: SourceSpec) -> tuple[Any, ...]:
+        """The order tuple of the page's last row (where the next page starts)."""
+        lower = [n.lower() for n in names]
+        return tuple(rows[-1][lower.index(c.lower())] for c in spec.order)
 
     def encode(
         self,
@@ -135,3 +143,50 @@ class Pager:
         if now + ahead - self._rate_t > 10:  # start a new window after the wait
             self._rate_t, self._rate_rows = now + ahead, 0.0
         return ahead
+
+
+class ReadAhead:
+    """Reads the next page on its own thread (and pooled connection) meanwhile.
+
+    While the fetch thread encodes a page and waits for room in the queue, the
+    database already runs the query of the page after it: the server's time per
+    page is hidden behind the encoding instead of added to it. A page read ahead is
+    used only when the fetch thread asks for exactly that page (same epoch, same
+    start, same bound); anything else (a rewind, a new bound, an error, which the
+    fetch thread then meets itself) drops it.
+    """
+
+    def __init__(self, pool: Pool, pager: Pager) -> None:
+        """Nothing is read before :meth:`start`."""
+        self.pool = pool
+        self.pager = pager
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="flbsql-in-readahead")
+        self._key: tuple[Any, ...] | None = None
+        self._future: Future[tuple[list[str], list[Any]]] | None = None
+
+    def start(self, key: tuple[Any, ...], sql: str, params: Any) -> None:
+        """Read the page ``key`` (epoch, after, upto) with this query, in the background."""
+        self.take(None)  # one page ahead at most
+        self._key = key
+        self._future = self._exec.submit(self._read, sql, params)
+
+    def _read(self, sql: str, params: Any) -> tuple[list[str], list[Any]]:
+        with self.pool.connection() as conn:
+            return self.pager.read(conn, sql, params)
+
+    def take(self, key: tuple[Any, ...] | None) -> tuple[list[str], list[Any]] | None:
+        """The page read ahead when it is ``key``'s, else None (it is dropped)."""
+        future, ahead = self._future, self._key
+        self._future = self._key = None
+        if future is None:
+            return None
+        try:
+            page = future.result()
+        except Exception:  # the fetch thread reads it again and meets the error itself
+            return None
+        return page if key is not None and ahead == key else None
+
+    def close(self) -> None:
+        """Drop what is read ahead; wait for a query in flight."""
+        self.take(None)
+        self._exec.shutdown(wait=True, cancel_futures=True)

@@ -64,7 +64,7 @@ test-fluent-bit: build ## the hard tests in a real Fluent Bit (needs FLBSQL_FLUE
 	  echo "make test-fluent-bit: FLBSQL_FLUENT_BIT=$(FLBSQL_FLUENT_BIT) is not an executable file" >&2; exit 2; fi
 	FLBSQL_FLUENT_BIT="$(FLBSQL_FLUENT_BIT)" $(PYTEST) -m fluentbit -s tests/fluentbit
 
-sanitize: dev ## shim + host under ASan/UBSan, then the shim tests
+sanitize: dev ## shim, host and the C speed-ups under ASan/UBSan, then their tests
 	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py $(BUILD)/san
 	$(MAKE) -s -C tests/host BUILD=$(BUILD)/san SAN=1
 	FLBSQL_SAN_BUILD=$(BUILD)/san PYTHONMALLOC=malloc \
@@ -72,6 +72,14 @@ sanitize: dev ## shim + host under ASan/UBSan, then the shim tests
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/host/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTEST) -p no:cacheprovider tests/shim -m "not slow"
+	rm -rf $(BUILD)/san/py && mkdir -p $(BUILD)/san/py && cp -r src/flbsql $(BUILD)/san/py/
+	rm -f $(BUILD)/san/py/flbsql/*/c*.so
+	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py --extensions $(BUILD)/san/py/flbsql
+	PYTHONPATH=$(BUILD)/san/py PYTHONMALLOC=malloc \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTEST) -p no:cacheprovider tests/unit/events/test_frame.py \
+	  tests/unit/cdc/test_packtuple.py tests/unit/dialects/test_pgcopy.py
 
 bench-output: build ## output benchmark: PostgreSQL (vs psql \copy), MariaDB, SQLite
 	$(VPY) -m bench output

@@ -4,7 +4,8 @@ Each library is the C shim (``shim.c``) plus cffi's glue; the ``FLBPlugin*`` sym
 are plain C functions in ``set_source`` that call static ``extern "Python"`` callbacks,
 so C controls the boot order, the threads and the return codes (docs/fluent-bit-abi.md §12).
 
-Usage: ``python csrc/build_shim.py [OUTDIR]`` (default: ``src/flbsql/lib``).
+Usage: ``python csrc/build_shim.py [OUTDIR]`` (default: ``src/flbsql/lib``, and the C
+speed-ups ``EXTENSIONS`` into ``src/flbsql``); ``--extensions PKGDIR`` builds only those.
 Set ``FLBSQL_SANITIZE=1`` to build with AddressSanitizer and UBSan.
 """
 
@@ -173,8 +174,12 @@ def build_extension(name: str, pkgdir: pathlib.Path, sanitize: bool = False) -> 
 def main(argv: list[str]) -> int:
     """Build both libraries into OUTDIR, and the C speed-ups into the package."""
     root = HERE.parent
-    outdir = pathlib.Path(argv[1]) if len(argv) > 1 else root / "src" / "flbsql" / "lib"
     sanitize = os.environ.get("FLBSQL_SANITIZE") == "1"
+    if len(argv) == 3 and argv[1] == "--extensions":  # only the C speed-ups, into a package
+        for name in EXTENSIONS:
+            print(build_extension(name, pathlib.Path(argv[2]), sanitize))
+        return 0
+    outdir = pathlib.Path(argv[1]) if len(argv) > 1 else root / "src" / "flbsql" / "lib"
     for kind in ("input", "output"):
         print(build(kind, outdir, sanitize))
     if len(argv) == 1:  # the source tree's package (a sanitizer build goes elsewhere)

@@ -124,7 +124,7 @@ def _missing(kind: str, values: dict[str, str]) -> list[str]:
     problems = []
     if "url" not in values:
         problems.append("option 'url': required (is its ${VARIABLE} set?)")
-    if kind == "output" and "table" not in values:
+    if kind == "output" and "table" not in values and values.get("apply", "off") == "off":
         problems.append("option 'table': required")
     if kind == "input" and values.get("mode", "poll").lower() == "cdc":
         if "tables" not in values:

@@ -93,6 +93,11 @@ class TableRouter:
             except RecordError as exc:
                 raise ConfigError("table", str(exc)) from None
 
+    @staticmethod
+    def is_template(text: str) -> bool:
+        """True when ``text`` names a table per record (holds a reference)."""
+        return _REF.search(text) is not None
+
     def fields(self) -> list[str]:
         """The record fields the template reads."""
         return [value for kind, value in self.parts if kind == "field"]

@@ -12,8 +12,9 @@ looks again, so creating the table by hand is picked up without a restart.
 
 Values are converted for the column they go to (:mod:`flbsql.output.convert`):
 ISO times to times, numbers, JSON documents, bytes. A value the converter does not
-recognise but that is text (``infinity``, a UUID, a date) goes to the database as
-it is, and the database decides.
+recognise goes to the database as it is when the column is a time or a decimal
+(``infinity``, ``NaN``) or has a type without a converter (a UUID, a date, an
+array), and the database decides.
 """
 
 from __future__ import annotations
@@ -133,14 +134,13 @@ def _convs(dialect: Dialect, types: dict[str, str], zone: dt.tzinfo) -> dict[str
         if kind == "other":
             out[name] = lambda v: v
             continue
-        out[name] = _lenient(
-            converter(
-                kind,
-                nul_ok=caps.text_nul,
-                json_bytes=False,
-                tconv=TimeConverter(time_kind(db_type), zone),
-            )
+        conv = converter(
+            kind,
+            nul_ok=caps.text_nul,
+            json_bytes=False,
+            tconv=TimeConverter(time_kind(db_type), zone),
         )
+        out[name] = _lenient(conv) if kind in ("timestamp", "decimal") else conv
     return out
 
 

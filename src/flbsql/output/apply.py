@@ -15,8 +15,8 @@ the change's source table):
 - ``d``: delete by key, taken from ``before``;
 - ``t``: empty the table (``TRUNCATE`` on PostgreSQL, else ``DELETE``).
 
-The key is the target's primary key, or ``unique_key``. A change at or before
-the stored position of its source table is skipped (:mod:`flbsql.output.positions`),
+The key is the target's primary key, or ``unique_key``. A change before the
+stored position of its source table is skipped (:mod:`flbsql.output.positions`),
 so a replayed chunk changes nothing. A change that cannot be applied (no key
 in ``before``, a value the column refuses, a table name that cannot be quoted, a
 table that is missing and cannot be created) is dead-lettered with its error, in
@@ -235,9 +235,9 @@ class Applier:
                     if last is None or last[0] <= (ch.floor or 0):
                         todo.append(it)
                     continue
-                if last is not None and ch.position <= last:
+                if last is not None and ch.position < last:
                     continue  # applied already: a replayed chunk
-                seen[ch.table] = ch.position
+                seen[ch.table] = ch.position  # equal: the boundary, idempotent to apply again
                 moved.setdefault(source, {})[ch.table] = (
                     position_text(ch.position),
                     ch.lsn,

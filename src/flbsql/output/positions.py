@@ -12,10 +12,15 @@ in the connection's default schema, like the dead-letter table::
     UNIQUE (source, source_table)
 
 It is read at the start of each flush's transaction and written in it, so a flush
-commits its changes and the position together or neither. A change at or before
-the stored position of its source table was applied already (Fluent Bit replays a
+commits its changes and the position together or neither. A change before the
+stored position of its source table was applied already (Fluent Bit replays a
 chunk whose acknowledgement was lost, in_sql re-delivers after a crash) and is
-skipped. Snapshot rows have no position: they are idempotent upserts. Deleting a
+skipped. A change *at* the stored position is applied again: that is idempotent
+(the last change of a table leaves its rows as it wants them), and Debezium gives
+several events one position (a key change is a delete and a create from one WAL
+record). A snapshot row has no position of its own; it is skipped when the table
+already has changes applied from after the point it was read at (a replayed
+snapshot chunk must not bring old values back). Deleting a
 row makes the next changes of that table apply again from wherever they start
 (what a re-initialised replica needs).
 """

@@ -32,6 +32,7 @@ from typing import Any
 
 from flbsql.conn.pool import Pool
 from flbsql.dialects import changes as stmt
+from flbsql.dialects import sql
 from flbsql.errors import ConfigError, DisconnectError, FlbSqlError, RecordError, TerminalError
 from flbsql.events.chunk import BadEntry
 from flbsql.events.decode import Event, iter_events
@@ -40,7 +41,7 @@ from flbsql.outcome import Outcome
 from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.output.changes import DEBEZIUM_UNAVAILABLE, parse_change, position_text
 from flbsql.output.deadletter import DeadLetters, Rejected
-from flbsql.output.plan import Item, Op, last_per_key, plan
+from flbsql.output.plan import Item, Op, columns_per_table, last_per_key, plan
 from flbsql.output.positions import Positions
 from flbsql.output.routing import TableName, TableRouter
 from flbsql.output.tables import ensure_table
@@ -49,7 +50,15 @@ from flbsql.settings import OutputConfig
 from flbsql.text import show
 from flbsql.timestamps import parse_zone
 
-__all__ = ["Applier"]
+__all__ = ["SMALL_RUN", "Applier"]
+
+#: Upserts of at most this many rows are one bound statement, not the bulk path
+#: (PostgreSQL's COPY into a staging table costs four statements).
+SMALL_RUN = 16
+
+
+class _RefusedError(Exception):
+    """A statement of the optimistic pass failed on a change's data."""
 
 
 class Applier:
@@ -99,14 +108,11 @@ class Applier:
             self._prepare(conn, items, errors)
             cur = conn.cursor()
             try:
-                self.dialect.begin(conn, cur)
-                sp = Savepoints(cur, self.dialect)
-                todo, moved = self._fresh(cur, items, tag)
-                for op in plan(todo, self.targets, self.markers, self.router, errors):
-                    self._run(cur, sp, op, errors)
-                if self.positions is not None:
-                    for source, tables in moved.items():
-                        self.positions.write(cur, source, tables)
+                try:  # optimistic: no savepoints, which halves the statements of small runs
+                    todo, sp = self._apply(conn, cur, items, tag, errors, careful=False)
+                except _RefusedError:  # a change failed on its data: again, isolating it
+                    conn.rollback()
+                    todo, sp = self._apply(conn, cur, items, tag, errors, careful=True)
                 rejected = [
                     Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
                     for b in bad_entries
@@ -133,6 +139,28 @@ class Applier:
             self.metrics.inc("dead_lettered", len(rejected))
         return Outcome.OK
 
+    def _apply(
+        self,
+        conn: Any,
+        cur: Any,
+        items: list[Item],
+        tag: str,
+        errors: dict[int, str],
+        careful: bool,
+    ) -> tuple[list[Item], Savepoints]:
+        """Run the flush's statements in a fresh transaction (``errors`` grows when careful)."""
+        self.dialect.begin(conn, cur)
+        sp = Savepoints(cur, self.dialect)
+        todo, moved = self._fresh(cur, items, tag)
+        found = errors if careful else dict(errors)
+        for op in plan(todo, self.targets, self.markers, self.router, found):
+            self._run(cur, sp if careful else None, op, found)
+        if self.positions is not None:
+            for source, tables in moved.items():
+                self.positions.write(cur, source, tables)
+        errors.update(found)
+        return todo, sp
+
     # -- reading the chunk ----------------------------------------------------------------
 
     def _parse(self, events: list[Event], tag: str, errors: dict[int, str]) -> list[Item]:
@@ -158,7 +186,7 @@ class Applier:
             with self._lock:
                 if not self._ready:
                     self._ensure_own_tables(conn)
-        need = self._columns(items)
+        need = columns_per_table(items, self.markers)
         broken: dict[TableName, str] = {}
         for name, cols in need.items():
             known = self.targets.get(name)
@@ -182,17 +210,6 @@ class Applier:
                 if it.name in broken:
                     errors[it.at] = broken[it.name]
             items[:] = [it for it in items if it.name not in broken]
-
-    def _columns(self, items: list[Item]) -> dict[TableName, dict[str, Any]]:
-        """Per table, its columns in the chunk with a sample value (types of a new table)."""
-        need: dict[TableName, dict[str, Any]] = {}
-        for it in items:
-            cols = need.setdefault(it.name, {})
-            for row in (it.change.after, it.change.before):
-                for k, v in (row or {}).items():
-                    if cols.get(k) is None and not (isinstance(v, str) and v in self.markers):
-                        cols[k] = v
-        return need
 
     def _ensure_own_tables(self, conn: Any) -> None:
         if self.positions is not None:
@@ -248,15 +265,30 @@ class Applier:
 
     # -- planning and running -------------------------------------------------------------
 
-    def _run(self, cur: Any, sp: Savepoints, op: Op, errors: dict[int, str]) -> None:
+    def _run(self, cur: Any, sp: Savepoints | None, op: Op, errors: dict[int, str]) -> None:
+        """One op; with ``sp`` each statement under a savepoint and bad rows isolated."""
         d, t = self.dialect, op.target
+
+        def attempt(write: Any, rows: Any) -> Exception | None:
+            if sp is not None:
+                return sp.attempt(write, rows)
+            try:
+                write(rows)
+            except Exception as exc:
+                if isinstance(
+                    exc if isinstance(exc, FlbSqlError) else d.classify(exc), RecordError
+                ):
+                    raise _RefusedError from exc
+                raise
+            return None
+
         if op.kind in ("empty", "update"):
             single = (
                 (lambda _: cur.execute(stmt.empty_table(d, t.table_sql)))
                 if op.kind == "empty"
                 else (lambda rows: self._update(cur, op, rows[0]))
             )
-            err = sp.attempt(single, op.rows)
+            err = attempt(single, op.rows)
             if err is not None:
                 if not isinstance(err, RecordError):
                     raise err
@@ -273,36 +305,45 @@ class Applier:
             rows, items = last_per_key(op)
             types = t.bulk_types(op.columns)
             locate = d.failed_row if d.caps.locates_failed_row else None
+            plain = sql.upsert(d, t.table_sql, op.columns, t.key, True)
 
             def write(part: Any) -> None:
-                d.upsert(cur, t.table_sql, op.columns, part, t.key, True, types)
+                if len(part) <= SMALL_RUN and d.caps.upsert_style != "merge":
+                    cur.executemany(plain, part)  # a few rows: one statement, no staging
+                else:
+                    d.upsert(cur, t.table_sql, op.columns, part, t.key, True, types)
 
         size = rows_per_batch(d.caps, len(op.columns), self.cfg.batch_rows)
         offset = 0
         for part in chunked(rows, size):
-            err = sp.attempt(write, part)
+            err = attempt(write, part)
             if err is not None:
-                if not isinstance(err, RecordError):
+                if not isinstance(err, RecordError) or sp is None:
                     raise err
                 for i, e in isolate(sp, write, part, locate, first_error=err):
                     errors[items[offset + i]] = str(e)
             offset += len(part)
+
+    def _set(self, cur: Any, sql_text: str, values: tuple[Any, ...], key: Any, t: Target) -> bool:
+        """Run the UPDATE for the row at ``key``; True when that row exists."""
+        cur.execute(sql_text, values + key)
+        if cur.rowcount:
+            return True
+        cur.execute(stmt.exists_by_key(self.dialect, t.table_sql, t.key), key)
+        return bool(cur.fetchall())  # MySQL counts changed rows, not matched ones
 
     def _update(self, cur: Any, op: Op, values: tuple[Any, ...]) -> None:
         """Update by key, leaving the kept (TOAST) columns out; the row must exist."""
         d, t = self.dialect, op.target
         where, new_key, kept = op.extra
         sql_text = stmt.update_by_key(d, t.table_sql, op.columns, t.key)
-        cur.execute(sql_text, values + where)
-        if cur.rowcount:
+        if where != new_key and self._set(cur, sql_text, values, new_key, t):
+            # the row is at its new key already (a snapshot read after the change, or a
+            # replay): the old key is a stale copy
+            cur.execute(stmt.delete_by_key(d, t.table_sql, t.key), where)
             return
-        if where != new_key:  # replayed after the key moved: the row may be there already
-            cur.execute(sql_text, values + new_key)
-            if cur.rowcount:
-                return
-        cur.execute(stmt.exists_by_key(d, t.table_sql, t.key), new_key)
-        if cur.fetchall():
-            return  # MySQL counts changed rows, not matched ones
+        if self._set(cur, sql_text, values, where, t):
+            return
         shown = ", ".join(f"{k}={show(v)}" for k, v in zip(t.key, new_key, strict=True))
         raise RecordError(
             f"row {shown} is not in table {self.router.text(t.name)}, and the change keeps the "

@@ -19,7 +19,7 @@ from flbsql.output.changes import Change
 from flbsql.output.routing import TableName, TableRouter
 from flbsql.output.targets import Target
 
-__all__ = ["Item", "Op", "last_per_key", "plan"]
+__all__ = ["Item", "Op", "columns_per_table", "last_per_key", "plan"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -142,3 +142,17 @@ def last_per_key(op: Op) -> tuple[list[tuple[Any, ...]], list[int]]:
         return op.rows, op.items
     keep = sorted(last.values())
     return [op.rows[i] for i in keep], [op.items[i] for i in keep]
+
+
+def columns_per_table(
+    items: list[Item], markers: Collection[str]
+) -> dict[TableName, dict[str, Any]]:
+    """Per table, its columns in the chunk with a sample value (the types of a new table)."""
+    need: dict[TableName, dict[str, Any]] = {}
+    for it in items:
+        cols = need.setdefault(it.name, {})
+        for row in (it.change.after, it.change.before):
+            for k, v in (row or {}).items():
+                if cols.get(k) is None and not (isinstance(v, str) and v in markers):
+                    cols[k] = v
+    return need

@@ -27,9 +27,14 @@ they wait in that buffer loses them (seen with ``workers 0``: 20 transactions lo
 after two kills, in every target alike). ``FLBSQL_APPLY_SINK=1`` adds a sink
 output per run (``sink.<run>`` in the test's directory) to see what was delivered.
 
-Proving the check can fail: ``FLBSQL_APPLY_POSITION_TABLE=none`` turns the replay
-check off; a re-delivered chunk then applies old changes again over newer ones,
-and the comparison reports rows that differ (seen on the first try with 5 kills).
+Proving the check can fail: ``FLBSQL_APPLY_SABOTAGE=<name>`` injects a bug into the
+host's Python (a sitecustomize, as tests/chaos/test_output_kill.py does): ``toast``
+writes the unchanged-TOAST marker as if it were the value, ``key-change`` forgets
+to delete the old key of a moved row. Each makes the comparison fail (run by hand;
+seen failing on doc and acct respectively). The replay check itself
+(``apply_position_table none``) is not what this test shows: here every replay is
+in order and followed by the rest of the stream, which converges anyway;
+tests/behaviour/test_apply_behaviour.py shows a replay after newer changes.
 """
 
 from __future__ import annotations
@@ -59,6 +64,22 @@ pytestmark = [
 CHANGES = int(os.environ.get("FLBSQL_APPLY_CHANGES", "20000"))
 KILLS = int(os.environ.get("FLBSQL_APPLY_KILLS", "5"))
 POSITION_TABLE = os.environ.get("FLBSQL_APPLY_POSITION_TABLE", "flbsql_apply_position")
+SABOTAGE = os.environ.get("FLBSQL_APPLY_SABOTAGE", "")
+SABOTAGE_CODE = {  # deliberate bugs, to see the comparison fail
+    "toast": "import flbsql.output.apply as a\n"
+    "_init = a.Applier.__init__\n"
+    "def init(self, *args):\n"
+    "    _init(self, *args)\n"
+    "    self.markers = set()  # BUG on purpose: the marker is written as the value\n"
+    "a.Applier.__init__ = init\n",
+    "key-change": "import flbsql.output.plan as p\n"
+    "_add = None\n"
+    "_write = p._write\n"
+    "def write(add, ops, router, markers, t, ch, at):\n"
+    "    skip = lambda kind, *rest: None if kind == 'delete' else add(kind, *rest)\n"
+    "    _write(skip, ops, router, markers, t, ch, at)  # BUG on purpose: old key kept\n"
+    "p._write = write\n",
+}
 SEED = 2000
 
 SOURCE_DDL = [
@@ -279,13 +300,19 @@ def test_replicate_through_kills_then_every_target_equals_the_source(
         ]
     if os.environ.get("FLBSQL_APPLY_SINK"):  # debugging: what each run delivered
         args += ["-o", "sink", "-m", "*", "-p", f"file={tmp_path}/sink.RUN"]
+    env = None
+    if SABOTAGE:
+        site = tmp_path / "sabotage"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(SABOTAGE_CODE[SABOTAGE])
+        env = {"PYTHONPATH": str(site)}
     rnd = random.Random(11)
     work = Workload(cdc_db.url)
     work.start()
     kills = 0
     while kills < KILLS:
         with open(tmp_path / f"log{kills}.txt", "w") as log:
-            proc = host.start(*[a.replace("RUN", str(kills)) for a in args], stderr=log)
+            proc = host.start(*[a.replace("RUN", str(kills)) for a in args], stderr=log, env=env)
             time.sleep(rnd.uniform(1.0, 4.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -303,7 +330,7 @@ def test_replicate_through_kills_then_every_target_equals_the_source(
         }
     log_path = tmp_path / "final.txt"
     with open(log_path, "w") as log:
-        proc = host.start(*[a.replace("RUN", "final") for a in args], stderr=log)
+        proc = host.start(*[a.replace("RUN", "final") for a in args], stderr=log, env=env)
         started = time.monotonic()
         try:
             deadline = time.monotonic() + 60 + CHANGES / 500

@@ -8,10 +8,7 @@ from flbsql.conn.connect import open_pool
 from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
-from flbsql.output.apply import Applier
-from flbsql.output.routed import RoutedWriter
-from flbsql.output.routing import TableRouter
-from flbsql.output.writer import Writer
+from flbsql.output.choose import open_writer
 from flbsql.settings import OutputConfig
 
 __all__ = ["OutputPlugin"]
@@ -25,13 +22,7 @@ class OutputPlugin:
         self.cfg = cfg
         self.log = log
         self.pool = open_pool(cfg, log)
-        self.writer: Writer | Applier
-        if cfg.apply != "off":
-            self.writer = Applier(cfg, self.pool, log)
-        elif TableRouter.is_template(cfg.table or ""):
-            self.writer = RoutedWriter(cfg, self.pool, log)
-        else:
-            self.writer = Writer(cfg, self.pool, log)
+        self.writer = open_writer(cfg, self.pool, log)
         self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table or "", log)
         self.metrics.attach_pool(self.pool.stats)
         self.writer.metrics = self.metrics

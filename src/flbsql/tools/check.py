@@ -146,11 +146,11 @@ def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
     log = logging.getLogger("flbsql.check")
     if isinstance(cfg, OutputConfig):
         from flbsql.conn.connect import open_pool
-        from flbsql.output.writer import Writer
+        from flbsql.output.choose import open_writer
 
         pool = open_pool(cfg, log)  # lazy: nothing connects
         try:
-            Writer(cfg, pool, log)
+            open_writer(cfg, pool, log)
         finally:
             pool.close()
     elif cfg.mode == "cdc":

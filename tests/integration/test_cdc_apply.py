@@ -100,11 +100,12 @@ def _big(rnd: random.Random) -> str:
 
 
 class Workload(threading.Thread):
-    """Small random transactions until ``CHANGES`` rows were changed."""
+    """Small random transactions until ``changes`` rows were changed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, changes: int = CHANGES) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.target = changes
         self.changes = 0
         self.error: BaseException | None = None
 
@@ -113,7 +114,7 @@ class Workload(threading.Thread):
         nid, ncode, nbag = SEED + 1, SEED + 1, 1
         try:
             with psycopg.connect(self.url, autocommit=True) as conn:
-                while self.changes < CHANGES:
+                while self.changes < self.target:
                     with conn.transaction():
                         for _ in range(rnd.randint(1, 8)):
                             self.changes += self._one(conn, rnd, nid, ncode, nbag)
@@ -155,6 +156,22 @@ class Workload(threading.Thread):
             conn.execute("TRUNCATE bag")
             return 1
         return max(0, int(conn.execute(sql, args).rowcount))
+
+
+def seed_source(url: str) -> None:
+    """The three source tables with their first rows (a TOASTed body per doc row)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for ddl in SOURCE_DDL:
+            conn.execute(ddl)
+        rnd = random.Random(3)
+        conn.execute(
+            "INSERT INTO acct SELECT (ARRAY['eu','us','ap'])[1 + i % 3], i, i, md5(i::text) "
+            f"FROM generate_series(1, {SEED}) i"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO doc VALUES (%s, %s, 0)", [(f"c{i}", _big(rnd)) for i in range(1, 200)]
+            )
 
 
 @pytest.fixture
@@ -257,18 +274,7 @@ def _differences(source: dict[str, list[tuple[Any, ...]]], targets: Any) -> dict
 def test_replicate_through_kills_then_every_target_equals_the_source(
     host: Host, cdc_db: Any, targets: Any, tmp_path: Any
 ) -> None:
-    with psycopg.connect(cdc_db.url, autocommit=True) as conn:
-        for ddl in SOURCE_DDL:
-            conn.execute(ddl)
-        rnd = random.Random(3)
-        conn.execute(
-            "INSERT INTO acct SELECT (ARRAY['eu','us','ap'])[1 + i % 3], i, i, md5(i::text) "
-            f"FROM generate_series(1, {SEED}) i"
-        )
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO doc VALUES (%s, %s, 0)", [(f"c{i}", _big(rnd)) for i in range(1, 200)]
-            )
+    seed_source(cdc_db.url)
     args = [
         "-i",
         "sql",

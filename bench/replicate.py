@@ -40,7 +40,8 @@ def _backlog(c: Any, n: int) -> int:
     done = 0
     for k in range(inserts // BATCH):
         c.execute(
-            "INSERT INTO src SELECT i, i, md5(i::text), now() FROM generate_series(%s, %s) i",
+            "INSERT INTO src SELECT i, i, md5(i::text), now() "
+            "FROM generate_series(%s::bigint, %s::bigint) i",
             (k * BATCH, k * BATCH + BATCH - 1),
         )
         done += BATCH

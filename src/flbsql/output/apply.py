@@ -66,8 +66,9 @@ class Applier:
 
     def __init__(self, cfg: OutputConfig, pool: Pool, log: logging.Logger) -> None:
         """Validate the apply options; nothing touches the database here."""
-        if cfg.columns:
-            raise ConfigError("columns", "not used with apply: a change's columns are its own")
+        for name in ("columns", "tag_column", "time_column", "json_column", "on_conflict"):
+            if cfg.is_set(name):  # a change's columns are its own, and it always updates
+                raise ConfigError(name, f"not used with apply {cfg.apply}")
         self.cfg, self.pool, self.log = cfg, pool, log
         self.dialect = pool.dialect
         self.kind = cfg.apply

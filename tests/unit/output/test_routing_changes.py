@@ -117,3 +117,17 @@ def test_debezium_envelopes():
         parse_change({"hello": 1}, "debezium")
     with pytest.raises(RecordError, match="'x'"):
         parse_change({**event, "op": "x"}, "debezium")
+
+
+@pytest.mark.parametrize("option", ["columns", "tag_column", "on_conflict"])
+def test_append_options_are_refused_in_apply_mode(option):
+    import logging
+    from types import SimpleNamespace
+
+    from flbsql.output.apply import Applier
+    from flbsql.settings import parse
+
+    value = {"columns": "a=b", "tag_column": "t", "on_conflict": "update"}[option]
+    cfg = parse("output", {"url": "sqlite:///x.db", "apply": "cdc", option: value}.get)
+    with pytest.raises(ConfigError, match=option):
+        Applier(cfg, SimpleNamespace(dialect=get_dialect("sqlite")), logging.getLogger("t"))  # type: ignore[arg-type]

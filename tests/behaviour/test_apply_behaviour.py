@@ -55,10 +55,10 @@ def test_changes_are_applied_by_key_and_a_replay_changes_nothing(any_db, make_ap
     src = f"public.{table}"
     assert w.write(_workload(src), "cdc.x") is Outcome.OK
     assert _rows(any_db, table) == EXPECTED
-    assert w.write(_workload(src), "cdc.x") is Outcome.OK  # Fluent Bit replays the chunk
-    assert _rows(any_db, table) == EXPECTED
-    # a later change still applies, then a truncate empties the table
     assert w.write(change("d", src, {"a": 4, "b": "w"}, None, "0/500"), "cdc.x") is Outcome.OK
+    assert _rows(any_db, table) == EXPECTED[:2]
+    # Fluent Bit flushes the first chunk again (its acknowledgement was lost): no change
+    assert w.write(_workload(src), "cdc.x") is Outcome.OK
     assert _rows(any_db, table) == EXPECTED[:2]
     assert w.write(change("t", src, None, None, "0/600"), "cdc.x") is Outcome.OK
     assert _rows(any_db, table) == []

@@ -85,7 +85,7 @@ def once(eng: Engine, cluster: Any, k: int, n: int, tmp: pathlib.Path) -> dict[s
     with psycopg.connect(src_url, autocommit=True) as c:
         c.execute(DDL)
         c.execute("CREATE PUBLICATION p_bench FOR TABLE src")
-        for slot in ("s_apply", "s_append"):
+        for slot in (f"s_apply_{k}", f"s_append_{k}"):  # slots are per cluster
             c.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         changes = _backlog(c, n)
         source = c.execute("SELECT id, n, s, ts FROM src ORDER BY id").fetchall()
@@ -99,7 +99,10 @@ def once(eng: Engine, cluster: Any, k: int, n: int, tmp: pathlib.Path) -> dict[s
         else:
             props.update(table="changes_log")
         run = eng.run(
-            [_input(src_url, f"s_{mode}", tmp / f"{k}_{mode}.db"), Section("output", "sql", props)],
+            [
+                _input(src_url, f"s_{mode}_{k}", tmp / f"{k}_{mode}.db"),
+                Section("output", "sql", props),
+            ],
             records=changes,
             count=mode,
         )

@@ -191,10 +191,8 @@ class Applier:
         broken: dict[TableName, str] = {}
         for name, cols in need.items():
             known = self.targets.get(name)
-            if known is not None and not (
-                self.cfg.auto_add_columns and cols.keys() - known.types.keys()
-            ):
-                continue
+            if known is not None and cols.keys() <= known.types.keys():
+                continue  # else look again: a column may have been added since
             try:
                 self.targets[name] = load_target(
                     conn, self.dialect, self.router, name, cols, self.cfg, self.log, self.zone

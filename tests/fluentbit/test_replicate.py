@@ -21,7 +21,7 @@ from tests.fluentbit.common import needs_fluent_bit
 from tests.integration.test_cdc_apply import (  # noqa: F401 - targets is a fixture
     QUERIES,
     Workload,
-    _differences,
+    differences,
     seed_source,
     targets,
 )
@@ -85,9 +85,9 @@ def test_replicate_into_three_targets_in_fluent_bit(fluent_bit, cdc_db, targets,
             for t, q in QUERIES.items()
         }
     started = time.monotonic()
-    equal = wait_for(lambda: not _differences(source, targets), timeout=120, interval=2)
+    equal = wait_for(lambda: not differences(source, targets), timeout=120, interval=2)
     print(f"{work.changes} changes; targets equal {time.monotonic() - started:.0f}s after the load")
-    diff = _differences(source, targets)
+    diff = differences(source, targets)
     assert run.stop() == 0
     log = run.log()
     assert equal and not diff, (diff, log[-3000:])

@@ -254,7 +254,7 @@ def targets(pg_logical, mysql_db, tmp_path):
         pg_logical.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
-def _differences(source: dict[str, list[tuple[Any, ...]]], targets: Any) -> dict[str, str]:
+def differences(source: dict[str, list[tuple[Any, ...]]], targets: Any) -> dict[str, str]:
     """Per target table that differs: counts and a few differing rows (short)."""
     out = {}
     for target, (_, _, query, names) in targets.items():
@@ -340,10 +340,10 @@ def test_replicate_through_kills_then_every_target_equals_the_source(
         started = time.monotonic()
         try:
             deadline = time.monotonic() + 60 + CHANGES / 500
-            diff = _differences(source, targets)
+            diff = differences(source, targets)
             while diff and time.monotonic() < deadline:
                 time.sleep(2)
-                diff = _differences(source, targets)
+                diff = differences(source, targets)
             caught_up = time.monotonic() - started
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -90,6 +90,9 @@ bench-input: build ## input benchmark: PostgreSQL table to a null sink (vs COPY 
 bench-cdc: build ## CDC benchmark: changes/s and latency
 	$(VPY) -m bench cdc
 
+bench-replicate: build ## replication benchmark: CDC applied to a PostgreSQL replica vs appended
+	$(VPY) -m bench replicate
+
 bench: build ## every benchmark; writes docs/benchmarks.md and .json
 	$(VPY) -m bench all
 
@@ -112,5 +115,5 @@ clean: ## remove build outputs
 	rm -rf build src/flbsql/lib
 
 .PHONY: help dev shim host build demo test test-unit test-sqlite test-postgres test-mysql \
-	test-oracle test-mssql test-chaos test-fluent-bit sanitize bench-output bench-input bench-cdc bench lint \
+	test-oracle test-mssql test-chaos test-fluent-bit sanitize bench-output bench-input bench-cdc bench-replicate bench lint \
 	typecheck docs e2e clean

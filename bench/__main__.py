@@ -1,4 +1,4 @@
-"""``python -m bench output|input|cdc|all``: run benchmarks; ``all`` writes the report.
+"""``python -m bench output|input|cdc|replicate|all``: run benchmarks; ``all`` writes the report.
 
 Each module has ``run(argv) -> list[result row]`` (see :func:`bench.common.result`)
 and ``main(argv)``. ``all`` runs every module with its defaults and writes
@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("output", "input", "cdc")
+NAMES = ("output", "input", "cdc", "replicate")
 
 
 def main(argv: list[str]) -> int:

@@ -59,7 +59,8 @@ def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pa
         "its runs, and each baseline is the raw database operation on the same rows,",
         "measured in the same run on the same machine. Peak RSS is that of the test-host",
         "process (`build/flbhost` with the plugin and its embedded Python): its own VmHWM.",
-        "Re-run one part with `make bench-output`, `make bench-input` or `make bench-cdc`;",
+        "Re-run one part with `make bench-output`, `make bench-input`, `make bench-cdc` or "
+        "`make bench-replicate`;",
         "run them alone: the machine has two cores.",
         "",
         f"Measured {info['date']} on {info['cpu']}, Python {info['python']},",

@@ -23,3 +23,20 @@ def make_writer() -> Iterator[Any]:
     yield factory
     for w in made:
         w.pool.close()
+
+
+@pytest.fixture
+def make_applier() -> Iterator[Any]:
+    """Factory of apply-mode writers on a test database; connections close at teardown."""
+    from tests.behaviour import apply_helpers
+
+    made: list[Any] = []
+
+    def factory(db: Any, **props: Any) -> Any:
+        w = apply_helpers.make_applier(db, **props)
+        made.append(w)
+        return w
+
+    yield factory
+    for w in made:
+        w.pool.close()

@@ -38,6 +38,8 @@ RUNNABLE = {
     "two-instances.yaml",
     "workers.conf",
     "workers.yaml",
+    "per-tag-tables.conf",
+    "per-tag-tables.yaml",
 }
 VALIDATED_ONLY = {
     "cdc-to-table.conf",
@@ -47,6 +49,12 @@ VALIDATED_ONLY = {
     "keycloak-vault.conf",
     "keycloak-vault.yaml",
     "plugins.conf",
+    "replicate-pg-to-pg.conf",
+    "replicate-pg-to-pg.yaml",
+    "replicate-pg-to-mariadb.conf",
+    "replicate-pg-to-mariadb.yaml",
+    "replicate-pg-to-sqlite.conf",
+    "replicate-pg-to-sqlite.yaml",
 }
 ENV = {
     "FLBSQL_SOURCE_URL": "postgresql://reader@db.example:5432/app",
@@ -157,6 +165,7 @@ TARGETS = {
     "dummy-to-table": ["app_logs"],
     "workers": ["app_logs_workers"],
     "two-instances": ["orders_copy", "payments_copy"],
+    "per-tag-tables": ["logs_web", "logs_api", "logs_rejected"],
 }
 
 
@@ -233,9 +242,10 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
     }
     for key, value in env.items():  # fbconfig expands ${VAR} as Fluent Bit would
         monkeypatch.setenv(key, value)
-    expected = sum(SOURCES.get(stem, {}).values()) or 40
+    dummies = sum(1 for s in fbconfig.load(CONF / name) if s.name == "dummy")
+    expected = sum(SOURCES.get(stem, {}).values()) or 40 * dummies
     limits = ["--stop-after-records", str(expected), "--duration", "30000"]
-    result = host.run(*limits, *host_args(CONF / name, tmp_path, expected), timeout=60)
+    result = host.run(*limits, *host_args(CONF / name, tmp_path, 40), timeout=60)
     assert result.returncode == 0, result.log[-3000:]
     assert result.stats["flush_error"] == 0, result.log[-3000:]
     # every record once: the host stops at `expected`, and the sources hold no more
@@ -248,6 +258,8 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
     if stem == "two-instances":
         assert count(target, "orders_copy") == 7
         assert count(target, "payments_copy") == 3
+    if stem == "per-tag-tables":  # one table per tag, nothing rejected
+        assert (count(target, "logs_web"), count(target, "logs_api")) == (40, 40)
     if stem in ("dummy-to-table", "workers"):
         (dummy,) = (s for s in fbconfig.load(CONF / name) if s.name == "dummy")
         message = _dummy_body(dummy)["message"]  # each example's own Dummy record

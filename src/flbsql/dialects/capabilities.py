@@ -51,6 +51,9 @@ class Capabilities:
             returns the rejected ones in one round trip (Oracle's array DML).
         default_port: the server's TCP port when the URL names none (None: no server,
             SQLite); the pool probes it to notice a server that came back.
+        empty_table: the statement that empties a table inside the flush transaction
+            (``TRUNCATE TABLE`` where it is transactional, PostgreSQL; else ``DELETE FROM``:
+            MySQL and Oracle commit a TRUNCATE implicitly, SQLite has none).
         local_time_rule: how the database reads a naive local time that a DST change
             repeats or skips (:func:`flbsql.timestamps.localize`): ``postgresql`` or
             ``earlier``; the ``time_zone_ambiguous database`` default.
@@ -81,6 +84,7 @@ class Capabilities:
     batch_errors: bool = False
     default_port: int | None = None
     local_time_rule: str = "earlier"
+    empty_table: str = "DELETE FROM"
     types: dict[str, str] = dataclasses.field(
         default_factory=lambda: {
             "text": "TEXT",

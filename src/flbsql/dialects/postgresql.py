@@ -59,6 +59,7 @@ class PostgreSQLDialect(Dialect):
         epoch_micros=True,
         streaming=True,  # COPY consumes an iterator of rows as it goes
         locates_failed_row=True,  # "COPY t, line N"
+        empty_table="TRUNCATE TABLE",  # transactional on PostgreSQL
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",

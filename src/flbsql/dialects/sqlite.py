@@ -7,6 +7,7 @@ input read while the output writes.
 
 from __future__ import annotations
 
+import decimal
 import sqlite3
 from typing import Any
 
@@ -44,7 +45,12 @@ class SQLiteDialect(Dialect):
     )
 
     def connect(self, params: ConnectParams) -> Connection:
-        """Open the file with a busy timeout; WAL journal for concurrent readers."""
+        """Open the file with a busy timeout; WAL journal for concurrent readers.
+
+        A ``decimal.Decimal`` (a DECIMAL column's value in apply mode) is bound as its
+        exact text, which SQLite's NUMERIC affinity stores as a number.
+        """
+        sqlite3.register_adapter(decimal.Decimal, str)
         conn = sqlite3.connect(
             params.database or ":memory:",
             timeout=params.statement_timeout,

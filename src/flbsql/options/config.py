@@ -65,6 +65,7 @@ class Config(ConfigBase):
         "time_column": "time_column",
         "time_zone": "time_zone",
         "time_zone_ambiguous": "time_zone_ambiguous",
+        "toast_marker": "toast_marker",
     }
     SECRET: ClassVar[frozenset[str]] = frozenset(
         {
@@ -127,6 +128,7 @@ class Config(ConfigBase):
     time_column: str = "time"
     time_zone: str = "UTC"
     time_zone_ambiguous: Literal["database", "earlier", "later"] = "database"
+    toast_marker: str = "__unchanged_toast__"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -160,7 +162,6 @@ class InputConfig(Config):
         "replication_url": "replication_url",
         "snapshot": "snapshot",
         "heartbeat_interval": "heartbeat_interval",
-        "toast_marker": "toast_marker",
         "slot_warn_bytes": "slot_warn_bytes",
     }
     SECRET: ClassVar[frozenset[str]] = Config.SECRET | frozenset(
@@ -193,7 +194,6 @@ class InputConfig(Config):
     replication_url: str | None = None
     snapshot: Literal["initial", "never"] = "initial"
     heartbeat_interval: float = 10.0
-    toast_marker: str = "__unchanged_toast__"
     slot_warn_bytes: int = 1073741824
 
 
@@ -213,6 +213,12 @@ class OutputConfig(Config):
         "dead_letter_table": "dead_letter_table",
         "batch_rows": "batch_rows",
         "bulk": "bulk",
+        "table_prefix": "table_prefix",
+        "table_schema": "table_schema",
+        "table_map": "table_map",
+        "apply": "apply",
+        "apply_position_table": "apply_position_table",
+        "apply_source": "apply_source",
     }
 
     tag_column: str = "tag"
@@ -224,3 +230,9 @@ class OutputConfig(Config):
     dead_letter_table: str | None = None
     batch_rows: int = 0
     bulk: Literal["auto", "copy", "insert"] = "auto"
+    table_prefix: str | None = None
+    table_schema: str | None = None
+    table_map: tuple[str, ...] = ()
+    apply: Literal["off", "cdc", "debezium", "auto"] = "off"
+    apply_position_table: str = "flbsql_apply_position"
+    apply_source: str | None = None

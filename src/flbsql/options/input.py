@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flbsql.options.option import INPUT, Option
+from flbsql.options.option import BOTH, INPUT, Option
 
 __all__ = ["INPUT_OPTIONS"]
 
@@ -239,8 +239,9 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         "toast_marker",
         "str",
         "__unchanged_toast__",
-        "CDC: value for an unchanged TOAST column when the old row does not have it.",
-        kinds=INPUT,
+        "CDC: value for an unchanged TOAST column when the old row does not have it "
+        "(output `apply`: a column holding it keeps the target's value).",
+        kinds=BOTH,
         group="cdc",
     ),
     O(

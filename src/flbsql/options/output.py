@@ -16,7 +16,10 @@ OUTPUT_OPTIONS: tuple[Option, ...] = (
         None,
         "Target table (output) or source table (input); `schema.table` is allowed. "
         "Quoted by the dialect; a part in double quotes is literal, so a name with a dot "
-        'is written `"my.table"` (`""` inside for a quote).',
+        'is written `"my.table"` (`""` inside for a quote). Output: a table per record with '
+        "`$TAG`, `$TAG[n]` (the n-th dot-separated part of the tag, from 0) or `$field` (a "
+        "record field; with `apply`, the default `$table` is the change's source table); see "
+        "docs/replication.md.",
         group="table",
     ),
     O(
@@ -132,5 +135,67 @@ OUTPUT_OPTIONS: tuple[Option, ...] = (
         kinds=OUTPUT,
         group="table",
         choices=("auto", "copy", "insert"),
+    ),
+    O(
+        "table_prefix",
+        "str",
+        None,
+        "Output: text put before every table name that `table` resolves per record "
+        "(`$TAG`, `$field`), e.g. `replica_`; not before `table_map` targets.",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
+        "table_schema",
+        "str",
+        None,
+        "Output: the schema of every table `table` resolves to. Unset: the name as "
+        "resolved (`$table` of a CDC record is `public.orders`); `none`: no schema (the "
+        "connection's default schema or database, e.g. for MariaDB and SQLite targets); "
+        "another value: that schema.",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
+        "table_map",
+        "list",
+        (),
+        "Output: `source=target` pairs, comma-separated: a resolved name (e.g. "
+        "`public.orders`) that is a source here is written to its target (`schema.table` "
+        "allowed) as it is, without `table_prefix` or `table_schema`.",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
+        "apply",
+        "choice",
+        "off",
+        "Output: apply change records instead of appending them: `cdc` (in_sql `mode cdc` "
+        "records), `debezium` (Debezium change events, with or without the "
+        "`schema`/`payload` envelope), `auto` (either, per record). Inserts become "
+        "insert-or-update by key, updates update by key, deletes delete by key, truncates "
+        "empty the table (docs/replication.md).",
+        kinds=OUTPUT,
+        group="replication",
+        choices=("off", "cdc", "debezium", "auto"),
+    ),
+    O(
+        "apply_position_table",
+        "str",
+        "flbsql_apply_position",
+        "Output, with `apply`: table holding the last applied position per source and "
+        "source table, written in each flush's transaction; a change at or before it is "
+        "skipped, so a replayed chunk changes nothing (`none`: no replay check).",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
+        "apply_source",
+        "str",
+        None,
+        "Output, with `apply`: the name positions are kept under in `apply_position_table` "
+        "(default: Debezium's `source.name`, else the chunk's tag).",
+        kinds=OUTPUT,
+        group="replication",
     ),
 )

@@ -6,5 +6,9 @@
 - :mod:`~flbsql.output.batching`: batches sized by the dialect, and ``isolate`` to find
   the rows a database rejects;
 - :mod:`~flbsql.output.deadletter`: where rejected records go;
-- :mod:`~flbsql.output.tables`: create the table, add missing columns, read its types.
+- :mod:`~flbsql.output.tables`: create the table, add missing columns, read its types;
+- :mod:`~flbsql.output.routing`, :mod:`~flbsql.output.routed`: a table per record;
+- :mod:`~flbsql.output.apply` (with :mod:`~flbsql.output.changes`, :mod:`~flbsql.output.plan`,
+  :mod:`~flbsql.output.targets`, :mod:`~flbsql.output.positions`): apply mode;
+- :mod:`~flbsql.output.choose`: which of the writers an ``[OUTPUT]`` gets.
 """

@@ -90,6 +90,11 @@ class DeadLetters:
         """The introspected type of the ``time`` column."""
         self._tconv = TimeConverter(time_kind(time_type), self.zone)
 
+    @property
+    def bound(self) -> bool:
+        """True once the table's ``time`` type is known (:meth:`bind`)."""
+        return self._tconv is not None
+
     def _time(self, r: Rejected) -> Any:
         """The record's time for the ``time`` column, NULL when it cannot be stored.
 

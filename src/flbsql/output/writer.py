@@ -27,6 +27,7 @@ from flbsql.outcome import Outcome
 from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.output.deadletter import DeadLetters, Rejected
 from flbsql.output.mapping import Mapper
+from flbsql.output.routing import TableName, TableRouter
 from flbsql.output.tables import ensure_table
 from flbsql.settings import OutputConfig
 
@@ -44,11 +45,13 @@ class Writer:
         self.pool = pool
         self.log = log
         self.dialect: Dialect = pool.dialect
-        try:
-            self.schema, self.table = self.dialect.split_name(cfg.table)
-            self.table_sql = self.dialect.table_sql(cfg.table)
-        except ValueError as exc:
-            raise ConfigError("table", str(exc)) from None
+        self.router = TableRouter(
+            cfg.table, self.dialect, cfg.table_prefix, cfg.table_schema, cfg.table_map
+        )
+        self.children: dict[TableName, Writer] = {}  # table per record: one writer per table
+        name = (None, "") if self.router.dynamic else self.router.resolve("", {})
+        self.schema, self.table = name
+        self.table_sql = "" if self.router.dynamic else self.router.table_sql(name)
         self.mapper = Mapper(cfg, self.dialect)
         self.columns = self.mapper.columns
         self.key: tuple[str, ...] = tuple(cfg.unique_key)
@@ -82,13 +85,14 @@ class Writer:
         Fluent Bit's retry would make (at-least-once; ``unique_key`` makes it
         idempotent), without waiting seconds for it.
         """
+        once = self._write_once
         try:
-            return self._write_once(data, tag)
+            return once(data, tag)
         except DisconnectError as exc:
             if not exc.stale:
                 raise
             self.log.debug("the connection had died while it waited (%s); writing again", exc)
-        return self._write_once(data, tag)
+        return once(data, tag)
 
     def _write_once(self, data: bytes | memoryview, tag: str) -> Outcome:
         bad_entries: list[BadEntry] = []
@@ -268,21 +272,7 @@ class Writer:
                 self.cfg,
                 self.log,
             )
-            if self.dead.table:
-                schema, table = self.dialect.split_name(self.dead.table)
-                dl_types = ensure_table(
-                    conn,
-                    self.dialect,
-                    schema,
-                    table,
-                    str(self.dead.table_sql),
-                    self.dead.coldefs(),
-                    (),
-                    self.cfg,
-                    self.log,
-                    option="dead_letter_table",
-                )
-                self.dead.bind(dl_types["time"])
+            self._ensure_dead(conn)
             self.mapper.bind(types)
             self._types = [types[c] for c in self.columns]
             self.log.info(
@@ -290,3 +280,20 @@ class Writer:
                 self.cfg.table,
                 ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types, strict=True)),
             )
+
+    def _ensure_dead(self, conn: Any) -> None:
+        if self.dead.table and not self.dead.bound:
+            schema, table = self.dialect.split_name(self.dead.table)
+            dl_types = ensure_table(
+                conn,
+                self.dialect,
+                schema,
+                table,
+                str(self.dead.table_sql),
+                self.dead.coldefs(),
+                (),
+                self.cfg,
+                self.log,
+                option="dead_letter_table",
+            )
+            self.dead.bind(dl_types["time"])

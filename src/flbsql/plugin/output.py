@@ -8,7 +8,7 @@ from flbsql.conn.connect import open_pool
 from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome, to_outcome
-from flbsql.output.writer import Writer
+from flbsql.output.choose import open_writer
 from flbsql.settings import OutputConfig
 
 __all__ = ["OutputPlugin"]
@@ -22,12 +22,20 @@ class OutputPlugin:
         self.cfg = cfg
         self.log = log
         self.pool = open_pool(cfg, log)
-        self.writer = Writer(cfg, self.pool, log)
+        self.writer = open_writer(cfg, self.pool, log)
         self.metrics = Metrics.from_config(cfg, "out_sql", cfg.table or "", log)
         self.metrics.attach_pool(self.pool.stats)
         self.writer.metrics = self.metrics
         self.failures = FailureLog(log, "flush")
-        log.info("writing to %s table %s", self.pool.params, cfg.table)
+        if cfg.apply != "off":
+            log.info(
+                "applying %s changes to %s table %s",
+                cfg.apply,
+                self.pool.params,
+                cfg.table or "$table",
+            )
+        else:
+            log.info("writing to %s table %s", self.pool.params, cfg.table)
 
     def flush(self, data: bytes | memoryview, tag: str) -> Outcome:
         """Write one chunk (:meth:`flbsql.output.writer.Writer.write`); never raises.

@@ -126,7 +126,7 @@ def _missing(kind: str, values: dict[str, str]) -> list[str]:
     problems = []
     if "url" not in values:
         problems.append("option 'url': required (is its ${VARIABLE} set?)")
-    if kind == "output" and "table" not in values:
+    if kind == "output" and "table" not in values and values.get("apply", "off") == "off":
         problems.append("option 'table': required")
     if kind == "input" and values.get("mode", "poll").lower() == "cdc":
         if "tables" not in values:
@@ -148,11 +148,11 @@ def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
     log = logging.getLogger("flbsql.check")
     if isinstance(cfg, OutputConfig):
         from flbsql.conn.connect import open_pool
-        from flbsql.output.writer import Writer
+        from flbsql.output.choose import open_writer
 
         pool = open_pool(cfg, log)  # lazy: nothing connects
         try:
-            Writer(cfg, pool, log)
+            open_writer(cfg, pool, log)
         finally:
             pool.close()
     elif cfg.mode == "cdc":

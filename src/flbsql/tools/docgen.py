@@ -31,6 +31,7 @@ __all__ = [
 GROUPS: dict[str, str] = {
     "connection": "Connection",
     "table": "Table and column mapping",
+    "replication": "Output: apply changes, a table per record",
     "input": "Input (polling)",
     "cdc": "Input (change data capture, PostgreSQL)",
     "pool": "Connection pool",

@@ -248,6 +248,25 @@ class Dialect:
         """Insert rows, skipping (or updating) those whose ``key`` already exists."""
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
+    def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
+        """The bulk path this connection uses, and why not a faster one (None: the fastest)."""
+        return f"{self.name} bulk insert", None
+
+    def statement_write(
+        self,
+        cur: Cursor,
+        table_sql: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        key: Sequence[str] = (),
+        update: bool = False,
+    ) -> None:
+        """Write with statements, whose errors name the bad rows, a batch the bulk path refused."""
+        if key:
+            self.upsert(cur, table_sql, columns, rows, key, update)
+        else:
+            self.insert_rows(cur, table_sql, columns, rows)
+
     def bulk_insert_partial(
         self,
         cur: Cursor,

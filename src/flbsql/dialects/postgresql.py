@@ -200,6 +200,10 @@ class PostgreSQLDialect(Dialect):
         fmt = " (FORMAT BINARY)" if binary else ""
         return f"COPY {table_sql} ({sql.column_list(self, columns)}) FROM STDIN{fmt}"
 
+    def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
+        """Binary COPY, streamed while the chunk is decoded."""
+        return "binary COPY", None
+
     def bulk_insert(
         self,
         cur: Any,

@@ -19,7 +19,14 @@ from typing import Any
 
 from flbsql.conn.pool import Pool
 from flbsql.dialects.base import Dialect
-from flbsql.errors import ConfigError, DisconnectError, FlbSqlError, RecordError, TerminalError
+from flbsql.errors import (
+    BulkRefusedError,
+    ConfigError,
+    DisconnectError,
+    FlbSqlError,
+    RecordError,
+    TerminalError,
+)
 from flbsql.events.chunk import BadEntry
 from flbsql.events.decode import iter_events
 from flbsql.metrics import Metrics
@@ -202,7 +209,11 @@ class Writer:
                 bad.extend((offset + i, e) for i, e in failed)
             else:
                 err = sp.attempt(write, part)
-                if err is not None:
+                if isinstance(err, BulkRefusedError):  # statements name the bad rows
+                    self.log.warning("%s; writing these %d rows with statements", err, len(part))
+                    found = isolate(sp, self._statements(cur), part, locate)
+                    bad.extend((offset + i, e) for i, e in found)
+                elif err is not None:
                     if not isinstance(err, RecordError):
                         raise err  # not about one record: missing table, permissions, ...
                     found = isolate(sp, write, part, locate, first_error=err)
@@ -219,6 +230,10 @@ class Writer:
         if self.cfg.bulk == "insert":  # plain bound executemany, e.g. no COPY privilege
             return lambda part: d.insert_rows(cur, table_sql, columns, part)
         return lambda part: d.bulk_insert(cur, table_sql, columns, part, types)
+
+    def _statements(self, cur: Any) -> Any:
+        d, table_sql, columns, key = self.dialect, self.table_sql, self.columns, self.key
+        return lambda part: d.statement_write(cur, table_sql, columns, part, key, self.update)
 
     def _dedupe(
         self, rows: list[tuple[Any, ...]], where: list[int]
@@ -277,8 +292,14 @@ class Writer:
                 self.dead.bind(dl_types["time"])
             self.mapper.bind(types)
             self._types = [types[c] for c in self.columns]
+            path, slower = self.dialect.bulk_path(conn)
+            if self.cfg.bulk == "insert":
+                path, slower = "executemany (bulk insert)", None
             self.log.info(
-                "table %s ready: columns %s",
+                "table %s ready: columns %s; bulk path: %s",
                 self.cfg.table,
                 ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types, strict=True)),
+                path,
             )
+            if slower:
+                self.log.warning("table %s: %s", self.cfg.table, slower)

@@ -47,8 +47,13 @@ def _unknown_keys(section: fbconfig.Section, kind: str) -> list[str]:
     return problems
 
 
-def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
-    """Problems found in the config, one line each (empty: all good)."""
+def check_file(
+    path: str | os.PathLike[str], connect: bool = True, notes: list[str] | None = None
+) -> list[str]:
+    """Problems found in the config, one line each (empty: all good).
+
+    ``notes`` receives what is worth knowing but not wrong (an output's bulk path).
+    """
     try:
         sections = fbconfig.load(path)
     except (OSError, ValueError) as exc:
@@ -76,7 +81,10 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
             problems.append(f"{where}: {exc}")
             continue
         if connect:
-            problems += [f"{where}: {p}" for p in _try_connect(cfg)]
+            found: list[str] = []
+            problems += [f"{where}: {p}" for p in _try_connect(cfg, found)]
+            if notes is not None:
+                notes += [f"{where}: {n}" for n in found]
     return problems
 
 
@@ -165,7 +173,7 @@ def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
         validate_poll(cfg, get_dialect(parse_url(cfg.url or "").dialect))
 
 
-def _try_connect(cfg: object) -> list[str]:
+def _try_connect(cfg: object, notes: list[str]) -> list[str]:
     from flbsql.conn.connect import open_pool
 
     log = logging.getLogger("flbsql.check")
@@ -174,6 +182,11 @@ def _try_connect(cfg: object) -> list[str]:
         try:
             with pool.connection() as conn:
                 pool.dialect.ping(conn)
+                if isinstance(cfg, OutputConfig):
+                    path, slower = pool.dialect.bulk_path(conn)
+                    if cfg.bulk == "insert":
+                        path, slower = "executemany (bulk insert)", None
+                    notes.append(f"bulk path: {path}" + (f" ({slower})" if slower else ""))
         finally:
             pool.close()
     except FlbSqlError as exc:

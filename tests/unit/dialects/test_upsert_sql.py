@@ -87,7 +87,7 @@ def test_mysql_on_duplicate_key_never_insert_ignore():
     assert cur.max_stmt_length == 1 << 20  # PyMySQL's rewrite sized to the packet
     assert _statements("mysql", False) == [
         "INSERT INTO `logs` (`id`, `msg`, `n`) VALUES (%s, %s, %s) "
-        "ON DUPLICATE KEY UPDATE `id` = `id`"
+        "ON DUPLICATE KEY UPDATE `logs`.`id` = `logs`.`id`"
     ]
     assert _statements("mysql", True) == [
         "INSERT INTO `logs` (`id`, `msg`, `n`) VALUES (%s, %s, %s) "

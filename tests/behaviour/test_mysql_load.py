@@ -34,9 +34,11 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = mysqlload.load
 
-    def spy(cur: Any, statement: str, payload: bytes, nrows: int) -> None:
-        seen.append(nrows)
-        real(cur, statement, payload, nrows)
+    def spy(cur: Any, statement: str, blocks: Any, sent: list[int]) -> None:
+        try:
+            real(cur, statement, blocks, sent)
+        finally:
+            seen.append(sent[0])
 
     monkeypatch.setattr(mysqlload, "load", spy)
     return seen

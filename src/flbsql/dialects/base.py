@@ -253,19 +253,10 @@ class Dialect:
         return f"{self.name} bulk insert", None
 
     def statement_write(
-        self,
-        cur: Cursor,
-        table_sql: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        key: Sequence[str] = (),
-        update: bool = False,
+        self, cur: Cursor, table_sql: str, columns: Sequence[str], rows: Any, key: Any, update: bool
     ) -> None:
         """Write with statements, whose errors name the bad rows, a batch the bulk path refused."""
-        if key:
-            self.upsert(cur, table_sql, columns, rows, key, update)
-        else:
-            self.insert_rows(cur, table_sql, columns, rows)
+        raise NotImplementedError(f"{self.name}: no bulk path refuses batches")
 
     def bulk_insert_partial(
         self,
@@ -344,6 +335,15 @@ class Dialect:
 
         Only for values the server formats faster than Python does, with the same
         meaning as :mod:`flbsql.input.encoding` gives them; never used for order columns.
+        """
+        return None
+
+    def input_time_header_expr(
+        self, quoted: str, db_type: str, head: bytes, tail: bytes, max_sec: int
+    ) -> str | None:
+        """SQL giving the event header ``head + u32 sec + u32 nsec + tail`` of a time column.
+
+        NULL outside 0..``max_sec`` seconds since 1970 (the read time is used); None: not offered.
         """
         return None
 

@@ -5,11 +5,9 @@ when the server allows it (``@@local_infile``, read once per connection); with a
 ``unique_key``, the load fills a temporary staging table and one ``INSERT ... SELECT
 ... ON DUPLICATE KEY UPDATE`` moves it, in the same transaction. A load the server
 warns about is refused as a whole and that batch is written with statements instead.
-Statement path (``local_infile`` OFF, ``bulk insert``, or such a fallback): PyMySQL's
-``executemany`` rewrites ``INSERT ... VALUES (%s, ...)`` (with an optional ``ON
-DUPLICATE KEY UPDATE`` tail) into multi-row INSERTs of at most
-``cursor.max_stmt_length`` bytes, escaping every value itself. We size that to the
-server's ``max_allowed_packet`` (read once per connection).
+Statement path (``local_infile`` OFF, ``bulk insert``, a fallback): PyMySQL's
+``executemany`` rewrites ``INSERT ... VALUES (%s, ...)`` into multi-row INSERTs of at
+most ``cursor.max_stmt_length`` bytes, sized to the server's ``max_allowed_packet``.
 
 PyMySQL blocks forever on a silent server unless ``read_timeout`` and
 ``write_timeout`` are set, so both come from ``statement_timeout``. The session
@@ -117,6 +115,7 @@ class MySQLDialect(Dialect):
         max_params=65535,
         max_statement_bytes=16 << 20,
         upsert_style="mysql",
+        streaming=True,  # LOAD DATA reads rows as they are built
         types={
             "text": "LONGTEXT",
             "string": "VARCHAR(255)",
@@ -261,8 +260,11 @@ class MySQLDialect(Dialect):
             "(LOAD DATA LOCAL INFILE is about 3x faster: SET GLOBAL local_infile = 1)"
         )
 
-    def _load(self, cur: Any, table_sql: str, columns: Sequence[str], rows: Any) -> bool:
-        return mysqlload.load_rows(cur, table_sql, [self.quote(c) for c in columns], rows)
+    def _load(
+        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Any, types: Any
+    ) -> bool:
+        hexed = mysqlload.hex_columns(types, len(columns))
+        return mysqlload.load_rows(cur, table_sql, [self.quote(c) for c in columns], rows, hexed)
 
     def bulk_insert(
         self,
@@ -273,7 +275,7 @@ class MySQLDialect(Dialect):
         types: Sequence[str] | None = None,
     ) -> None:
         """LOAD DATA LOCAL INFILE from memory, else multi-row INSERTs (PyMySQL's executemany)."""
-        if not self._load(cur, table_sql, columns, rows):
+        if not self._load(cur, table_sql, columns, rows, types):
             self._sized(cur).executemany(sql.insert(self, table_sql, columns), rows)
 
     def upsert(
@@ -292,8 +294,8 @@ class MySQLDialect(Dialect):
         DUPLICATE KEY UPDATE``; else multi-row ``INSERT ... ON DUPLICATE KEY UPDATE``.
         The staging table: :func:`flbsql.dialects.mysqlload.stage`.
         """
-        stage = mysqlload.stage(cur, table_sql, rows)
-        if stage is None or not self._load(cur, stage, columns, rows):
+        stage = mysqlload.stage(cur, table_sql) if rows else None
+        if stage is None or not self._load(cur, stage, columns, rows, types):
             self._sized(cur).executemany(sql.upsert(self, table_sql, columns, key, update), rows)
             return
         try:
@@ -305,13 +307,7 @@ class MySQLDialect(Dialect):
             raise
 
     def statement_write(
-        self,
-        cur: Any,
-        table_sql: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        key: Sequence[str] = (),
-        update: bool = False,
+        self, cur: Any, table_sql: str, columns: Sequence[str], rows: Any, key: Any, update: bool
     ) -> None:
         """Multi-row INSERT (``ON DUPLICATE KEY UPDATE`` with a key): a refused load's batch."""
         stmt = sql.upsert(self, table_sql, columns, key, update) if key else None

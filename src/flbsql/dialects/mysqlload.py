@@ -12,9 +12,11 @@ client file at all. It overrides PyMySQL's ``MySQLResult._read_load_local_packet
 The payload is the server's default text format (tab-separated fields, newline-ended
 lines, backslash escapes, ``\N`` for NULL), built a column at a time by C-level
 calls (:func:`tsv`): a text column is joined once, escaped with ``str.replace`` and
-split again, numbers and times go through ``map(str, ...)``, bytes through
-``bytes.hex`` and ``UNHEX()`` on the server. A column of a type not listed makes
-:func:`tsv` return None and the dialect uses INSERT statements for that batch.
+split again, numbers and times go through ``map(str, ...)``, binary columns through
+``bytes.hex`` and ``UNHEX()`` on the server. Rows that come as an iterator are built
+a slice at a time while the server loads the previous ones. A value of a type not
+listed refuses the load (:class:`~flbsql.errors.BulkRefusedError`): the batch is then
+written with INSERT statements.
 
 ``LOAD DATA LOCAL`` cannot stop mid-file, so the server turns every data error into
 a warning (a duplicate key is skipped, an over-long text truncated, a NULL for a
@@ -29,16 +31,28 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from flbsql.errors import BulkRefusedError
 
-__all__ = ["INFILE", "connection_class", "load", "load_rows", "load_statement", "stage", "tsv"]
+__all__ = [
+    "INFILE",
+    "connection_class",
+    "hex_columns",
+    "infile",
+    "load",
+    "load_rows",
+    "load_statement",
+    "stage",
+    "tsv",
+]
 
 INFILE = "flbsql:memory"  # the name in the statement; the server sends it back
 _PACKET = 1 << 20  # payload bytes per protocol packet (the server's limit is 16 MB)
+_SLICE = 1000  # rows built per block of a streamed load
 _SEP = "\udc80"  # a lone surrogate: no text that can be encoded as UTF-8 holds one
 _NULL = "\\N"
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\x00", "\\0"))
@@ -65,9 +79,10 @@ def connection_class() -> type:
                         ER.FILE_NOT_FOUND,
                         f"the server asked for file {asked!r}: only flbsql's rows are sent",
                     )
-                view = memoryview(payload)
-                for start in range(0, len(view), _PACKET):
-                    conn.write_packet(view[start : start + _PACKET])
+                for block in payload:  # written as the rows are built
+                    view = memoryview(block)
+                    for start in range(0, len(view), _PACKET):
+                        conn.write_packet(view[start : start + _PACKET])
             finally:
                 conn.write_packet(b"")  # end of data
                 ok = conn._read_packet()  # raises the server's error, if any
@@ -128,52 +143,60 @@ _FORMATS: dict[type, Callable[[Sequence[Any]], list[str] | None]] = {
 }
 
 
-def _column(values: Sequence[Any]) -> tuple[list[str], bool] | None:
-    """One column's fields, and whether it is hex (bytes); None when not loadable."""
+def _column(values: Sequence[Any], hexed: bool) -> list[str]:
+    """One column's fields (bytes as hex in a ``hexed`` column, only there)."""
     kinds = set(map(type, values))
     nulls = type(None) in kinds
     kinds.discard(type(None))
     if not kinds:
-        return [_NULL] * len(values), False
-    if len(kinds) != 1:
-        return None
+        return [_NULL] * len(values)
     kind = kinds.pop()
     fmt = _FORMATS.get(kind)
-    if fmt is None:
-        return None
-    present = [v for v in values if v is not None] if nulls else values
-    out = fmt(present)
-    if out is None or not nulls:
-        return (out, kind is bytes) if out is not None else None
+    out = None
+    if fmt is not None and not kinds and (kind is bytes) == hexed:
+        out = fmt([v for v in values if v is not None] if nulls else values)
+    if out is None:
+        raise BulkRefusedError(
+            f"mysql: LOAD DATA cannot take values of type {type(values[0]).__name__}"
+        )
+    if not nulls:
+        return out
     it = iter(out)
-    return [_NULL if v is None else next(it) for v in values], kind is bytes
+    return [_NULL if v is None else next(it) for v in values]
 
 
-def tsv(rows: Sequence[Sequence[Any]], ncols: int) -> tuple[bytes, list[bool]] | None:
-    """The rows as LOAD DATA's default text format, and which columns are hex."""
-    fields: list[list[str]] = []
-    hexed: list[bool] = []
-    for values in zip(*rows, strict=True) if rows else [()] * ncols:
-        col = _column(values)
-        if col is None:
-            return None
-        fields.append(col[0])
-        hexed.append(col[1])
+def tsv(rows: Sequence[Sequence[Any]], hexed: Sequence[bool]) -> bytes:
+    """The rows in LOAD DATA's default text format; BulkRefusedError when they cannot be."""
+    if not rows:
+        return b""
+    fields = [_column(values, h) for values, h in zip(zip(*rows, strict=True), hexed, strict=True)]
     text = "\n".join(map("\t".join, zip(*fields, strict=True)))
     try:
-        return (text + "\n").encode("utf-8"), hexed
-    except UnicodeEncodeError:
-        return None
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BulkRefusedError(f"mysql: LOAD DATA cannot take this text: {exc}") from None
+
+
+def _blocks(rows: Iterable[Sequence[Any]], hexed: Sequence[bool], sent: list[int]) -> Any:
+    """The payload a slice of rows at a time, counting them into ``sent[0]``.
+
+    An iterator is consumed as the server reads (decoding and mapping overlap the load).
+    """
+    if isinstance(rows, Sequence):
+        sent[0] = len(rows)
+        yield tsv(rows, hexed)
+        return
+    it = iter(rows)
+    while part := list(itertools.islice(it, _SLICE)):
+        sent[0] += len(part)
+        yield tsv(part, hexed)
 
 
 def load_statement(table_sql: str, quoted: Sequence[str], hexed: Sequence[bool]) -> str:
     """``LOAD DATA LOCAL INFILE`` into ``table_sql`` with an explicit column list."""
-    targets = [
-        f"@flbsql_{i}" if h else q for i, (q, h) in enumerate(zip(quoted, hexed, strict=True))
-    ]
-    sets = [
-        f"{q} = UNHEX(@flbsql_{i})" for i, (q, h) in enumerate(zip(quoted, hexed, strict=True)) if h
-    ]
+    pairs = list(enumerate(zip(quoted, hexed, strict=True)))
+    targets = [f"@flbsql_{i}" if h else q for i, (q, h) in pairs]
+    sets = [f"{q} = UNHEX(@flbsql_{i})" for i, (q, h) in pairs if h]
     stmt = (
         f"LOAD DATA LOCAL INFILE '{INFILE}' INTO TABLE {table_sql} CHARACTER SET utf8mb4 "
         f"({', '.join(targets)})"
@@ -181,18 +204,18 @@ def load_statement(table_sql: str, quoted: Sequence[str], hexed: Sequence[bool])
     return stmt + (f" SET {', '.join(sets)}" if sets else "")
 
 
-def load(cur: Any, statement: str, payload: bytes, nrows: int) -> None:
-    """Run one load of ``nrows`` rows; BulkRefusedError on any warning or a short count."""
+def load(cur: Any, statement: str, blocks: Iterable[bytes], sent: list[int]) -> None:
+    """Run one load; BulkRefusedError on any warning or fewer rows than ``sent[0]``."""
     conn = cur.connection
-    conn.flbsql_infile = payload
+    conn.flbsql_infile = blocks
     try:
         loaded = cur.execute(statement)
     finally:
         conn.flbsql_infile = None
     warnings = int(getattr(conn._result, "warning_count", 0) or 0)
-    if warnings or loaded != nrows:
+    if warnings or loaded != sent[0]:
         raise BulkRefusedError(
-            f"mysql: LOAD DATA loaded {loaded} of {nrows} rows with {warnings} warnings"
+            f"mysql: LOAD DATA loaded {loaded} of {sent[0]} rows with {warnings} warnings"
             + _first_warnings(cur, warnings)
         )
 
@@ -210,26 +233,30 @@ def infile(cur: Any) -> bool:
     return bool(getattr(getattr(cur, "connection", None), "flbsql_local_infile", False))
 
 
-def load_rows(cur: Any, table_sql: str, quoted: Sequence[str], rows: Sequence[Any]) -> bool:
+def hex_columns(types: Sequence[str] | None, ncols: int) -> list[bool]:
+    """Binary columns, whose values are sent as hex and stored with ``UNHEX()``."""
+    return [("blob" in t or "binary" in t) for t in types] if types else [False] * ncols
+
+
+def load_rows(
+    cur: Any, table_sql: str, quoted: Sequence[str], rows: Iterable[Any], hexed: Sequence[bool]
+) -> bool:
     """LOAD DATA the rows into ``table_sql``; False when the statement path must write them."""
-    if not rows or not infile(cur):
+    if not infile(cur):
         return False
-    built = tsv(rows, len(quoted))
-    if built is None:
-        return False
-    payload, hexed = built
-    load(cur, load_statement(table_sql, quoted, hexed), payload, len(rows))
+    sent = [0]
+    load(cur, load_statement(table_sql, quoted, hexed), _blocks(rows, hexed, sent), sent)
     return True
 
 
-def stage(cur: Any, table_sql: str, rows: Sequence[Any]) -> str | None:
+def stage(cur: Any, table_sql: str) -> str | None:
     """A fresh temporary staging table ``LIKE`` the target, in its schema (None: no load).
 
     Same types and checks as the target, so the load warns where the target would
     refuse; dropped and made again per batch (the target may have gained columns).
     Temporary tables neither commit the transaction nor outlive the session.
     """
-    if not rows or not infile(cur):
+    if not infile(cur):
         return None
     qualified = _QUALIFIED.fullmatch(table_sql)
     name = ((qualified.group(1) or "") if qualified else "") + "`flbsql_stage`"

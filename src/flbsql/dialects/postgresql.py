@@ -290,6 +290,23 @@ class PostgreSQLDialect(Dialect):
             return f"to_json({quoted}) #>> '{{}}'"
         return None
 
+    def input_time_header_expr(
+        self, quoted: str, db_type: str, head: bytes, tail: bytes, max_sec: int
+    ) -> str | None:
+        """The event header of a timestamptz, built by the server from its microseconds.
+
+        ``EXTRACT(EPOCH ...)`` is numeric since PostgreSQL 14 (exact); a double before.
+        """
+        if db_type != "timestamp with time zone":
+            return None
+        us = f"(EXTRACT(EPOCH FROM {quoted}) * 1000000)::int8"
+        return (
+            f"CASE WHEN {quoted} >= 'epoch' AND {quoted} <= 'epoch'::timestamptz + "
+            f"interval '{max_sec} seconds' THEN decode('{head.hex()}', 'hex') || "
+            f"substring(int8send({us} / 1000000) from 5) || "
+            f"int4send((mod({us}, 1000000) * 1000)::int4) || decode('{tail.hex()}', 'hex') END"
+        )
+
     def input_cursor(self, conn: Connection) -> Any:
         """Binary results: timestamps, numbers and JSON load in C without text parsing."""
         return conn.cursor(binary=True)

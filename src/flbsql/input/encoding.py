@@ -41,9 +41,10 @@ import msgpack
 from flbsql.events.codec import MAX_EVENT_SEC, U32X2, header
 from flbsql.timestamps import localize, to_event_time
 
-__all__ = ["RowEncoder"]
+__all__ = ["HEADER_COLUMN", "RowEncoder"]
 
 _UTC = dt.timezone.utc
+HEADER_COLUMN = "flbsql_event_header"  # the time column's event header, from the server
 
 
 def _strip_array_header(data: bytes) -> bytes:
@@ -90,13 +91,17 @@ class RowEncoder:
         self.zone = zone
         self.local_rule = local_rule
         self.time_idx = None if time_column is None else lower[time_column.lower()]
+        self.head_idx = lower.get(HEADER_COLUMN) if time_column is not None else None
         self.time_zone = (
             _UTC
             if (self.time_idx is not None and kinds.get(names[self.time_idx].lower()) == "utc")
             else zone
         )
         self.decimal_float = decimal_float
-        self._simple = not (self.json_idx or self.utc_idx or len(self.emit) != len(names))
+        # emitted columns lead the row (a header read last is cut off by zip)
+        self._simple = not (self.json_idx or self.utc_idx) and self.emit == list(
+            range(len(self.emit))
+        )
         self._packer = msgpack.Packer(
             default=self._default,
             datetime=False,
@@ -152,6 +157,8 @@ class RowEncoder:
                 items = [[head, dict(zip(keys, r))] for r in rows]  # noqa: B905 - same length
             else:
                 items = [[head, self._row(r)] for r in rows]
+        elif self.head_idx is not None:  # headers built by the server: no Python per value
+            return self._encode_headed(rows, header(sec, int((now - sec) * 1e9)))
         else:  # per-row headers written by hand: no ExtType objects, one pack per body
             t, zone = self.time_idx, self.time_zone
             pack, row_of = self._packer.pack, self._row
@@ -168,3 +175,19 @@ class RowEncoder:
                 parts.append(hdr + pack(row_of(r)))
             return b"".join(parts)
         return _strip_array_header(self._packer.pack(items))
+
+    def _encode_headed(self, rows: Sequence[Sequence[Any]], default_head: bytes) -> bytes:
+        """Events whose header the server read with the row (NULL: ``default_head``)."""
+        h, pack, keys = self.head_idx, self._packer.pack, self.keys
+        assert h is not None
+        parts: list[bytes] = []
+        add = parts.append
+        if self._simple:
+            for r in rows:
+                add(r[h] or default_head)
+                add(pack(dict(zip(keys, r))))  # noqa: B905 - the header is cut off
+        else:
+            for r in rows:
+                add(r[h] or default_head)
+                add(pack(self._row(r)))
+        return b"".join(parts)

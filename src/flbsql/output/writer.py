@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flbsql.conn.pool import Pool
@@ -189,16 +189,11 @@ class Writer:
         d = self.dialect
         write = self._bulk(cur)
         partial = d.caps.batch_errors and self.cfg.bulk != "insert"
-        locate = d.failed_row if d.caps.locates_failed_row else None
         if source is not rows:
             err = sp.attempt(write, source)  # type: ignore[arg-type]
             for _ in source:  # a failed stream stops early: decode and map the rest
                 pass
-            if err is None:
-                return []
-            if not isinstance(err, RecordError):
-                raise err
-            return isolate(sp, write, remap(), locate, first_error=err)
+            return [] if err is None else self._find_bad(cur, sp, write, remap(), err)
         bad: list[tuple[int, Exception]] = []
         offset = 0
         for part in chunked(rows, self.per_batch):
@@ -209,17 +204,23 @@ class Writer:
                 bad.extend((offset + i, e) for i, e in failed)
             else:
                 err = sp.attempt(write, part)
-                if isinstance(err, BulkRefusedError):  # statements name the bad rows
-                    self.log.warning("%s; writing these %d rows with statements", err, len(part))
-                    found = isolate(sp, self._statements(cur), part, locate)
-                    bad.extend((offset + i, e) for i, e in found)
-                elif err is not None:
-                    if not isinstance(err, RecordError):
-                        raise err  # not about one record: missing table, permissions, ...
-                    found = isolate(sp, write, part, locate, first_error=err)
+                if err is not None:
+                    found = self._find_bad(cur, sp, write, part, err)
                     bad.extend((offset + i, e) for i, e in found)
             offset += len(part)
         return bad
+
+    def _find_bad(
+        self, cur: Any, sp: Savepoints, write: Any, rows: Sequence[Any], err: Exception
+    ) -> list[tuple[int, Exception]]:
+        """Write the good ``rows`` of a failed batch; (position, error) of the bad ones."""
+        locate = self.dialect.failed_row if self.dialect.caps.locates_failed_row else None
+        if isinstance(err, BulkRefusedError):  # statements name the bad rows
+            self.log.warning("%s; writing these %d rows with statements", err, len(rows))
+            return isolate(sp, self._statements(cur), rows, locate)
+        if not isinstance(err, RecordError):
+            raise err  # not about one record: missing table, permissions, ...
+        return isolate(sp, write, rows, locate, first_error=err)
 
     def _bulk(self, cur: Any) -> Any:
         d, table_sql, columns, types = self.dialect, self.table_sql, self.columns, self._types

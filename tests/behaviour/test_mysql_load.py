@@ -68,9 +68,12 @@ def _table(db: Any, table: str) -> None:
 
 @pytest.mark.chaos
 @pytest.mark.parametrize("unique_key", [None, "id"])
+@pytest.mark.parametrize("infile", [True, False], ids=["load_data", "local_infile_off"])
 def test_bad_rows_inside_a_load_data_batch_are_dead_lettered_the_rest_commit_once(
-    mysql_db, make_writer, loads, caplog, unique_key
+    mysql_db, make_writer, loads, caplog, unique_key, infile, request
 ):
+    if not infile:
+        request.getfixturevalue("no_infile")
     table, dead = unique_table("load"), unique_table("load_dlq")
     _table(mysql_db, table)
     props = {
@@ -83,8 +86,11 @@ def test_bad_rows_inside_a_load_data_batch_are_dead_lettered_the_rest_commit_onc
     caplog.set_level(logging.INFO)
     chunk = _chunk()
     assert w.write(chunk, "app") is Outcome.OK
-    assert loads == [N - 1 if unique_key else N]  # the key dedupes the repeated id
-    assert "bulk path: LOAD DATA LOCAL INFILE from memory" in caplog.text
+    if infile:
+        assert loads == [N - 1 if unique_key else N]  # the key dedupes the repeated id
+        assert "bulk path: LOAD DATA LOCAL INFILE from memory" in caplog.text
+    else:
+        assert loads == []
     rows = mysql_db.query(f"SELECT `id`, `host`, `msg` FROM {qt(mysql_db, table)}")
     ids = [r[0] for r in rows]
     good = {f"id-{i:05d}" for i in range(N)} - {f"id-{i:05d}" for i in (DUP, LONG, NULLED)}
@@ -102,14 +108,28 @@ def test_bad_rows_inside_a_load_data_batch_are_dead_lettered_the_rest_commit_onc
         assert any("Duplicate entry" in e for e in errors)
     assert any("Data too long" in e and "host" in e for e in errors)
     assert any("host" in e and "null" in e.lower() for e in errors)
-    assert "writing these" in caplog.text  # the refused load fell back to statements
+    assert ("writing these" in caplog.text) == infile  # a refused load fell back to statements
     if unique_key:  # a replay through the staging table adds nothing
         assert make_writer(mysql_db, table, **props).write(chunk, "app") is Outcome.OK
         assert count(mysql_db, table) == len(good)
 
 
-def test_values_survive_the_text_format(mysql_db, make_writer, loads):
-    """Every column type through LOAD DATA reads back as the statement path stores it."""
+@pytest.fixture
+def no_infile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections as to a server with ``local_infile`` OFF."""
+    real = mysql.MySQLDialect.connect
+
+    def connect(self: Any, params: Any) -> Any:
+        conn: Any = real(self, params)
+        conn.flbsql_local_infile = False
+        return conn
+
+    monkeypatch.setattr(mysql.MySQLDialect, "connect", connect)
+
+
+def test_values_survive_the_text_format(mysql_db, make_writer, loads, request):
+    """Every column type through LOAD DATA, and through the INSERT literals built a column
+    at a time, reads back as PyMySQL's executemany (``bulk insert``) stores it."""
     cols = (
         "s=s:string(40),t=t:text,i=i:int,f=f:float,b=b:bool,ts=ts:timestamp,"
         "j=j:json,raw=raw:bytes,d=d:decimal"
@@ -131,15 +151,19 @@ def test_values_survive_the_text_format(mysql_db, make_writer, loads):
     ]
     chunk = b"".join(event_v2(b, sec=1_700_000_000) for b in bodies)
     got = {}
-    for bulk in ("auto", "insert"):
+    for bulk in ("auto", "insert", "literals"):
+        if bulk == "literals":
+            request.getfixturevalue("no_infile")
         table = unique_table(f"types_{bulk}")
-        w = make_writer(mysql_db, table, columns=cols, bulk=bulk, json_column="none")
+        w = make_writer(
+            mysql_db, table, columns=cols, bulk=bulk.replace("literals", "auto"), json_column="none"
+        )
         assert w.write(chunk, "app") is Outcome.OK
         got[bulk] = mysql_db.query(
             f"SELECT s, t, i, f, b, ts, j, raw, d, time FROM {qt(mysql_db, table)} ORDER BY i, s"
         )
-    assert loads == [3]  # bulk auto loaded; bulk insert did not
-    assert got["auto"] == got["insert"]
+    assert loads == [3]  # bulk auto loaded; bulk insert and local_infile OFF did not
+    assert got["auto"] == got["insert"] == got["literals"]
     first = next(r for r in got["auto"] if r[2] == -(2**63))
     assert first[0] == "tab\there\\back\nnl"
     assert first[1] == "nul \x00 and emoji \U0001f600 and \\N"
@@ -150,16 +174,8 @@ def test_values_survive_the_text_format(mysql_db, make_writer, loads):
 
 
 def test_without_local_infile_rows_go_through_insert_statements(
-    mysql_db, make_writer, loads, caplog, monkeypatch
+    mysql_db, make_writer, loads, caplog, no_infile
 ):
-    real = mysql.MySQLDialect.connect
-
-    def no_infile(self: Any, params: Any) -> Any:  # as a server with local_infile OFF
-        conn: Any = real(self, params)
-        conn.flbsql_local_infile = False
-        return conn
-
-    monkeypatch.setattr(mysql.MySQLDialect, "connect", no_infile)
     caplog.set_level(logging.INFO)
     table = unique_table("noinfile")
     w = make_writer(mysql_db, table, unique_key="tag")

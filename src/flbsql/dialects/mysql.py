@@ -5,9 +5,9 @@ when the server allows it (``@@local_infile``, read once per connection); with a
 ``unique_key``, the load fills a temporary staging table and one ``INSERT ... SELECT
 ... ON DUPLICATE KEY UPDATE`` moves it, in the same transaction. A load the server
 warns about is refused as a whole and that batch is written with statements instead.
-Statement path (``local_infile`` OFF, ``bulk insert``, a fallback): PyMySQL's
-``executemany`` rewrites ``INSERT ... VALUES (%s, ...)`` into multi-row INSERTs of at
-most ``cursor.max_stmt_length`` bytes, sized to the server's ``max_allowed_packet``.
+Statement path (``local_infile`` OFF, a fallback): multi-row INSERTs built a column
+at a time (:mod:`flbsql.dialects.mysqlvalues`), each at most the server's
+``max_allowed_packet``; ``bulk insert`` keeps PyMySQL's ``executemany``.
 
 PyMySQL blocks forever on a silent server unless ``read_timeout`` and
 ``write_timeout`` are set, so both come from ``statement_timeout``. The session
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flbsql.conn.url import ConnectParams
-from flbsql.dialects import import_driver, mysqlload, sql
+from flbsql.dialects import import_driver, mysqlload, mysqlvalues, sql
 from flbsql.dialects.base import Capabilities, Connection, Dialect
 from flbsql.errors import (
     BulkRefusedError,
@@ -276,7 +276,9 @@ class MySQLDialect(Dialect):
     ) -> None:
         """LOAD DATA LOCAL INFILE from memory, else multi-row INSERTs (PyMySQL's executemany)."""
         if not self._load(cur, table_sql, columns, rows, types):
-            self._sized(cur).executemany(sql.insert(self, table_sql, columns), rows)
+            mysqlvalues.write(
+                self._sized(cur), sql.insert(self, table_sql, columns), rows, len(columns)
+            )
 
     def upsert(
         self,
@@ -296,7 +298,8 @@ class MySQLDialect(Dialect):
         """
         stage = mysqlload.stage(cur, table_sql) if rows else None
         if stage is None or not self._load(cur, stage, columns, rows, types):
-            self._sized(cur).executemany(sql.upsert(self, table_sql, columns, key, update), rows)
+            stmt = sql.upsert(self, table_sql, columns, key, update)
+            mysqlvalues.write(self._sized(cur), stmt, rows, len(columns))
             return
         try:
             cur.execute(sql.upsert_select(self, table_sql, columns, key, update, stage))
@@ -311,7 +314,8 @@ class MySQLDialect(Dialect):
     ) -> None:
         """Multi-row INSERT (``ON DUPLICATE KEY UPDATE`` with a key): a refused load's batch."""
         stmt = sql.upsert(self, table_sql, columns, key, update) if key else None
-        self._sized(cur).executemany(stmt or sql.insert(self, table_sql, columns), rows)
+        stmt = stmt or sql.insert(self, table_sql, columns)
+        mysqlvalues.write(self._sized(cur), stmt, rows, len(columns))
 
     # -- input ---------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import hashlib
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -259,7 +260,8 @@ def stage(cur: Any, table_sql: str) -> str | None:
     if not infile(cur):
         return None
     qualified = _QUALIFIED.fullmatch(table_sql)
-    name = ((qualified.group(1) or "") if qualified else "") + "`flbsql_stage`"
+    digest = hashlib.sha1(table_sql.encode()).hexdigest()[:12]  # never the target's own name
+    name = ((qualified.group(1) or "") if qualified else "") + f"`flbsql_stage_{digest}`"
     cur.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}")
     cur.execute(f"CREATE TEMPORARY TABLE {name} LIKE {table_sql}")
     return name

@@ -116,6 +116,7 @@ class MySQLDialect(Dialect):
         max_statement_bytes=16 << 20,
         upsert_style="mysql",
         streaming=True,  # LOAD DATA reads rows as they are built
+        naive_time_text=True,
         types={
             "text": "LONGTEXT",
             "string": "VARCHAR(255)",

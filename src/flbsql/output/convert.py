@@ -86,10 +86,11 @@ class TimeConverter:
             if not 0 <= sec < _MAX_SEC:
                 raise ValueError(f"time {sec}s since 1970 is past year 9999")
             return EpochMicros(sec * 1_000_000 + nsec // 1000)
-        if self.kind == "text":  # isoformat() of the datetime, without building it
+        if self.kind in ("text", "naive_text"):  # isoformat() / str() without a datetime
             cached, head, tail = self._text
             if sec != cached:
-                iso = self._second(sec).isoformat()
+                base = self._second(sec)
+                iso = base.isoformat() if self.kind == "text" else str(base.replace(tzinfo=None))
                 head, tail = iso[:19], iso[19:]
                 self._text = (sec, head, tail)
             us = nsec // 1000

@@ -183,6 +183,8 @@ class Mapper:
             kind = time_kind(db_type)
             if kind == "aware" and caps.epoch_micros:
                 kind = "epoch"
+            elif kind == "naive" and caps.naive_time_text:
+                kind = "naive_text"
             tconv = TimeConverter(kind, self.zone, self.local_rule)
             json_bytes = caps.json_as_bytes and db_type in ("json", "jsonb")
             max_len = None

@@ -152,9 +152,10 @@ class RowEncoder:
         meta: dict[str, Any] = {}
         if self.time_idx is None:
             head = [ingest, meta]
-            if self._simple:  # the common row: no per-row call, no per-value Python
-                keys = self.keys
-                items = [[head, dict(zip(keys, r))] for r in rows]  # noqa: B905 - same length
+            if self._simple:  # the common row: one header, a body packed per row
+                keys, pack = self.keys, self._packer.pack
+                hdr = header(sec, int((now - sec) * 1e9))
+                return hdr + hdr.join([pack(dict(zip(keys, r))) for r in rows])  # noqa: B905
             else:
                 items = [[head, self._row(r)] for r in rows]
         elif self.head_idx is not None:  # headers built by the server: no Python per value

@@ -293,18 +293,24 @@ class PostgreSQLDialect(Dialect):
     def input_time_header_expr(
         self, quoted: str, db_type: str, head: bytes, tail: bytes, max_sec: int
     ) -> str | None:
-        """The event header of a timestamptz, built by the server from its microseconds.
+        """The event header of a timestamptz, built by the server.
 
-        ``EXTRACT(EPOCH ...)`` is numeric since PostgreSQL 14 (exact); a double before.
+        The 8 bytes are one int8 (seconds << 32 | nanoseconds, wrapped to signed past
+        2038). Seconds are the floor of the double epoch (exact: its error is far below
+        a microsecond); nanoseconds come from the exact ``microseconds`` field. About
+        half a microsecond of server time per row, less than building a datetime.
         """
         if db_type != "timestamp with time zone":
             return None
-        us = f"(EXTRACT(EPOCH FROM {quoted}) * 1000000)::int8"
+        epoch = "'epoch'::timestamptz"
+        sec = f"floor(date_part('epoch', {quoted}))::int8"
+        past_2038 = f"{quoted} >= {epoch} + interval '{1 << 31} seconds'"
+        wrap = f"CASE WHEN {past_2038} THEN {1 << 32} ELSE 0 END"
+        nsec = f"mod(date_part('microseconds', {quoted})::int8, 1000000) * 1000"
         return (
-            f"CASE WHEN {quoted} >= 'epoch' AND {quoted} <= 'epoch'::timestamptz + "
-            f"interval '{max_sec} seconds' THEN decode('{head.hex()}', 'hex') || "
-            f"substring(int8send({us} / 1000000) from 5) || "
-            f"int4send((mod({us}, 1000000) * 1000)::int4) || decode('{tail.hex()}', 'hex') END"
+            f"CASE WHEN {quoted} >= {epoch} AND {quoted} <= {epoch} + interval '{max_sec} seconds' "
+            f"THEN decode('{head.hex()}', 'hex') || int8send(({sec} - {wrap}) * {1 << 32} + "
+            f"{nsec}) || decode('{tail.hex()}', 'hex') END"
         )
 
     def input_cursor(self, conn: Connection) -> Any:

@@ -213,3 +213,31 @@ def test_flbsql_check_shows_the_bulk_path(mysql_db, tmp_path):
     assert check_file(conf, notes=notes) == []
     assert len(notes) == 1
     assert notes[0].endswith("sql: bulk path: LOAD DATA LOCAL INFILE from memory")
+
+
+def test_a_slice_refused_mid_stream_is_undone_and_the_connection_stays_usable(mysql_db):
+    """The rows already streamed are loaded; the savepoint undoes them; the link stays in sync."""
+    from flbsql.conn.url import parse_url
+    from flbsql.errors import BulkRefusedError
+
+    conn: Any = mysql.DIALECT.connect(parse_url(mysql_db.url))
+    table = qt(mysql_db, unique_table("midstream"))
+    try:
+        cur = conn.cursor()
+        cur.execute(f"CREATE TABLE {table} (a LONGTEXT)")
+        rows = iter([("ok",)] * 2500 + [("not UTF-8 \udcff",)] + [("ok",)] * 10)
+        cur.execute("SAVEPOINT s")
+        with pytest.raises(BulkRefusedError, match="cannot take this text"):
+            mysqlload.load_rows(cur, table, ["`a`"], rows, [False])
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        assert cur.fetchone()[0] == 2000  # the slices sent before the bad one
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        assert cur.fetchone()[0] == 0
+        mysqlload.load_rows(cur, table, ["`a`"], iter([("again",)] * 3), [False])
+        conn.commit()
+        cur.execute(f"SELECT a, COUNT(*) FROM {table} GROUP BY a")
+        assert cur.fetchall() == (("again", 3),)
+    finally:
+        conn.close()
+        mysql_db.execute(f"DROP TABLE IF EXISTS {table}")

@@ -13,6 +13,7 @@ the rows before it without bisecting.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 import re
@@ -302,13 +303,16 @@ class PostgreSQLDialect(Dialect):
         """
         if db_type != "timestamp with time zone":
             return None
-        epoch = "'epoch'::timestamptz"
+
+        def at(sec: int) -> str:  # a constant (folded once, unlike 'epoch' + interval)
+            when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=sec)
+            return f"'{when.isoformat()}'::timestamptz"
+
         sec = f"floor(date_part('epoch', {quoted}))::int8"
-        past_2038 = f"{quoted} >= {epoch} + interval '{1 << 31} seconds'"
-        wrap = f"CASE WHEN {past_2038} THEN {1 << 32} ELSE 0 END"
+        wrap = f"CASE WHEN {quoted} >= {at(1 << 31)} THEN {1 << 32} ELSE 0 END"
         nsec = f"mod(date_part('microseconds', {quoted})::int8, 1000000) * 1000"
         return (
-            f"CASE WHEN {quoted} >= {epoch} AND {quoted} <= {epoch} + interval '{max_sec} seconds' "
+            f"CASE WHEN {quoted} >= {at(0)} AND {quoted} <= {at(max_sec)} "
             f"THEN decode('{head.hex()}', 'hex') || int8send(({sec} - {wrap}) * {1 << 32} + "
             f"{nsec}) || decode('{tail.hex()}', 'hex') END"
         )

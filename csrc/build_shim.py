@@ -119,8 +119,9 @@ EXTENSIONS = {
         "frame.c",
         """
 long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_len,
-                  const char *keys, const size_t *key_len, const unsigned char *emit,
-                  size_t ncols, char *out, size_t out_cap);
+                  long head_col, const char *keys, const size_t *key_len,
+                  const unsigned char *emit, size_t ncols, size_t *offs, char *out,
+                  size_t out_cap);
 """,
     ),
     "flbsql.dialects.cpgcopy": (

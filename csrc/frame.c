@@ -143,19 +143,23 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
 }
 
 /*
- * in:      msgpack array of rows, each an array of exactly `ncols` values
- * head:    the bytes before every map (the event header: [[EventTime, {}], )
- * keys:    the packed keys of the emitted columns, concatenated, in column order
- * key_len: the length of each emitted column's key
- * emit:    per column, 1 when it goes into the map, 0 when it is skipped
- * out:     room for out_cap bytes
+ * in:       msgpack array of rows, each an array of exactly `ncols` values
+ * head:     the bytes before every map (the event header: [[EventTime, {}], )
+ * head_col: -1, or the column holding each row's own header (binary; nil: `head`):
+ *           the time column's header, built by the database (input/encoding.py)
+ * keys:     the packed keys of the emitted columns, concatenated, in column order
+ * key_len:  the length of each emitted column's key
+ * emit:     per column, 1 when it goes into the map, 0 when it is skipped
+ * offs:     room for ncols + 1 offsets (scratch)
+ * out:      room for out_cap bytes
  *
  * Returns the bytes written, FRAME_MALFORMED when `in` is not such an array, or
  * FRAME_NO_ROOM when out_cap is too small (frame.py sizes it so this cannot happen).
  */
 long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_len,
-                  const char *keys, const size_t *key_len, const unsigned char *emit,
-                  size_t ncols, char *out_, size_t out_cap)
+                  long head_col, const char *keys, const size_t *key_len,
+                  const unsigned char *emit, size_t ncols, size_t *offs, char *out_,
+                  size_t out_cap)
 {
     const unsigned char *in = (const unsigned char *)in_;
     unsigned char *out = (unsigned char *)out_;
@@ -180,40 +184,58 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
     else {
         return FRAME_MALFORMED;
     }
+    if (head_col >= (long)ncols) {
+        return FRAME_MALFORMED;
+    }
     rows = array_header(in, in_len, &off);
     if (rows < 0) {
         return FRAME_MALFORMED;
     }
     for (r = 0; r < rows; r++) {
         const char *key = keys;
-        size_t k = 0;
+        const unsigned char *h = (const unsigned char *)head;
+        size_t hlen = head_len, k = 0;
         if (array_header(in, in_len, &off) != (long)ncols) {
             return FRAME_MALFORMED;
         }
-        if (head_len + map_head_len > out_cap - w) {
-            return FRAME_NO_ROOM;
-        }
-        memcpy(out + w, head, head_len);
-        w += head_len;
-        memcpy(out + w, map_head, map_head_len);
-        w += map_head_len;
-        for (c = 0; c < ncols; c++) {
-            size_t start = off;
+        for (c = 0; c < ncols; c++) { /* where each value starts, and the row's end */
+            offs[c] = off;
             if (skip_object(in, in_len, &off) != 0) {
                 return FRAME_MALFORMED;
             }
+        }
+        offs[ncols] = off;
+        if (head_col >= 0) {
+            const unsigned char *v = in + offs[head_col];
+            if (v[0] == 0xc4 && offs[head_col + 1] - offs[head_col] == 2 + (size_t)v[1]) {
+                h = v + 2; /* bin 8: the row's own header */
+                hlen = v[1];
+            }
+            else if (v[0] != 0xc0) { /* nil: the default header */
+                return FRAME_MALFORMED;
+            }
+        }
+        if (hlen + map_head_len > out_cap - w) {
+            return FRAME_NO_ROOM;
+        }
+        memcpy(out + w, h, hlen);
+        w += hlen;
+        memcpy(out + w, map_head, map_head_len);
+        w += map_head_len;
+        for (c = 0; c < ncols; c++) {
+            size_t n = offs[c + 1] - offs[c];
             if (!emit[c]) {
                 continue;
             }
-            if (key_len[k] + (off - start) > out_cap - w) {
+            if (key_len[k] + n > out_cap - w) {
                 return FRAME_NO_ROOM;
             }
             memcpy(out + w, key, key_len[k]);
             w += key_len[k];
             key += key_len[k];
             k++;
-            memcpy(out + w, in + start, off - start);
-            w += off - start;
+            memcpy(out + w, in + offs[c], n);
+            w += n;
         }
     }
     if (off != in_len) {

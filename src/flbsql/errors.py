@@ -11,12 +11,14 @@ arises (a dialect's ``classify``, the option parser, a secret provider). Only
   :class:`DisconnectError` is the subclass that also invalidates the pool.
 - :class:`TerminalError`: retrying cannot help (bad data, constraint, permission).
   :class:`RecordError` is the subclass raised for one record, which the writer
-  dead-letters instead of failing the chunk.
+  dead-letters instead of failing the chunk; :class:`BulkRefusedError` says a bulk load
+  refused some rows of a batch without naming them.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BulkRefusedError",
     "ConfigError",
     "DisconnectError",
     "FlbSqlError",
@@ -81,6 +83,15 @@ class TerminalError(DatabaseError):
 
 class RecordError(TerminalError):
     """One record cannot be written or encoded; it is dead-lettered with this text."""
+
+
+class BulkRefusedError(RecordError):
+    """A bulk load refused (or would have altered) rows of a batch without naming them.
+
+    MySQL's ``LOAD DATA LOCAL`` turns data errors into warnings; the writer undoes
+    the batch and writes it again through ``Dialect.statement_write``, whose errors
+    name the bad rows.
+    """
 
 
 # SQLSTATE classes (ANSI/ISO 9075, as in psycopg.errors) that a retry may cure.

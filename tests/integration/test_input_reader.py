@@ -152,6 +152,53 @@ def test_time_column_sets_the_event_time(any_db, tmp_path):
 
 
 @pytest.mark.postgres
+def test_timestamptz_event_times_come_from_the_server(pg_db, tmp_path):
+    """The server builds the event header of a timestamptz time column (no datetime per row).
+
+    Same times as the Python path (``query`` mode reads the typed value): microseconds
+    kept, before 1970 / past 2106-02-07 / NULL -> the read time; the column still in the record.
+    """
+    t = unique_table("tz")
+    pg_db.execute(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, at timestamptz)")
+    values = [
+        "2024-01-01 01:00:00.123456+01",
+        "1970-01-01 00:00:00+00",
+        "1969-12-31 23:59:59.999999+00",
+        None,
+        "2106-02-07 06:28:13+00",  # MAX_EVENT_SEC
+        "2106-02-07 06:28:13.000001+00",  # past it
+        "3000-01-01 00:00:00+00",
+    ]
+    for i, v in enumerate(values):
+        pg_db.execute(f"INSERT INTO {t} VALUES (%s, %s)", (i, v))
+    times = {}
+    for mode in ("table", "query"):
+        opts: dict[str, str] = (
+            {"table": t}
+            if mode == "table"
+            else {
+                "query": f"SELECT * FROM {t} WHERE {{position}}",
+                "key": "id",
+            }
+        )
+        src = source(pg_db, tmp_path / mode, time_column="at", time_zone="Europe/Paris", **opts)
+        try:
+            events = drain(src, len(values))
+        finally:
+            src.close()
+        times[mode] = [(e.body["id"], tuple(e.time)) for e in events]
+        now = time.time()
+        ingest = {i for i, (_, (sec, _)) in enumerate(times[mode]) if abs(sec - now) < 60}
+        assert ingest == {2, 3, 5, 6}, mode
+        assert times[mode][0][1] == (1_704_067_200, 123_456_000)
+        assert times[mode][1][1] == (0, 0)
+        assert times[mode][4][1] == (4_294_967_293, 0)
+        assert events[0].body["at"] == "2024-01-01T00:00:00.123456+00:00"  # the session zone
+    fixed = [(i, ts) for i, ts in times["table"] if i not in (2, 3, 5, 6)]
+    assert fixed == [(i, ts) for i, ts in times["query"] if i not in (2, 3, 5, 6)]
+
+
+@pytest.mark.postgres
 @pytest.mark.mysql
 @pytest.mark.parametrize("dbname", ["pg_db", "mysql_db"], ids=["postgresql", "mysql"])
 def test_late_commit_with_lower_keys_is_not_skipped(dbname, request, tmp_path):

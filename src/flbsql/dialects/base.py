@@ -101,12 +101,10 @@ class Dialect:
         return fd if isinstance(fd, int) and fd >= 0 else None
 
     def interrupt(self, conn: Connection) -> None:
-        """Ask the server to stop the operation ``conn`` is running.
+        """Ask the server to stop what ``conn`` runs (the watchdog, from a side thread).
 
-        The watchdog calls it from a side thread while another thread is blocked
-        on ``conn``, just before it shuts the socket down, so it must be safe to
-        call concurrently; it may block (the thread is abandoned). Default: the
-        driver's ``interrupt()`` (sqlite3) or ``cancel()`` (oracledb), if any.
+        Safe to call concurrently; it may block. Default: the driver's ``interrupt()``
+        (sqlite3) or ``cancel()`` (oracledb), if any.
         """
         for name in ("interrupt", "cancel"):
             method = getattr(conn, name, None)
@@ -121,9 +119,8 @@ class Dialect:
     def classify(self, exc: BaseException) -> Exception:
         """Sort a driver error into the flbsql tree (keep ``exc`` as the cause).
 
-        Default: disconnects first, then the SQLSTATE class; data errors (class 22
-        data exception, 23 integrity constraint) are per-record; anything else is
-        terminal for the statement.
+        Default: disconnects first, then the SQLSTATE class; data errors (class 22, 23)
+        are per-record; anything else is terminal for the statement.
         """
         msg = f"{self.name}: {type(exc).__name__}: {self.error_text(exc)}"
         state = self.sqlstate(exc)
@@ -226,12 +223,9 @@ class Dialect:
         rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
-        """Insert rows through the dialect's fastest bound path (default: :meth:`insert_rows`).
+        """Insert rows by the fastest bound path; ``types``: the columns' types (binary COPY).
 
-        ``types`` are the target columns' database types (from :meth:`columns`),
-        for bulk paths that bind by type (PostgreSQL binary COPY). With
-        ``caps.streaming``, ``rows`` may be an iterator, consumed as it goes.
-        Raises the driver's error when any row is refused (the writer isolates it).
+        ``rows`` may be an iterator with ``caps.streaming``. A refused row raises.
         """
         self.insert_rows(cur, table_sql, columns, rows)
 
@@ -251,14 +245,18 @@ class Dialect:
     def encode_chunk(
         self, data: bytes | memoryview, tag: str, types: Sequence[str] | None
     ) -> tuple[Iterable[Sequence[Any]], int] | None:
-        """A whole chunk of the default (tag, time, json) shape, encoded at once, or None.
-
-        Returns what :meth:`bulk_insert` takes as ``rows`` and the row count, encoded
-        without a Python object per record; exactly one row per record of the chunk,
-        in order. None (the default, and for any chunk the encoder does not take as
-        is): the writer decodes and maps the chunk in Python.
-        """
+        """A default-shape chunk as (``rows`` for bulk_insert, count), or None: map in Python."""
         return None
+
+    def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
+        """The bulk path this connection uses, and why not a faster one (None: fastest)."""
+        return f"{self.name} bulk insert", None
+
+    def statement_write(
+        self, cur: Cursor, table_sql: str, columns: Sequence[str], rows: Any, key: Any, update: bool
+    ) -> None:
+        """Write with statements, whose errors name the bad rows, a batch the bulk path refused."""
+        raise NotImplementedError(f"{self.name}: no bulk path refuses batches")
 
     def bulk_insert_partial(
         self,
@@ -337,6 +335,15 @@ class Dialect:
 
         Only for values the server formats faster than Python does, with the same
         meaning as :mod:`flbsql.input.encoding` gives them; never used for order columns.
+        """
+        return None
+
+    def input_time_header_expr(
+        self, quoted: str, db_type: str, head: bytes, tail: bytes, max_sec: int
+    ) -> str | None:
+        """SQL giving the event header ``head + u32 sec + u32 nsec + tail`` of a time column.
+
+        NULL outside 0..``max_sec`` seconds since 1970 (the read time is used); None: not offered.
         """
         return None
 

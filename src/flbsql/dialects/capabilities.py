@@ -41,6 +41,9 @@ class Capabilities:
         epoch_micros: record times for zone-aware columns may be passed as
             :class:`flbsql.timestamps.EpochMicros` (the driver adapts them), which spares
             building a datetime per row on the hot path.
+        naive_time_text: record times for zone-less columns may be bound as text
+            ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (what PyMySQL sends for a datetime anyway),
+            which spares building a datetime per row on the hot path.
         enforces_length: the server rejects text longer than a VARCHAR(n) (SQLite does not,
             so the mapper checks it to behave like the others).
         streaming: ``Dialect.bulk_insert`` consumes an iterator of rows as it goes
@@ -78,6 +81,7 @@ class Capabilities:
     current_schema: str = "CURRENT_SCHEMA"
     column_type_field: str = "data_type"
     epoch_micros: bool = False
+    naive_time_text: bool = False
     enforces_length: bool = True
     streaming: bool = False
     locates_failed_row: bool = False

@@ -162,6 +162,9 @@ def encode_rows(
     Raises:
         ValueError: a value does not fit its column; the message names the row.
     """
+    if isinstance(rows, Encoded):  # a whole chunk, encoded in C (encode_chunk)
+        write(rows.payload)
+        return
     encs = [_memo(e) if e is _text else e for e in encs]  # the tag repeats on every row
     encode_row = _row_encoder(encs)
     parts: list[bytes] = []
@@ -235,8 +238,10 @@ class Encoded:
         return iter(())
 
 
-def encode_chunk(data: bytes | memoryview, tag: str, types: Sequence[str] | None) -> Encoded | None:
-    """The chunk's rows for a (tag, time, jsonb) table, or None (the Python path does it).
+def encode_chunk(
+    data: bytes | memoryview, tag: str, types: Sequence[str] | None
+) -> tuple[Encoded, int] | None:
+    """The chunk's rows for a (tag, time, jsonb) table and their count, or None (Python's).
 
     None also for any chunk the C code does not take as is (a binary value, a group
     marker, invalid UTF-8, ...): the Python path decodes it and isolates bad records.
@@ -255,4 +260,4 @@ def encode_chunk(data: bytes | memoryview, tag: str, types: Sequence[str] | None
         if n != _NO_ROOM:
             break
         cap *= 2
-    return None if n < 0 else Encoded(_ffi.buffer(out, n)[:], int(rows[0]))
+    return None if n < 0 else (Encoded(_ffi.buffer(out, n)[:], int(rows[0])), int(rows[0]))

@@ -174,8 +174,14 @@ def _check_key(columns: Sequence[str], key: Sequence[str]) -> list[str]:
     return [c for c in columns if c not in keys]
 
 
-def _on_duplicate(d: Flavour, columns: Sequence[str], key: Sequence[str], update: bool) -> str:
-    """The clause that skips or updates a row whose key exists (on_conflict, mysql styles)."""
+def _on_duplicate(
+    d: Flavour, columns: Sequence[str], key: Sequence[str], update: bool, table_sql: str
+) -> str:
+    """The clause that skips or updates a row whose key exists (on_conflict, mysql styles).
+
+    MySQL's no-op update names the target's column with its table: in ``INSERT ...
+    SELECT`` from a staging table a bare name would be ambiguous.
+    """
     others = _check_key(columns, key)
     style = d.caps.upsert_style
     if style == "on_conflict":
@@ -186,7 +192,7 @@ def _on_duplicate(d: Flavour, columns: Sequence[str], key: Sequence[str], update
         return f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
     if style == "mysql":
         if not update or not others:
-            k = d.quote(key[0])
+            k = f"{table_sql}.{d.quote(key[0])}"
             return f" ON DUPLICATE KEY UPDATE {k} = {k}"
         sets = ", ".join(f"{d.quote(c)} = VALUES({d.quote(c)})" for c in others)
         return f" ON DUPLICATE KEY UPDATE {sets}"
@@ -204,7 +210,7 @@ def upsert(
     """Insert-or-ignore (``update`` False) or insert-or-update, per the dialect's style."""
     if d.caps.upsert_style == "merge":
         return merge(d, table_sql, columns, key, update, nrows)
-    tail = _on_duplicate(d, columns, key, update)
+    tail = _on_duplicate(d, columns, key, update, table_sql)
     if nrows > 1:
         return insert_values(d, table_sql, columns, nrows) + tail
     return insert(d, table_sql, columns) + tail
@@ -224,7 +230,7 @@ def upsert_select(
     skip duplicates). Not for the ``merge`` style.
     """
     cols = column_list(d, columns)
-    tail = _on_duplicate(d, columns, key, update)
+    tail = _on_duplicate(d, columns, key, update, table_sql)
     return f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {source_sql}{tail}"
 
 

@@ -71,6 +71,10 @@ class SQLiteDialect(Dialect):
         if not conn.in_transaction:
             cur.execute("BEGIN")
 
+    def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
+        """``executemany`` in the flush's one transaction."""
+        return "executemany, one transaction per flush", None
+
     def is_disconnect(self, exc: BaseException) -> bool:
         """A closed handle or a vanished/corrupt file."""
         return (isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc)) or (

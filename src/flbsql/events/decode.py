@@ -16,12 +16,14 @@ from typing import Any
 import msgpack
 
 from flbsql.events.chunk import BadEntry, decode_chunk
-from flbsql.events.codec import EventTime, ext_hook, is_group
+from flbsql.events.codec import GROUP_END, GROUP_START, EventTime, ext_hook
 
 __all__ = ["Event", "decode_events", "iter_events"]
 
 Event = tuple[int, int, dict[Any, Any], int]
 """One record: seconds, nanoseconds, body, and its index in the chunk."""
+
+_GROUPS = frozenset((GROUP_START, GROUP_END))
 
 
 class _Odd(Exception):  # noqa: N818 - internal signal, not an error
@@ -63,11 +65,12 @@ def iter_events(data: bytes | memoryview, bad: list[BadEntry]) -> Iterator[Event
                 head, meta = head
                 if meta.__class__ is not dict:
                     raise _Odd
-            ts = _head(head)
+            ts = head if head.__class__ is EventTime else _head(head)  # the usual head inline
             if ts is None or body.__class__ is not dict:
                 raise _Odd
-            if not is_group(ts[0], ts[1]):
-                yield ts[0], ts[1], body, index
+            sec, nsec = ts
+            if nsec or sec not in _GROUPS:  # not a group marker
+                yield sec, nsec, body, index
             index += 1
             start = unpacker.tell()
     except (_Odd, ValueError, TypeError, msgpack.UnpackException):

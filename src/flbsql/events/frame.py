@@ -44,7 +44,13 @@ def _map_header(n: int) -> bytes:
     return bytes((0x80 | n,)) if n < 16 else b"\xde" + n.to_bytes(2, "big")
 
 
-def frame_py(packed: bytes, head: bytes, keys: Sequence[bytes], emit: Sequence[bool]) -> bytes:
+def frame_py(
+    packed: bytes,
+    head: bytes,
+    keys: Sequence[bytes],
+    emit: Sequence[bool],
+    head_col: int = -1,
+) -> bytes:
     """The Python re-framer: the same bytes as the C one, for tests and source trees."""
     unpacker = msgpack.Unpacker(io.BytesIO(packed), raw=True, strict_map_key=False)
     rows = unpacker.read_array_header()
@@ -53,26 +59,33 @@ def frame_py(packed: bytes, head: bytes, keys: Sequence[bytes], emit: Sequence[b
     for _ in range(rows):
         if unpacker.read_array_header() != len(emit):
             raise ValueError("a row has another number of columns")
-        out.append(head + map_head)
-        k = 0
-        for on in emit:
-            start = unpacker.tell()
+        start = unpacker.tell()
+        values = []
+        for _ in emit:
             unpacker.skip()
-            if on:
-                out.append(keys[k] + packed[start : unpacker.tell()])
-                k += 1
+            values.append(packed[start : unpacker.tell()])
+            start = unpacker.tell()
+        own = msgpack.unpackb(values[head_col]) if head_col >= 0 else None
+        out.append((own or head) + map_head)
+        shown = [v for v, on in zip(values, emit, strict=True) if on]
+        out.extend(k + v for k, v in zip(keys, shown, strict=True))
     return b"".join(out)
 
 
 class Framer:
     """Re-frames pages of one result shape: fixed column names and emitted columns."""
 
-    def __init__(self, keys: Sequence[str], emit: Sequence[bool]) -> None:
-        """``keys``: the names of the emitted columns, in order; ``emit``: per column."""
+    def __init__(self, keys: Sequence[str], emit: Sequence[bool], head_col: int = -1) -> None:
+        """``keys``: the names of the emitted columns, in order; ``emit``: per column.
+
+        ``head_col``: the column holding each row's own event header (binary; NULL:
+        the page's header), or -1.
+        """
         if sum(1 for e in emit if e) != len(keys):
             raise ValueError("one key per emitted column")
         self.keys = [msgpack.packb(k, use_bin_type=True) for k in keys]
         self.emit = list(emit)
+        self.head_col = head_col
         self._keys_total = sum(len(k) for k in self.keys)
         self._c: tuple[Any, Any, Any] | None = None
         if _lib is not None:
@@ -81,17 +94,29 @@ class Framer:
                 _ffi.new("size_t[]", [len(k) for k in self.keys] or [0]),
                 _ffi.new("unsigned char[]", [1 if e else 0 for e in self.emit] or [0]),
             )
+            self._offs = _ffi.new("size_t[]", len(self.emit) + 1)
             self._alloc = _ffi.new_allocator(should_clear_after_alloc=False)
 
     def frame(self, packed: bytes, rows: int, head: bytes) -> bytes:
         """Events for the ``rows`` rows in ``packed`` (one msgpack array of row arrays)."""
         if self._c is None:
-            return frame_py(packed, head, self.keys, self.emit)
+            return frame_py(packed, head, self.keys, self.emit, self.head_col)
         keys, key_len, emit = self._c
         cap = len(packed) + rows * (len(head) + 3 + self._keys_total)
         out = self._alloc("char[]", cap)
         n = _lib.flbsql_frame(
-            packed, len(packed), head, len(head), keys, key_len, emit, len(self.emit), out, cap
+            packed,
+            len(packed),
+            head,
+            len(head),
+            self.head_col,
+            keys,
+            key_len,
+            emit,
+            len(self.emit),
+            self._offs,
+            out,
+            cap,
         )
         if n < 0:
             what = "malformed rows" if n == _MALFORMED else "no room"

@@ -44,9 +44,10 @@ from flbsql.events.codec import MAX_EVENT_SEC, header
 from flbsql.events.frame import Framer
 from flbsql.timestamps import localize, to_event_time
 
-__all__ = ["RowEncoder"]
+__all__ = ["HEADER_COLUMN", "RowEncoder"]
 
 _UTC = dt.timezone.utc
+HEADER_COLUMN = "flbsql_event_header"  # the time column's event header, from the server
 
 
 class RowEncoder:
@@ -85,19 +86,28 @@ class RowEncoder:
         self.zone = zone
         self.local_rule = local_rule
         self.time_idx = None if time_column is None else lower[time_column.lower()]
+        self.head_idx = lower.get(HEADER_COLUMN) if time_column is not None else None
         self.time_zone = (
             _UTC
             if (self.time_idx is not None and kinds.get(names[self.time_idx].lower()) == "utc")
             else zone
         )
         self.decimal_float = decimal_float
-        self._simple = not (self.json_idx or self.utc_idx or len(self.emit) != len(names))
+        # emitted columns lead the row (a header read last is cut off by zip)
+        self._simple = not (self.json_idx or self.utc_idx) and self.emit == list(
+            range(len(self.emit))
+        )
         shown = set(self.emit)
-        # rows whose values go out as the driver returned them: framed from one pack
+        # rows whose values go out as the driver returned them: framed from one pack,
+        # each behind the page's header or, with a time column, its own from the server
         self._framer = (
             None
             if self.json_idx or self.utc_idx
-            else Framer(self.keys, [i in shown for i in range(len(names))])
+            else Framer(
+                self.keys,
+                [i in shown for i in range(len(names))],
+                -1 if self.head_idx is None else self.head_idx,
+            )
         )
         self._packer = msgpack.Packer(
             default=self._default,
@@ -127,7 +137,7 @@ class RowEncoder:
 
     def _row(self, row: Sequence[Any]) -> Any:
         if self._simple:
-            return dict(zip(self.keys, row, strict=True))
+            return dict(zip(self.keys, row))  # noqa: B905 - a header read last is cut off
         values = list(row)
         for i in self.json_idx:
             v = values[i]
@@ -151,6 +161,11 @@ class RowEncoder:
                 return self._framer.frame(self._packer.pack(rows), len(rows), head)
             pack, row_of = self._packer.pack, self._row
             return b"".join([head + pack(row_of(r)) for r in rows])
+        if self.head_idx is not None:  # headers built by the server: no Python per value
+            head = header(sec, int((now - sec) * 1e9))
+            if self._framer is not None:
+                return self._framer.frame(self._packer.pack(rows), len(rows), head)
+            return self._encode_headed(rows, head)
         # the time column: per-row headers written by hand, one pack per body
         t, zone = self.time_idx, self.time_zone
         pack, row_of = self._packer.pack, self._row
@@ -165,4 +180,15 @@ class RowEncoder:
                 et = to_event_time(v, zone, self.local_rule)
             hdr = default_head if et is None else header(*et)
             parts.append(hdr + pack(row_of(r)))
+        return b"".join(parts)
+
+    def _encode_headed(self, rows: Sequence[Sequence[Any]], default_head: bytes) -> bytes:
+        """Events whose header the server read with the row (NULL: ``default_head``)."""
+        h, pack = self.head_idx, self._packer.pack
+        assert h is not None
+        parts: list[bytes] = []
+        add = parts.append
+        for r in rows:
+            add(r[h] or default_head)
+            add(pack(self._row(r)))
         return b"".join(parts)

@@ -90,6 +90,7 @@ class KeysetQuery:
         row_values: bool | None = None,
         exprs: dict[str, str] | None = None,
         table_columns: Sequence[str] = (),
+        last: tuple[str, str] | None = None,
     ) -> None:
         """Describe the source; nothing runs here.
 
@@ -98,6 +99,8 @@ class KeysetQuery:
             order: order columns (tracking column first, then the key).
             exprs: column -> SQL that renders it server-side (never an order column).
             table_columns: every column of the table, for an explicit select list.
+            last: (alias, SQL) of one more value read last and not emitted (the event
+                header of the time column).
             table: source table (``schema.table`` allowed), or
             query: a SELECT containing ``{position}``.
             columns: columns to select (default all); order columns are added.
@@ -144,6 +147,9 @@ class KeysetQuery:
         else:
             self.select = "*"
             self.hidden = ()
+        if last is not None:
+            self.select += f", {last[1]} AS {dialect.quote(last[0])}"
+            self.hidden = (*self.hidden, last[0])
 
     def _source(self, position_cond: str) -> tuple[str, str]:
         """(FROM clause body, extra condition) with the position inside a query."""

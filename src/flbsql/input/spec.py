@@ -14,13 +14,15 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from flbsql.errors import ConfigError
+from flbsql.events.codec import MAX_EVENT_SEC, header
+from flbsql.input.encoding import HEADER_COLUMN
 from flbsql.input.keyset import KeysetQuery
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from flbsql.conn.pool import Pool
-    from flbsql.dialects.base import Dialect
+    from flbsql.dialects.base import Column, Dialect
     from flbsql.settings import InputConfig
 
 __all__ = [
@@ -125,6 +127,7 @@ def resolve(
     kinds: dict[str, str] = {}
     exprs: dict[str, str] = {}
     cols: list[str] = []
+    extra: tuple[str, str] | None = None
     with pool.connection() as conn:
         try:
             if cfg.table:
@@ -154,12 +157,11 @@ def resolve(
                 kinds = d.input_column_kinds(conn, schema, table)
                 # values the server renders faster than Python (PostgreSQL: ISO
                 # timestamps); never order columns, whose typed values are the position,
-                # nor the time column, whose typed value gives the event time
-                raw = {
-                    *(k.lower() for k in key),
-                    (cfg.tracking_column or "").lower(),
-                    (time_column or "").lower(),
-                }
+                # nor the time column, unless the server also gives its event header
+                raw = {*(k.lower() for k in key), (cfg.tracking_column or "").lower()}
+                extra = _time_header(d, described, time_column)
+                if extra is None:
+                    raw.add((time_column or "").lower())
                 for col in described:
                     expr = d.input_select_expr(d.quote(col.name), col.type)
                     if expr and col.name.lower() not in raw:
@@ -181,5 +183,20 @@ def resolve(
         where=cfg.where,
         exprs=exprs,
         table_columns=cols,
+        last=extra,
     )
     return spec, query
+
+
+def _time_header(
+    d: Dialect, described: Sequence[Column], time_column: str | None
+) -> tuple[str, str] | None:
+    """(alias, SQL) of the time column's event header read from the server, or None."""
+    col = next((c for c in described if c.name.lower() == (time_column or "").lower()), None)
+    if col is None:
+        return None
+    sample, stamp = header(0x01020304, 0x05060708), bytes(range(1, 9))
+    at = sample.index(stamp)
+    head, tail = sample[:at], sample[at + 8 :]
+    expr = d.input_time_header_expr(d.quote(col.name), col.type, head, tail, MAX_EVENT_SEC)
+    return None if expr is None else (HEADER_COLUMN, expr)

@@ -131,7 +131,8 @@ OUTPUT_OPTIONS: tuple[Option, ...] = (
         "bulk",
         "choice",
         "auto",
-        "Bulk path: auto (COPY on PostgreSQL), copy, insert.",
+        "Bulk path: auto (COPY on PostgreSQL, LOAD DATA LOCAL INFILE on MySQL/MariaDB when "
+        "the server allows local_infile), copy, insert (bound executemany).",
         kinds=OUTPUT,
         group="table",
         choices=("auto", "copy", "insert"),

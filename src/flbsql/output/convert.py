@@ -77,6 +77,8 @@ class TimeConverter:
         self.local_rule = local_rule  # for naive times in records (timestamps.localize)
         # one attribute holding both, so concurrent workers never see a torn pair
         self._cache: tuple[int, dt.datetime] = (-1, _EPOCH)
+        # text: the ISO text of the second, cut where the fraction goes (before the offset)
+        self._text: tuple[int, str, str] = (-1, "", "")
 
     def __call__(self, sec: int, nsec: int) -> Any:
         """The column's value for the time ``sec`` + ``nsec``."""
@@ -84,6 +86,19 @@ class TimeConverter:
             if not 0 <= sec < _MAX_SEC:
                 raise ValueError(f"time {sec}s since 1970 is past year 9999")
             return EpochMicros(sec * 1_000_000 + nsec // 1000)
+        if self.kind in ("text", "naive_text"):  # isoformat() / str() without a datetime
+            cached, head, tail = self._text
+            if sec != cached:
+                base = self._second(sec)
+                iso = base.isoformat() if self.kind == "text" else str(base.replace(tzinfo=None))
+                head, tail = iso[:19], iso[19:]
+                self._text = (sec, head, tail)
+            us = nsec // 1000
+            return f"{head}.{us:06d}{tail}" if us else head + tail
+        base = self._second(sec)
+        return base.replace(microsecond=nsec // 1000) if nsec else base
+
+    def _second(self, sec: int) -> dt.datetime:
         cached_sec, base = self._cache
         if sec != cached_sec:
             base = _EPOCH + dt.timedelta(seconds=sec)
@@ -92,8 +107,7 @@ class TimeConverter:
             if self.kind == "naive":
                 base = base.replace(tzinfo=None)
             self._cache = (sec, base)
-        value = base.replace(microsecond=nsec // 1000) if nsec else base
-        return value.isoformat() if self.kind == "text" else value
+        return base
 
 
 def _int(v: Any) -> int:

@@ -23,9 +23,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from flbsql.errors import ConfigError, RecordError
 from flbsql.events.decode import Event
-from flbsql.output.convert import TimeConverter, converter, time_kind
+from flbsql.output.convert import TimeConverter, converter, json_default, time_kind
 from flbsql.text import show
 from flbsql.timestamps import local_time_rule, parse_zone
 
@@ -153,6 +155,7 @@ class Mapper:
         self._convs: list[Converter] = []
         self._tconv = TimeConverter("aware", self.zone)
         self._fast = False
+        self._json_direct: Any = None
 
     def coldefs(self, key: Sequence[str] = ()) -> list[tuple[str, str]]:
         """(name, SQL type) for CREATE TABLE / ADD COLUMN.
@@ -180,6 +183,8 @@ class Mapper:
             kind = time_kind(db_type)
             if kind == "aware" and caps.epoch_micros:
                 kind = "epoch"
+            elif kind == "naive" and caps.naive_time_text:
+                kind = "naive_text"
             tconv = TimeConverter(kind, self.zone, self.local_rule)
             json_bytes = caps.json_as_bytes and db_type in ("json", "jsonb")
             max_len = None
@@ -203,6 +208,10 @@ class Mapper:
             self.time_column,
             self.json_column,
         ]
+        # the JSON column's text straight from orjson (see _iter_fast)
+        json_type = db_types.get(self.json_column or "", "")
+        plain = caps.text_nul and not (caps.json_as_bytes and json_type in ("json", "jsonb"))
+        self._json_direct = orjson.dumps if plain else None
 
     @property
     def default_shape(self) -> bool:
@@ -273,9 +282,15 @@ class Mapper:
         where: list[int],
         bad: list[tuple[int, Exception]],
     ) -> Iterator[tuple[Any, ...]]:
-        """The default (tag, time, json) shape, without per-column dispatch."""
+        """The default (tag, time, json) shape, without per-column dispatch.
+
+        The record goes to orjson directly; anything unusual (a NUL the database cannot
+        store, a key that is not a string, a value orjson cannot encode) takes the
+        column's converter, which says why.
+        """
         tconv = self._tconv
         jconv = self._convs[2]
+        direct = self._json_direct
         add_where = where.append
         for pos, event in enumerate(events):
             if seen is not None:
@@ -284,7 +299,11 @@ class Mapper:
             try:
                 when = tconv(event[0], event[1])
                 name = self.json_column or "json"
-                row = (tag, when, jconv(event[2]))
+                try:
+                    doc = direct(event[2], default=json_default).decode() if direct else None
+                except TypeError:
+                    doc = None
+                row = (tag, when, jconv(event[2]) if doc is None else doc)
             except Exception as exc:  # any conversion failure is this record's own problem
                 bad.append((pos, _record_error(name, exc)))
                 continue

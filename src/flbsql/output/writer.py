@@ -14,12 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flbsql.conn.pool import Pool
 from flbsql.dialects.base import Dialect
-from flbsql.errors import ConfigError, DisconnectError, FlbSqlError, RecordError, TerminalError
+from flbsql.errors import (
+    BulkRefusedError,
+    ConfigError,
+    DisconnectError,
+    FlbSqlError,
+    RecordError,
+    TerminalError,
+)
 from flbsql.events.chunk import BadEntry
 from flbsql.events.decode import iter_events
 from flbsql.metrics import Metrics
@@ -194,16 +201,11 @@ class Writer:
         d = self.dialect
         write = self._bulk(cur)
         partial = d.caps.batch_errors and self.cfg.bulk != "insert"
-        locate = d.failed_row if d.caps.locates_failed_row else None
         if source is not rows:
             err = sp.attempt(write, source)  # type: ignore[arg-type]
             for _ in source:  # a failed stream stops early: decode and map the rest
                 pass
-            if err is None:
-                return []
-            if not isinstance(err, RecordError):
-                raise err
-            return isolate(sp, write, remap(), locate, first_error=err)
+            return [] if err is None else self._find_bad(cur, sp, write, remap(), err)
         bad: list[tuple[int, Exception]] = []
         offset = 0
         for part in chunked(rows, self.per_batch):
@@ -215,12 +217,22 @@ class Writer:
             else:
                 err = sp.attempt(write, part)
                 if err is not None:
-                    if not isinstance(err, RecordError):
-                        raise err  # not about one record: missing table, permissions, ...
-                    found = isolate(sp, write, part, locate, first_error=err)
+                    found = self._find_bad(cur, sp, write, part, err)
                     bad.extend((offset + i, e) for i, e in found)
             offset += len(part)
         return bad
+
+    def _find_bad(
+        self, cur: Any, sp: Savepoints, write: Any, rows: Sequence[Any], err: Exception
+    ) -> list[tuple[int, Exception]]:
+        """Write the good ``rows`` of a failed batch; (position, error) of the bad ones."""
+        locate = self.dialect.failed_row if self.dialect.caps.locates_failed_row else None
+        if isinstance(err, BulkRefusedError):  # statements name the bad rows
+            self.log.warning("%s; writing these %d rows with statements", err, len(rows))
+            return isolate(sp, self._statements(cur), rows, locate)
+        if not isinstance(err, RecordError):
+            raise err  # not about one record: missing table, permissions, ...
+        return isolate(sp, write, rows, locate, first_error=err)
 
     def _bulk(self, cur: Any) -> Any:
         d, table_sql, columns, types = self.dialect, self.table_sql, self.columns, self._types
@@ -231,6 +243,10 @@ class Writer:
         if self.cfg.bulk == "insert":  # plain bound executemany, e.g. no COPY privilege
             return lambda part: d.insert_rows(cur, table_sql, columns, part)
         return lambda part: d.bulk_insert(cur, table_sql, columns, part, types)
+
+    def _statements(self, cur: Any) -> Any:
+        d, table_sql, columns, key = self.dialect, self.table_sql, self.columns, self.key
+        return lambda part: d.statement_write(cur, table_sql, columns, part, key, self.update)
 
     def _dedupe(
         self, rows: list[tuple[Any, ...]], where: list[int]
@@ -275,11 +291,17 @@ class Writer:
             self._ensure_dead(conn)
             self.mapper.bind(types)
             self._types = [types[c] for c in self.columns]
+            path, slower = self.dialect.bulk_path(conn)
+            if self.cfg.bulk == "insert":
+                path, slower = "executemany (bulk insert)", None
             self.log.info(
-                "table %s ready: columns %s",
+                "table %s ready: columns %s; bulk path: %s",
                 self.cfg.table,
                 ", ".join(f"{c} {t}" for c, t in zip(self.columns, self._types, strict=True)),
+                path,
             )
+            if slower:
+                self.log.warning("table %s: %s", self.cfg.table, slower)
 
     def _ensure_dead(self, conn: Any) -> None:
         if self.dead.table and not self.dead.bound:

@@ -48,8 +48,13 @@ def _unknown_keys(section: fbconfig.Section, kind: str) -> list[str]:
     return problems
 
 
-def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
-    """Problems found in the config, one line each (empty: all good)."""
+def check_file(
+    path: str | os.PathLike[str], connect: bool = True, notes: list[str] | None = None
+) -> list[str]:
+    """Problems found in the config, one line each (empty: all good).
+
+    ``notes`` receives what is worth knowing but not wrong (an output's bulk path).
+    """
     try:
         sections = fbconfig.load(path)
     except (OSError, ValueError) as exc:
@@ -78,7 +83,10 @@ def check_file(path: str | os.PathLike[str], connect: bool = True) -> list[str]:
             continue
         if connect:
             login = _try_oidc(cfg)
-            problems += [f"{where}: {p}" for p in login or _try_connect(cfg)]
+            found: list[str] = []
+            problems += [f"{where}: {p}" for p in login or _try_connect(cfg, found)]
+            if notes is not None:
+                notes += [f"{where}: {n}" for n in found]
     return problems
 
 
@@ -180,7 +188,7 @@ def _try_oidc(cfg: InputConfig | OutputConfig) -> list[str]:
     return []
 
 
-def _try_connect(cfg: object) -> list[str]:
+def _try_connect(cfg: object, notes: list[str]) -> list[str]:
     from flbsql.conn.connect import open_pool
 
     log = logging.getLogger("flbsql.check")
@@ -189,6 +197,11 @@ def _try_connect(cfg: object) -> list[str]:
         try:
             with pool.connection() as conn:
                 pool.dialect.ping(conn)
+                if isinstance(cfg, OutputConfig):
+                    path, slower = pool.dialect.bulk_path(conn)
+                    if cfg.bulk == "insert":
+                        path, slower = "executemany (bulk insert)", None
+                    notes.append(f"bulk path: {path}" + (f" ({slower})" if slower else ""))
         finally:
             pool.close()
     except FlbSqlError as exc:

@@ -54,8 +54,11 @@ def _cmd_paths(_: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from flbsql.tools.check import check_file
 
-    problems = check_file(args.config, connect=not args.no_connect)
+    notes: list[str] = []
+    problems = check_file(args.config, connect=not args.no_connect, notes=notes)
     for line in problems:
+        print(line)
+    for line in notes:
         print(line)
     if not problems:
         print(f"{args.config}: ok")

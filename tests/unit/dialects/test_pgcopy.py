@@ -72,8 +72,8 @@ def test_c_writes_the_bytes_of_the_python_path(
     data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
     encoded = pgbinary.encode_chunk(data, tag, TYPES)
     assert encoded is not None
-    assert encoded.rows == len(records)
-    assert encoded.payload == python_rows(tag, [(s, n, b) for s, n, b, _ in records])
+    assert encoded[1] == len(records)
+    assert encoded[0].payload == python_rows(tag, [(s, n, b) for s, n, b, _ in records])
 
 
 @pytest.mark.parametrize(
@@ -115,4 +115,4 @@ def test_only_the_default_table_shape() -> None:
 def test_every_double_is_written_as_orjson_writes_it(value: float) -> None:
     encoded = pgbinary.encode_chunk(event(1, 0, {"f": value}), "t", TYPES)
     assert encoded is not None
-    assert encoded.payload == python_rows("t", [(1, 0, {"f": value})])
+    assert encoded[0].payload == python_rows("t", [(1, 0, {"f": value})])

@@ -124,6 +124,26 @@ def test_time_converter_kinds():
         TimeConverter("epoch", UTC)(300_000_000_000, 0)
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"])
+def test_text_times_are_the_isoformat_of_the_datetime(zone):
+    """The text kind builds no datetime per row; its strings are exactly isoformat()'s."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    tconv, naive = TimeConverter("text", tz), TimeConverter("naive_text", tz)
+    # around a DST change (2024-03-31 01:00 UTC in Berlin), repeated seconds, sub-us nsec
+    starts = [1_711_846_795, 0, 253_402_200_000, 1_700_000_000]
+    for start in starts:
+        for sec in (start, start, start + 1, start + 3600 * 2):
+            for nsec in (0, 999, 1000, 123_456_789, 999_999_999):
+                if sec >= 253_402_300_800:
+                    continue
+                when = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(seconds=sec)
+                local = when.astimezone(tz).replace(microsecond=nsec // 1000)
+                assert tconv(sec, nsec) == local.isoformat()
+                assert naive(sec, nsec) == str(local.replace(tzinfo=None))  # MySQL's text
+
+
 def test_timestamp_values_in_records():
     to_time = conv("timestamp", kind="aware")
     expected = dt.datetime(2024, 5, 1, 12, 0, 0, 500_000, tzinfo=UTC)

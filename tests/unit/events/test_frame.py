@@ -89,3 +89,27 @@ def test_an_event_time_and_big_rows_pass_through() -> None:
 def test_malformed_pages_are_refused_not_read_past_their_end(packed: bytes) -> None:
     with pytest.raises(ValueError, match="cannot frame the page: malformed rows"):
         Framer(["a", "b"], [True, True]).frame(packed, 1, HEAD)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-(2**31), max_value=2**31),
+            st.text(max_size=20),
+            st.none() | st.integers(min_value=0, max_value=2**32 - 3).map(lambda s: header(s, 7)),
+        ),
+        max_size=20,
+    )
+)
+def test_a_row_may_bring_its_own_header_in_a_hidden_column(
+    rows: list[tuple[int, str, bytes | None]],
+) -> None:
+    """The server-built time header (input_time_header_expr), NULL: the page's header."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    expected = b"".join((own or HEAD) + pack({"n": n, "s": s}) for n, s, own in rows)
+    packed = msgpack.packb(rows, use_bin_type=True)
+    emit = [True, True, False]
+    keys = [msgpack.packb(k) for k in ("n", "s")]
+    assert frame_py(packed, HEAD, keys, emit, head_col=2) == expected
+    assert Framer(["n", "s"], emit, head_col=2).frame(packed, len(rows), HEAD) == expected

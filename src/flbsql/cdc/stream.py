@@ -61,14 +61,18 @@ class Stream:
         self.done_lsn = 0  # every transaction that commits below it was handed over
         self.partial: tuple[int, int] | None = None  # (commit LSN, pos) of a split one
         self.lag: float | None = None  # seconds, from the last heartbeat seen
+        # time.time() when the WAL end was asked of a peek that then read up to it:
+        # every change committed before it was handed over (cursor_age_seconds)
+        self.as_of: float | None = None
         self.encoder = ChangeEncoder()
 
-    def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912 - the hot loop, kept flat
+    def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912, PLR0915 - the hot loop, kept flat
         """One peek up to the current WAL end; True when changes were handed over.
 
         ``snapshot_end``: changes committed at or before it are marked ``overlap``.
         """
         pg, dec, enc = self.pg, self.decoder, self.encoder
+        asked = time.time()
         upto = pg.current_lsn()
         parts: list[bytes] = []
         rows = size = total = n = 0
@@ -126,6 +130,8 @@ class Stream:
         total += rows
         self.counters["changes"] += total
         self.hand_over(b"".join(parts), rows, lsn=self.done_lsn)
+        if n < NCHANGES:
+            self.as_of = asked
         return total > 0 or n >= NCHANGES
 
     def _message(self, data: bytes) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import logging
 
     from flbsql.cdc import CdcState
+    from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg", "validate"]
@@ -92,6 +93,8 @@ class Worker(threading.Thread):
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
         self.state: CdcState | None = self.store.load_state(self.position_name)
         self.fatal: BaseException | None = None
+        self.metrics: Metrics | None = None  # set by the plugin (through the source)
+        self._started = time.time()
         self.ready = False
         self.confirmed = 0
         self.poll = cfg.poll_interval if cfg.is_set("poll_interval") else 0.2
@@ -188,8 +191,10 @@ class Worker(threading.Thread):
                 if self.state is not None and self.state["phase"] == "snapshot":
                     self.state = self.snapshot.step(self.state)
                 elif not self.stream.step((self.state and self.state.get("snapshot_end_lsn")) or 0):
+                    self._report_lag()
                     self._wake.wait(self.poll)
                     self._wake.clear()
+                self._report_lag()
                 backoff.success()
                 failures.succeeded()
             except BaseException as exc:  # noqa: PERF203 - once per failure
@@ -276,6 +281,15 @@ class Worker(threading.Thread):
 
     # -- positions and health -------------------------------------------------------------
 
+    def _report_lag(self) -> None:
+        """The gauges of the stream: how old the newest change read is, the heartbeat lag."""
+        m = self.metrics
+        if m is None:
+            return
+        m.set_cursor_time(self.stream.as_of or self._started)
+        if self.lag is not None:
+            m.set("cdc_lag_seconds", self.lag)
+
     def confirm(self) -> None:
         """Apply positions Fluent Bit took at least CONFIRM_DELAY ago."""
         limit = time.monotonic() - CONFIRM_DELAY
@@ -318,6 +332,9 @@ class Worker(threading.Thread):
             raise SlotLostError(f"slot '{self.cfg.slot}' disappeared")
         if h.wal_status == "lost":
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
+        if self.metrics is not None:
+            self.metrics.set("slot_retained_bytes", h.retained_bytes)
+            self.metrics.set("cdc_lag_bytes", h.pending_bytes)
         warn = self.cfg.slot_warn_bytes
         msg = (
             "slot %s: wal_status=%s retained=%s pending=%s safe_wal_size=%s "

@@ -1,17 +1,21 @@
 """The poll reader's background thread: settle a bound, read pages up to it, queue them.
 
-Each step of :class:`Fetcher` either moves the bound (:class:`~flbsql.input.horizon.Horizon`)
-or reads one keyset page after the read position and up to the bound
-(:class:`~flbsql.input.page.Pager`), then queues it in the bounded
-:class:`~flbsql.input.handoff.ChunkQueue`, whose ``put`` blocks while it is full. The
-thread issues no query while the queue is full or Fluent Bit paused the input. A
-failed step is retried after the one backoff policy (:class:`~flbsql.conn.backoff.Backoff`,
-``pool.backoff_initial`` doubling to ``pool.backoff_max``); an empty read waits
-``poll_interval``.
+The input reads one or more sources (:class:`Lane`: a table of ``table`` or ``tables``,
+or the ``query``), one thread for all of them, in turn: each step takes the next lane
+and either moves its bound (:class:`~flbsql.input.horizon.Horizon`) or reads one keyset
+page after its read position and up to its bound (:class:`~flbsql.input.page.Pager`),
+then queues it in the bounded :class:`~flbsql.input.handoff.ChunkQueue`, whose ``put``
+blocks while it is full. A page is about one collect's worth, so a large table gets
+one page per turn like a small one and cannot starve it. The thread issues no query
+while the queue is full or Fluent Bit paused the input. A failed step is retried
+after the one backoff policy (:class:`~flbsql.conn.backoff.Backoff`,
+``pool.backoff_initial`` doubling to ``pool.backoff_max``); a whole round of empty
+reads waits ``poll_interval``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +28,7 @@ from flbsql.input.page import Pager
 from flbsql.input.position import Position, describe
 from flbsql.input.progress import Progress, rows_behind
 from flbsql.input.spec import resolve
+from flbsql.input.tables import expand_tables
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -36,7 +41,26 @@ if TYPE_CHECKING:
     from flbsql.input.tracker import PositionTracker
     from flbsql.settings import InputConfig
 
-__all__ = ["Fetcher"]
+__all__ = ["Fetcher", "Lane"]
+
+
+@dataclasses.dataclass
+class Lane:
+    """One source of the input and its bound.
+
+    Attributes:
+        spec: what is read (its position name is the lane's name).
+        query: its statements.
+        horizon: its late-commit bound.
+        idle: its last step found nothing to read.
+        caught_up: ``time.time()`` as of which every row of it was read (None: not yet).
+    """
+
+    spec: SourceSpec
+    query: KeysetQuery
+    horizon: Horizon
+    idle: bool = False
+    caught_up: float | None = None
 
 
 class Fetcher:
@@ -59,16 +83,17 @@ class Fetcher:
         self.store = store
         self.tracker = tracker
         self.time_column = time_column
-        self.spec: SourceSpec | None = None
-        self.query: KeysetQuery | None = None
+        self.lanes: list[Lane] | None = None  # None until the database answered once
         self.failed: BaseException | None = None  # a ConfigError that stopped reading
         self.pager = Pager(cfg, pool.dialect, zone, time_column)
-        self.horizon = Horizon(pool.dialect, cfg.table, cfg.settle, cfg.horizon_timeout, log)
         self.progress = Progress(cfg, log)
         self.failures = FailureLog(log, "reading")
         self._backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max, pool.address)
         self._stop = threading.Event()
         self._paused = False
+        self._turn = 0
+        self._idle_steps = 0  # idle steps in a row: a whole round of them waits
+        self._started = time.time()
         self._thread = threading.Thread(target=self._run, name="flbsql-in-fetch", daemon=True)
 
     # -- control (any thread) -----------------------------------------------------------------
@@ -99,19 +124,44 @@ class Fetcher:
     # -- setup --------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Resolve the source against the database; load the stored position."""
+        """List the tables, resolve each against the database; load their stored positions."""
+        cfg, tracker = self.cfg, self.tracker
+        lanes = []
+        for table in self._tables():
+            spec, query = resolve(cfg, self.pool, self.time_column, table)
+            horizon = Horizon(self.pool.dialect, table, cfg.settle, cfg.horizon_timeout, self.log)
+            pos = self.store.load(spec.name, spec.source, spec.order)
+            if pos is not None:
+                tracker.start_at(spec.name, pos)
+                self.log.info(
+                    "resuming %s after %s (%d rows so far)",
+                    spec.name,
+                    describe(pos.last),
+                    pos.rows,
+                )
+            elif cfg.start == "beginning":
+                tracker.start_at(spec.name, Position(spec.order, spec.tracked))
+            # start=end: the first settled signpost becomes the position
+            lanes.append(Lane(spec, query, horizon))
+        if len(lanes) > 1:
+            self.log.info("reading %d tables in turn", len(lanes))
+        self.lanes = lanes
+
+    def _tables(self) -> list[str | None]:
+        """The tables read (wildcards listed now); [None] for the query."""
         cfg = self.cfg
-        spec, query = resolve(cfg, self.pool, self.time_column)
-        pos = self.store.load(spec.name, spec.source, spec.order)
-        if pos is not None:
-            self.tracker.start_at(pos)
-            self.log.info(
-                "resuming %s after %s (%d rows so far)", spec.name, describe(pos.last), pos.rows
-            )
-        elif cfg.start == "beginning":
-            self.tracker.start_at(Position(spec.order, spec.tracked))
-        # start=end: the first settled signpost becomes the position
-        self.spec, self.query = spec, query
+        if not cfg.tables:
+            return [cfg.table or None]
+        with self.pool.connection() as conn:
+            try:
+                return list(expand_tables(self.pool.dialect, conn, cfg.tables))
+            finally:
+                conn.rollback()
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Position name -> the identity stored with it, for every lane."""
+        return {lane.spec.name: lane.spec.source for lane in self.lanes or ()}
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -124,9 +174,12 @@ class Fetcher:
             if self._stop.is_set():
                 return
             try:
-                if self.spec is None:
+                if self.lanes is None:
                     self.setup()
-                idle = self._step()
+                assert self.lanes is not None
+                lane = self.lanes[self._turn % len(self.lanes)]
+                self._turn += 1
+                lane.idle = self._step(lane)
             except ConfigError as exc:
                 self.log.error("input stopped: %s", exc)
                 self.failed = exc
@@ -139,8 +192,11 @@ class Fetcher:
                 continue
             self._backoff.success()
             self.failures.succeeded()
-            self.progress.report(self._rows_behind, self.horizon)
-            if idle:
+            self.progress.report(self._rows_behind, [la.horizon for la in self.lanes])
+            self.progress.fresh_as_of(min(la.caught_up or self._started for la in self.lanes))
+            self._idle_steps = self._idle_steps + 1 if lane.idle else 0
+            if self._idle_steps >= len(self.lanes):
+                self._idle_steps = 0
                 self._sleep(self.cfg.poll_interval)
 
     def _sleep(self, seconds: float) -> None:
@@ -149,37 +205,38 @@ class Fetcher:
             if not self._stop.is_set():
                 self.tracker.cv.wait(seconds)
 
-    def _step(self) -> bool:
-        """Read one page (taking a signpost first when needed). True when idle."""
-        assert self.spec is not None and self.query is not None
-        spec, horizon = self.spec, self.horizon
-        at = self.tracker.read_from()
+    def _step(self, lane: Lane) -> bool:
+        """Read one page of ``lane`` (taking a signpost first when needed). True when idle."""
+        spec, horizon, name, tracker = lane.spec, lane.horizon, lane.spec.name, self.tracker
+        at = tracker.read_from(name)
         if horizon.bound is None or at.after == horizon.bound.last:
-            moved = self._advance_bound()
+            moved = self._advance_bound(lane)
             if at.base is None and horizon.bound is not None:
                 # start=end: begin at the first settled signpost
                 start = Position(spec.order, spec.tracked, horizon.bound.last)
-                self.tracker.start_at(start)
-                self.store.save(spec.name, spec.source, start)
-                self.log.info("start=end: reading rows after %s", describe(start.last))
+                tracker.start_at(name, start)
+                self.store.save(name, spec.source, start)
+                self.log.info("start=end: reading %s after %s", name, describe(start.last))
                 return False
+            if horizon.bound is not None and at.after == horizon.bound.last:
+                lane.caught_up = horizon.as_of
             if not moved or (horizon.bound is not None and at.after == horizon.bound.last):
                 return True
         bound = horizon.bound
         assert bound is not None and bound.last is not None and at.base is not None
-        sql, params = self.query.page(at.after, bound.last, self.pager.page_rows())
+        sql, params = lane.query.page(at.after, bound.last, self.pager.page_rows())
         t0 = time.monotonic()
         with self.pool.connection() as conn:
             names, rows = self.pager.read(conn, sql, params)
         if not rows:
             # the signpost row vanished (deleted) or the filter excludes it
-            self.tracker.skip_to(at, bound.last)
+            tracker.skip_to(name, at, bound.last)
             return False
-        last, chunk = self.pager.encode(names, rows, spec, self.query.hidden, at.base, at.dedup)
-        self.log.debug("page of %d rows in %.3fs", len(rows), time.monotonic() - t0)
-        if not self.tracker.page_read(at, last, chunk):
+        last, chunk = self.pager.encode(names, rows, spec, lane.query.hidden, at.base, at.dedup)
+        self.log.debug("%s: page of %d rows in %.3fs", name, len(rows), time.monotonic() - t0)
+        if not tracker.page_read(name, at, last, chunk):
             return False  # rewound meanwhile
-        if chunk is not None and not self.tracker.queue.put(chunk, self._stop, at.epoch):
+        if chunk is not None and not tracker.queue.put(chunk, self._stop, at.epoch):
             return False  # rewound (or stopped) while waiting for room
         self.progress.count(chunk.rows if chunk is not None else 0)
         delay = self.pager.pace(len(rows))
@@ -187,14 +244,20 @@ class Fetcher:
             self._sleep(delay)
         return False
 
-    def _advance_bound(self) -> bool:
-        assert self.spec is not None and self.query is not None
+    def _advance_bound(self, lane: Lane) -> bool:
         with self.pool.connection() as conn:
             self.pager.prepare(conn)
-            return self.horizon.advance(conn, self.query, self.spec.tracked)
+            return lane.horizon.advance(conn, lane.query, lane.spec.tracked)
 
     def _rows_behind(self) -> int | None:
-        bound = self.horizon.bound
-        if self.query is None or bound is None or bound.last is None:
-            return None
-        return rows_behind(self.pool, self.query, self.tracker.read_from().after, bound.last)
+        total = 0
+        for lane in self.lanes or ():
+            bound = lane.horizon.bound
+            if bound is None or bound.last is None:
+                continue
+            after = self.tracker.read_from(lane.spec.name).after
+            behind = rows_behind(self.pool, lane.query, after, bound.last)
+            if behind is None:
+                return None
+            total += behind
+        return total

@@ -67,9 +67,9 @@ class PollSource:
         self._fetcher.start()
 
     @property
-    def spec(self) -> SourceSpec | None:
-        """What is read (None until the database answered once)."""
-        return self._fetcher.spec
+    def specs(self) -> list[SourceSpec]:
+        """What is read, one per table (empty until the database answered once)."""
+        return [lane.spec for lane in self._fetcher.lanes or ()]
 
     @property
     def metrics(self) -> Metrics | None:
@@ -121,7 +121,7 @@ class PollSource:
             self.store.close()
 
     def _save_acknowledged(self) -> None:
-        pos = self._tracker.take_unsaved()
-        spec = self.spec
-        if pos is not None and spec is not None:
-            self.store.save(spec.name, spec.source, pos)
+        unsaved = self._tracker.take_unsaved()
+        if unsaved:
+            sources = self._fetcher.sources
+            self.store.save_many([(name, sources[name], pos) for name, pos in unsaved.items()])

@@ -94,7 +94,7 @@ class Worker(threading.Thread):
         self.state: CdcState | None = self.store.load_state(self.position_name)
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = None  # set by the plugin (through the source)
-        self._started = time.time()
+        self._began = time.time()
         self.ready = False
         self.confirmed = 0
         self.poll = cfg.poll_interval if cfg.is_set("poll_interval") else 0.2
@@ -286,7 +286,7 @@ class Worker(threading.Thread):
         m = self.metrics
         if m is None:
             return
-        m.set_cursor_time(self.stream.as_of or self._started)
+        m.set_cursor_time(self.stream.as_of or self._began)
         if self.lag is not None:
             m.set("cdc_lag_seconds", self.lag)
 

@@ -16,6 +16,7 @@ reads waits ``poll_interval``.
 from __future__ import annotations
 
 import dataclasses
+import random
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -145,6 +146,8 @@ class Fetcher:
             lanes.append(Lane(spec, query, horizon))
         if len(lanes) > 1:
             self.log.info("reading %d tables in turn", len(lanes))
+            # start the turns anywhere: frequent restarts do not favour the first tables
+            self._turn = random.randrange(len(lanes))
         self.lanes = lanes
 
     def _tables(self) -> list[str | None]:

@@ -168,6 +168,7 @@ def _read_shards(db: Any, tmp_path: Any, n: int, **opts: Any) -> list[list[Any]]
     """Each of ``n`` shard inputs (own position file, as on its own machine) to its end."""
     out = []
     for i in range(n):
+        t0 = time.monotonic()
         d = tmp_path / f"shard{i}"
         d.mkdir(exist_ok=True)
         src = source(db, d, shard=f"{i}/{n}", **opts)
@@ -175,13 +176,16 @@ def _read_shards(db: Any, tmp_path: Any, n: int, **opts: Any) -> list[list[Any]]
             events = until_quiet(src, timeout=120)
         finally:
             src.close()
+        print(f"\nshard {i}/{n}: {len(events)} rows in {time.monotonic() - t0:.1f}s")
         out.append(events)
     return out
 
 
 @pytest.mark.postgres
-def test_four_shards_read_every_row_of_a_table_exactly_once(pg_db, tmp_path):
-    rows = 100_000
+@pytest.mark.parametrize(
+    "rows", [100_000, pytest.param(1_000_000, marks=pytest.mark.slow, id="1M")], ids=str
+)
+def test_four_shards_read_every_row_of_a_table_exactly_once(pg_db, tmp_path, rows):
     t = unique_table("shard")
     pg_db.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, v text)")
     pg_db.execute(f"INSERT INTO {t} SELECT g, 'r' || g FROM generate_series(1, {rows}) g")
@@ -191,6 +195,7 @@ def test_four_shards_read_every_row_of_a_table_exactly_once(pg_db, tmp_path):
         pg_db.execute(f"DROP TABLE {t}")
     ids = [e.body["id"] for events in shards for e in events]
     assert len(ids) == rows and set(ids) == set(range(1, rows + 1))
+    print(f"\n{rows} rows in 4 shards: {[len(s) for s in shards]}")
     for events in shards:  # the hash spreads them evenly
         assert 0.2 * rows < len(events) < 0.3 * rows, [len(s) for s in shards]
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from flbsql.cdc import SlotLostError, format_lsn
 from flbsql.cdc.connection import DIALECT, classify
+from flbsql.cdc.health import report_health
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, split_table
 from flbsql.cdc.snapshot import Snapshot
@@ -34,7 +35,6 @@ from flbsql.conn.connect import SecretResolver, resolve_connection
 from flbsql.errors import ConfigError, TerminalError, TransientError
 from flbsql.failures import FailureLog
 from flbsql.input.store import PositionStore
-from flbsql.text import show_bytes
 
 if TYPE_CHECKING:
     import logging
@@ -326,38 +326,13 @@ class Worker(threading.Thread):
                 self._next_beat = float("inf")
 
     def check_health(self) -> None:
-        """Log slot retention; warn before trouble; a lost slot is fatal."""
+        """Log slot retention, warn before trouble, set the gauges; a lost slot is fatal."""
         h = self.pg.slot_health(self.cfg.slot)
         if h is None:
             raise SlotLostError(f"slot '{self.cfg.slot}' disappeared")
         if h.wal_status == "lost":
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
-        if self.metrics is not None:
-            self.metrics.set("slot_retained_bytes", h.retained_bytes)
-            self.metrics.set("cdc_lag_bytes", h.pending_bytes)
-        warn = self.cfg.slot_warn_bytes
-        msg = (
-            "slot %s: wal_status=%s retained=%s pending=%s safe_wal_size=%s "
-            "lag=%s; changes=%d snapshot_rows=%d"
-        )
-        args = (
-            self.cfg.slot,
-            h.wal_status,
-            show_bytes(h.retained_bytes),
-            show_bytes(h.pending_bytes),
-            show_bytes(h.safe_wal_size),
-            f"{self.lag:.2f}s" if self.lag is not None else "n/a",
-            self.counters["changes"],
-            self.counters["snapshot_rows"],
-        )
-        if (
-            h.wal_status in ("unreserved", "extended")
-            or h.retained_bytes > warn
-            or (h.safe_wal_size is not None and h.safe_wal_size < warn)
-        ):
-            self.log.warning(msg + " (WAL kept for the slot is growing; see docs/cdc.md)", *args)
-        else:
-            self.log.info(msg, *args)
+        report_health(self.cfg, h, self.lag, self.counters, self.metrics, self.log)
 
 
 def open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:

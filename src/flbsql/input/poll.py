@@ -1,17 +1,18 @@
-"""Poll mode: stream a table (or a query) in key order, resume exactly where it stopped.
+"""Poll mode: stream tables (or a query) in key order, resume exactly where each stopped.
 
 :class:`PollSource` is the :class:`~flbsql.input.source.BatchSource` of ``mode poll``.
 It puts together the parts, one job each:
 
-- :mod:`~flbsql.input.spec`: the options and names checked, the source resolved;
+- :mod:`~flbsql.input.spec`: the options and names checked, the sources resolved (the
+  tables of ``tables``: :mod:`~flbsql.input.tables`; ``shard``: :mod:`~flbsql.input.shard`);
 - :mod:`~flbsql.input.fetch`: the background thread that reads keyset pages
   (:mod:`~flbsql.input.page`, :mod:`~flbsql.input.keyset`, :mod:`~flbsql.input.encoding`)
   up to the late-commit horizon (:mod:`~flbsql.input.horizon`) and reports progress
   (:mod:`~flbsql.input.progress`);
 - :mod:`~flbsql.input.handoff`: the bounded queue, bounded by bytes and rows, from which
   the input callback only takes, so it returns within milliseconds;
-- :mod:`~flbsql.input.tracker`: the acknowledged, pending and read positions (the
-  position protocol), stored by :mod:`~flbsql.input.store`.
+- :mod:`~flbsql.input.tracker`: the acknowledged, pending and read positions of each
+  source (the position protocol), stored by :mod:`~flbsql.input.store`.
 """
 
 from __future__ import annotations

@@ -100,6 +100,19 @@ def test_poll_input_metrics_are_scraped(pg_db, tmp_path):
         assert got["rows_in"] > 0 and got["rows_out"] > 0 and got["db_connects"] >= 1
         assert 0 < got["lag_rows"] < 20000
         assert got["cursor_age_seconds"] >= 0
+        # caught up: the age stays near zero while idle reads find nothing new...
+        got = _wait(port, t, set(), step, timeout=0)
+        deadline = time.monotonic() + 60
+        while got["rows_out"] < 20000 and time.monotonic() < deadline:
+            got = _wait(port, t, set(), step, timeout=0)
+        assert got["rows_out"] == 20000
+        for _ in range(10):
+            got = _wait(port, t, set(), step, timeout=0)
+        assert got["cursor_age_seconds"] < 1.5, got
+        # ...and grows while the input reads nothing (Fluent Bit paused it)
+        plugin.pause()
+        time.sleep(2.5)
+        assert scrape(port)[("cursor_age_seconds", t)] >= 2.0
     finally:
         plugin.close()
         pg_db.execute(f"DROP TABLE {t}")
@@ -151,6 +164,10 @@ def test_output_metrics_are_scraped(tmp_path):
     props = {
         "url": str(db),
         "table": "logs",
+        "columns": "n=n",
+        "tag_column": "none",
+        "time_column": "none",
+        "json_column": "none",
         "dead_letter_table": "logs_dead",
         "metrics.port": str(port),
     }

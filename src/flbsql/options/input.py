@@ -191,7 +191,9 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         None,
         "Name the position is stored under (Fluent Bit's alias is not visible to "
         "plugins); default `<url database>/<table>` or `<url database>/query-<sha1 of "
-        "the query>`. Two inputs on one `db` file need different names.",
+        "the query>`. With `tables`, each table's is `<this or the url database>/<table>`; "
+        "with `shard i/N`, `#shard<i>` is appended. Two inputs on one `db` file need "
+        "different names.",
         kinds=INPUT,
         group="input",
     ),

@@ -118,3 +118,18 @@ def test_listed_names_split_back_into_their_parts():
     for schema, table in [("s", "t"), ("my.s", 'we"ird.t'), (None, "a.b")]:
         assert pg.split_name(join_name(schema, table)) == (schema, table)
     assert is_wildcard("sales.*") and is_wildcard(" * ") and not is_wildcard("sales.t")
+
+
+def test_the_checker_names_an_option_of_the_other_mode(tmp_path):
+    from flbsql.tools import check as checker
+
+    conf = tmp_path / "bad.conf"
+    conf.write_text(
+        "[INPUT]\n    Name sql\n    url postgresql://u@h/app\n    mode cdc\n"
+        "    tables public.t\n    where a > 1\n"
+    )
+    problems = checker.check_file(conf, connect=False)
+    assert problems == [
+        f"{conf}:1 [INPUT] sql: option 'where': only read in mode poll, and this input has "
+        "mode cdc; remove it"
+    ]

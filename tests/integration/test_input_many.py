@@ -259,3 +259,27 @@ def test_shard_is_refused_on_sqlite_and_a_bad_shard_names_the_option(sqlite_db, 
         source(sqlite_db, tmp_path, table="s", shard="0/2")
     with pytest.raises(ConfigError, match="option 'shard': 4/4: the index counts from 0"):
         source(sqlite_db, tmp_path, table="s", shard="4/4")
+
+
+@pytest.mark.postgres
+def test_a_dropped_table_waits_alone_while_the_others_are_read_on(pg_db, pg_schema, tmp_path):
+    s = pg_schema
+    for t in ("gone", "kept"):
+        pg_db.execute(f"CREATE TABLE {s}.{t} (id bigint PRIMARY KEY)")
+        pg_db.execute(f"INSERT INTO {s}.{t} SELECT generate_series(1, 10)")
+    opts = {"tables": f"{s}.gone, {s}.kept", "pool__backoff_initial": "4s"}
+    src = source(pg_db, tmp_path, **{**opts, "pool__backoff_max": "30s"})
+    waited = []
+    try:
+        assert len(drain(src, 20)) == 20
+        pg_db.execute(f"DROP TABLE {s}.gone")
+        settle_quietly(src, 2.0)  # the dropped table fails meanwhile
+        for i in range(11, 15):
+            pg_db.execute(f"INSERT INTO {s}.kept VALUES ({i})")
+            t0 = time.monotonic()
+            assert [e.body["id"] for e in drain(src, 1, timeout=20)] == [i]
+            waited.append(time.monotonic() - t0)
+    finally:
+        src.close()
+    # one backoff for all would hold the kept table back up to 4 s after each failure
+    assert sum(waited) < 4.0, f"the kept table waited {waited} behind the dropped one"

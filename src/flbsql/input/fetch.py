@@ -9,8 +9,9 @@ blocks while it is full. A page is about one collect's worth, so a large table g
 one page per turn like a small one and cannot starve it. The thread issues no query
 while the queue is full or Fluent Bit paused the input. A failed step is retried
 after the one backoff policy (:class:`~flbsql.conn.backoff.Backoff`,
-``pool.backoff_initial`` doubling to ``pool.backoff_max``); a whole round of empty
-reads waits ``poll_interval``.
+``pool.backoff_initial`` doubling to ``pool.backoff_max``): a connection problem holds
+every table back, a table's own problem (dropped, no permission) only that table. A
+whole round of empty reads waits ``poll_interval``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from flbsql.conn.backoff import Backoff
-from flbsql.errors import ConfigError, FlbSqlError
+from flbsql.errors import ConfigError, FlbSqlError, TerminalError
 from flbsql.failures import FailureLog
 from flbsql.input.horizon import Horizon
 from flbsql.input.page import Pager
@@ -55,13 +56,19 @@ class Lane:
         horizon: its late-commit bound.
         idle: its last step found nothing to read.
         caught_up: ``time.time()`` as of which every row of it was read (None: not yet).
+        backoff, failures, retry_at: a table whose reads fail for a reason of its own
+            (dropped, a permission revoked: a terminal error) waits on its own backoff,
+            while the others are read on; a connection problem waits for all.
     """
 
     spec: SourceSpec
     query: KeysetQuery
     horizon: Horizon
+    backoff: Backoff
+    failures: FailureLog
     idle: bool = False
     caught_up: float | None = None
+    retry_at: float = 0.0  # time.monotonic() before which a failing table is left out
 
 
 class Fetcher:
@@ -143,7 +150,8 @@ class Fetcher:
             elif cfg.start == "beginning":
                 tracker.start_at(spec.name, Position(spec.order, spec.tracked))
             # start=end: the first settled signpost becomes the position
-            lanes.append(Lane(spec, query, horizon))
+            backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max)
+            lanes.append(Lane(spec, query, horizon, backoff, FailureLog(self.log, spec.name)))
         if len(lanes) > 1:
             self.log.info("reading %d tables in turn", len(lanes))
             # start the turns anywhere: frequent restarts do not favour the first tables
@@ -176,12 +184,14 @@ class Fetcher:
                     cv.wait()
             if self._stop.is_set():
                 return
+            lane = None
             try:
                 if self.lanes is None:
                     self.setup()
-                assert self.lanes is not None
-                lane = self.lanes[self._turn % len(self.lanes)]
-                self._turn += 1
+                lane = self._next_lane()
+                if lane is None:  # every table waits after its own failure
+                    self._stop.wait(0.1)
+                    continue
                 lane.idle = self._step(lane)
             except ConfigError as exc:
                 self.log.error("input stopped: %s", exc)
@@ -189,18 +199,42 @@ class Fetcher:
                 return
             except Exception as exc:
                 err = exc if isinstance(exc, FlbSqlError) else self.pool.dialect.classify(exc)
+                many = len(self.lanes or ()) > 1
+                if lane is not None and isinstance(err, TerminalError) and many:
+                    delay = lane.backoff.failure()
+                    lane.retry_at = time.monotonic() + delay
+                    lane.failures.failed(err, f"reading the other tables; this one in {delay:.1f}s")
+                    continue
                 delay = self._backoff.failure()
                 self.failures.failed(err, f"reading again in {delay:.1f}s")
                 self._stop.wait(delay)
                 continue
             self._backoff.success()
             self.failures.succeeded()
-            self.progress.report(self._rows_behind, [la.horizon for la in self.lanes])
-            self.progress.fresh_as_of(min(la.caught_up or self._started for la in self.lanes))
+            if lane.retry_at:
+                lane.retry_at = 0.0
+                lane.backoff.success()
+                lane.failures.succeeded()
+            lanes = self.lanes
+            assert lanes is not None
+            self.progress.report(self._rows_behind, [la.horizon for la in lanes])
+            self.progress.fresh_as_of(min(la.caught_up or self._started for la in lanes))
             self._idle_steps = self._idle_steps + 1 if lane.idle else 0
-            if self._idle_steps >= len(self.lanes):
+            if self._idle_steps >= len(lanes):
                 self._idle_steps = 0
                 self._sleep(self.cfg.poll_interval)
+
+    def _next_lane(self) -> Lane | None:
+        """The next table in turn that is not waiting after a failure of its own."""
+        lanes = self.lanes
+        assert lanes is not None
+        now = time.monotonic()
+        for _ in range(len(lanes)):
+            lane = lanes[self._turn % len(lanes)]
+            self._turn += 1
+            if lane.retry_at <= now:
+                return lane
+        return None
 
     def _sleep(self, seconds: float) -> None:
         """Wait, woken early by the input (a batch taken, a rewind, a resume) or a stop."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import secrets
 import sqlite3
 import time
@@ -283,3 +284,35 @@ def test_a_dropped_table_waits_alone_while_the_others_are_read_on(pg_db, pg_sche
         src.close()
     # one backoff for all would hold the kept table back up to 4 s after each failure
     assert sum(waited) < 4.0, f"the kept table waited {waited} behind the dropped one"
+
+
+@pytest.mark.postgres
+def test_a_wildcard_is_listed_again_new_tables_are_read_and_dropped_ones_left(
+    pg_db, pg_schema, tmp_path, monkeypatch, caplog
+):
+    from flbsql.input import fetch
+
+    monkeypatch.setattr(fetch, "RELIST_EVERY", 0.3)
+    caplog.set_level(logging.INFO, logger="test.in_sql")
+    s = pg_schema
+    pg_db.execute(f"CREATE TABLE {s}.first (id bigint PRIMARY KEY)")
+    pg_db.execute(f"INSERT INTO {s}.first SELECT generate_series(1, 5)")
+    src = source(pg_db, tmp_path, tables=f"{s}.*")
+    try:
+        assert len(drain(src, 5)) == 5
+        pg_db.execute(f"CREATE TABLE {s}.later (id bigint PRIMARY KEY)")
+        pg_db.execute(f"INSERT INTO {s}.later SELECT generate_series(1, 7)")
+        pg_db.execute(f"CREATE TABLE {s}.nokey (v int)")  # cannot be read: skipped
+        events = drain(src, 7)
+        pg_db.execute(f"DROP TABLE {s}.first")
+        pg_db.execute(f"INSERT INTO {s}.later SELECT generate_series(8, 9)")
+        events += drain(src, 2)
+        events += settle_quietly(src, 1.0)
+    finally:
+        src.close()
+    assert [(e.body["_table"], e.body["id"]) for e in events] == [
+        (f"{s}.later", i) for i in range(1, 10)
+    ]
+    assert f"new table {s}.nokey is not read: option 'key'" in caplog.text
+    assert f"table {s}.first is no longer listed" in caplog.text
+    assert "Traceback" not in caplog.text

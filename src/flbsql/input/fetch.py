@@ -30,7 +30,7 @@ from flbsql.input.page import Pager
 from flbsql.input.position import Position, describe
 from flbsql.input.progress import Progress, rows_behind
 from flbsql.input.spec import resolve
-from flbsql.input.tables import expand_tables
+from flbsql.input.tables import expand_tables, is_wildcard
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from flbsql.input.tracker import PositionTracker
     from flbsql.settings import InputConfig
 
-__all__ = ["Fetcher", "Lane"]
+__all__ = ["RELIST_EVERY", "Fetcher", "Lane"]
+
+RELIST_EVERY = 60.0  # seconds between two listings of a `schema.*` wildcard
 
 
 @dataclasses.dataclass
@@ -102,6 +104,10 @@ class Fetcher:
         self._turn = 0
         self._idle_steps = 0  # idle steps in a row: a whole round of them waits
         self._started = time.time()
+        self._sources: dict[str, str] = {}  # position name -> identity, never shrinks
+        self._wildcard = any(is_wildcard(t) for t in cfg.tables)
+        self._listed_at = 0.0
+        self._refused: set[str | None] = set()  # new tables that cannot be read
         self._thread = threading.Thread(target=self._run, name="flbsql-in-fetch", daemon=True)
 
     # -- control (any thread) -----------------------------------------------------------------
@@ -133,30 +139,57 @@ class Fetcher:
 
     def setup(self) -> None:
         """List the tables, resolve each against the database; load their stored positions."""
-        cfg, tracker = self.cfg, self.tracker
-        lanes = []
-        for table in self._tables():
-            spec, query = resolve(cfg, self.pool, self.time_column, table)
-            horizon = Horizon(self.pool.dialect, table, cfg.settle, cfg.horizon_timeout, self.log)
-            pos = self.store.load(spec.name, spec.source, spec.order)
-            if pos is not None:
-                tracker.start_at(spec.name, pos)
-                self.log.info(
-                    "resuming %s after %s (%d rows so far)",
-                    spec.name,
-                    describe(pos.last),
-                    pos.rows,
-                )
-            elif cfg.start == "beginning":
-                tracker.start_at(spec.name, Position(spec.order, spec.tracked))
-            # start=end: the first settled signpost becomes the position
-            backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max)
-            lanes.append(Lane(spec, query, horizon, backoff, FailureLog(self.log, spec.name)))
+        lanes = [self._lane(table) for table in self._tables()]
         if len(lanes) > 1:
             self.log.info("reading %d tables in turn", len(lanes))
             # start the turns anywhere: frequent restarts do not favour the first tables
             self._turn = random.randrange(len(lanes))
+        self._listed_at = time.monotonic()
         self.lanes = lanes
+
+    def _lane(self, table: str | None) -> Lane:
+        """Resolve one source and start it at its stored position (or at ``start``)."""
+        cfg, tracker = self.cfg, self.tracker
+        spec, query = resolve(cfg, self.pool, self.time_column, table)
+        horizon = Horizon(self.pool.dialect, table, cfg.settle, cfg.horizon_timeout, self.log)
+        pos = self.store.load(spec.name, spec.source, spec.order)
+        if pos is not None:
+            tracker.start_at(spec.name, pos)
+            self.log.info(
+                "resuming %s after %s (%d rows so far)", spec.name, describe(pos.last), pos.rows
+            )
+        elif cfg.start == "beginning":
+            tracker.start_at(spec.name, Position(spec.order, spec.tracked))
+        # start=end: the first settled signpost becomes the position
+        self._sources[spec.name] = spec.source
+        backoff = Backoff(cfg.pool_backoff_initial, cfg.pool_backoff_max)
+        return Lane(spec, query, horizon, backoff, FailureLog(self.log, spec.name))
+
+    def _relist(self) -> None:
+        """List the wildcards again: read the tables that appeared, drop the ones gone."""
+        assert self.lanes is not None
+        self._listed_at = time.monotonic()
+        try:
+            names = self._tables()
+        except ConfigError as exc:  # listed nothing now: keep reading what was listed
+            self.log.warning("%s; reading the tables listed before", exc)
+            return
+        keep = [lane for lane in self.lanes if lane.spec.table in names]
+        for lane in self.lanes:
+            if lane not in keep:
+                self.log.info("table %s is no longer listed: not read any more", lane.spec.table)
+        known = {lane.spec.table for lane in self.lanes}
+        for table in names:
+            if table in known or table in self._refused:
+                continue
+            try:
+                keep.append(self._lane(table))
+            except ConfigError as exc:  # one new table that cannot be read stops nothing
+                self._refused.add(table)
+                self.log.warning("new table %s is not read: %s", table, exc)
+                continue
+            self.log.info("new table %s: reading it", table)
+        self.lanes = keep
 
     def _tables(self) -> list[str | None]:
         """The tables read (wildcards listed now); [None] for the query."""
@@ -171,8 +204,8 @@ class Fetcher:
 
     @property
     def sources(self) -> dict[str, str]:
-        """Position name -> the identity stored with it, for every lane."""
-        return {lane.spec.name: lane.spec.source for lane in self.lanes or ()}
+        """Position name -> the identity stored with it, for every source read so far."""
+        return self._sources
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -188,6 +221,8 @@ class Fetcher:
             try:
                 if self.lanes is None:
                     self.setup()
+                if self._wildcard and time.monotonic() - self._listed_at >= RELIST_EVERY:
+                    self._relist()
                 lane = self._next_lane()
                 if lane is None:  # every table waits after its own failure
                     self._stop.wait(0.1)

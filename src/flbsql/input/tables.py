@@ -2,9 +2,10 @@
 
 ``tables a, sales.b, logs.*`` reads ``a``, ``sales.b`` and every table of schema
 ``logs`` (``*`` alone: every table of the connection's current schema). A wildcard is
-listed once, when the input starts (and again when it first reaches the database,
-after an outage at Init): a table created later is read after the next restart or
-reload of Fluent Bit. Views are not listed (name them), and neither are the
+listed when the input starts and again every minute
+(:data:`~flbsql.input.fetch.RELIST_EVERY`): a table created later is read from then
+on (from its beginning, or its end with ``start end``), a table dropped is no longer
+read (its stored position stays in the file). Views are not listed (name them), and neither are the
 partitions of a PostgreSQL partitioned table (the parent is read, which holds their
 rows). A listed name is written so that the dialect's ``split_name`` reads it back
 (a part with a dot or a double quote goes in double quotes).

@@ -51,7 +51,8 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         (),
         "Several tables (`schema.table`, comma-separated). Poll: instead of `table`, read "
         "in turn, a page each, each with its own key and position; `schema.*` is every "
-        "table of the schema, listed at start. CDC: the tables to capture (required).",
+        "table of the schema, listed at start and every minute. CDC: the tables to capture "
+        "(required).",
         kinds=INPUT,
         group="input",
     ),

@@ -57,7 +57,8 @@ class Lane:
         query: its statements.
         horizon: its late-commit bound.
         idle: its last step found nothing to read.
-        caught_up: ``time.time()`` as of which every row of it was read (None: not yet).
+        caught_up: ``time.time()`` as of which every row of it was read (None: not yet,
+            and ``added``, when the input began to read it, stands in for it).
         backoff, failures, retry_at: a table whose reads fail for a reason of its own
             (dropped, a permission revoked: a terminal error) waits on its own backoff,
             while the others are read on; a connection problem waits for all.
@@ -71,6 +72,7 @@ class Lane:
     idle: bool = False
     caught_up: float | None = None
     retry_at: float = 0.0  # time.monotonic() before which a failing table is left out
+    added: float = dataclasses.field(default_factory=time.time)  # read since (time.time())
 
 
 class Fetcher:
@@ -103,7 +105,6 @@ class Fetcher:
         self._paused = False
         self._turn = 0
         self._idle_steps = 0  # idle steps in a row: a whole round of them waits
-        self._started = time.time()
         self._sources: dict[str, str] = {}  # position name -> identity, never shrinks
         self._wildcard = any(is_wildcard(t) for t in cfg.tables)
         self._listed_at = 0.0
@@ -253,7 +254,7 @@ class Fetcher:
             lanes = self.lanes
             assert lanes is not None
             self.progress.report(self._rows_behind, [la.horizon for la in lanes])
-            self.progress.fresh_as_of(min(la.caught_up or self._started for la in lanes))
+            self.progress.fresh_as_of(min(la.caught_up or la.added for la in lanes))
             self._idle_steps = self._idle_steps + 1 if lane.idle else 0
             if self._idle_steps >= len(lanes):
                 self._idle_steps = 0

@@ -150,6 +150,8 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
  * keys:     the packed keys of the emitted columns, concatenated, in column order
  * key_len:  the length of each emitted column's key
  * emit:     per column, 1 when it goes into the map, 0 when it is skipped
+ * tail:     packed key/value pairs added to every map after the columns (`ntail`
+ *           pairs: the input's table_key field), or tail_len 0
  * offs:     room for ncols + 1 offsets (scratch)
  * out:      room for out_cap bytes
  *
@@ -158,8 +160,8 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
  */
 long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_len,
                   long head_col, const char *keys, const size_t *key_len,
-                  const unsigned char *emit, size_t ncols, size_t *offs, char *out_,
-                  size_t out_cap)
+                  const unsigned char *emit, size_t ncols, const char *tail,
+                  size_t tail_len, size_t ntail, size_t *offs, char *out_, size_t out_cap)
 {
     const unsigned char *in = (const unsigned char *)in_;
     unsigned char *out = (unsigned char *)out_;
@@ -171,6 +173,7 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
     for (c = 0; c < ncols; c++) {
         nemit += emit[c] ? 1 : 0;
     }
+    nemit += ntail;
     if (nemit < 16) {
         map_head[0] = (unsigned char)(0x80 | nemit);
         map_head_len = 1;
@@ -237,6 +240,11 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
             memcpy(out + w, in + offs[c], n);
             w += n;
         }
+        if (tail_len > out_cap - w) {
+            return FRAME_NO_ROOM;
+        }
+        memcpy(out + w, tail, tail_len);
+        w += tail_len;
     }
     if (off != in_len) {
         return FRAME_MALFORMED;

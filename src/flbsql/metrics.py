@@ -5,9 +5,11 @@ Each plugin instance owns one :class:`Metrics`. Counters only grow:
 ``rows_out`` (input: rows whose position was committed; output: rows committed to the
 table), ``errors``, ``retries`` (flushes answered with ``FLB_RETRY``) and
 ``dead_lettered``. Gauges hold the last value set: ``lag_rows`` (rows behind the
-source), ``cursor_age_seconds`` (age of the newest row read, from
-:meth:`Metrics.set_cursor_time`, so it keeps growing while the input is stuck) and
-``slot_retained_bytes`` (WAL a CDC slot holds back). A gauge never set is not shown.
+source), ``cursor_age_seconds`` (how far behind the input is in time, from
+:meth:`Metrics.set_cursor_time`, so it keeps growing while the input is stuck),
+``slot_retained_bytes`` (WAL a CDC slot holds back), ``cdc_lag_bytes`` and
+``cdc_lag_seconds`` (how far the CDC input is behind the server). A gauge never set
+is not shown.
 
 Output:
 
@@ -66,9 +68,13 @@ _POOL_COUNTERS = {
     "db_timeouts": ("timeouts",),
 }
 GAUGES: dict[str, str] = {
-    "lag_rows": "Rows the input is behind the source table.",
-    "cursor_age_seconds": "Age of the newest row or change read, in seconds.",
-    "slot_retained_bytes": "WAL bytes the CDC replication slot retains.",
+    "lag_rows": "Rows the input is behind the source table(s).",
+    "cursor_age_seconds": "Seconds the input is behind: every row or change committed "
+    "before now minus this was read.",
+    "slot_retained_bytes": "WAL bytes the CDC replication slot retains on the server.",
+    "cdc_lag_bytes": "WAL bytes between the server's current position and what the "
+    "CDC input confirmed.",
+    "cdc_lag_seconds": "Seconds from a CDC heartbeat's write to its reading by the input.",
 }
 PREFIX = "flbsql_"
 

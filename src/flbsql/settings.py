@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal, overload
 
 from flbsql.errors import ConfigError
-from flbsql.options import OPTIONS, Option, options_for
+from flbsql.options import MODES, OPTIONS, Option, options_for
 from flbsql.options.config import Config, InputConfig, OutputConfig
 
 __all__ = [
@@ -186,6 +186,19 @@ def parse(
         for key, hint in _near_misses(kind):
             if get(key) is not None:
                 raise ConfigError(key, f"unknown option for the {kind} plugin; {hint}")
+    if kind == "input":
+        _refuse_other_mode(values.get("mode", "poll"), explicit)
     cls = InputConfig if kind == "input" else OutputConfig
     fields = {accepted[name].attr: value for name, value in values.items()}
     return cls(explicit=frozenset(explicit), **fields)
+
+
+def _refuse_other_mode(mode: str, explicit: set[str]) -> None:
+    """An input option of the other ``mode`` would be ignored: refuse it by name."""
+    for name in sorted(explicit):
+        wanted = MODES.get(name)
+        if wanted is not None and wanted != mode:
+            raise ConfigError(
+                name,
+                f"only read in mode {wanted}, and this input has mode {mode}; remove it",
+            )

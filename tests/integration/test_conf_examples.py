@@ -30,6 +30,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
 RUNNABLE = {
+    "many-tables.conf",
+    "many-tables.yaml",
+    "sharded-table.conf",
+    "sharded-table.yaml",
     "table-to-stdout.conf",
     "table-to-stdout.yaml",
     "dummy-to-table.conf",
@@ -64,6 +68,7 @@ ENV = {
     "FLBSQL_CDC_URL": "postgresql://cdc@db.example:5432/app",
     "FLBSQL_CDC_PASSWORD": "not-used",
     "FLBSQL_STATE_DIR": "/var/lib/fluent-bit",
+    "FLBSQL_SHARD": "2",
     "VAULT_ADDR": "https://vault.example:8200",
     "VAULT_ROLE_ID": "not-used",
 }
@@ -159,6 +164,8 @@ def host_args(path: pathlib.Path, work: pathlib.Path, frames: int) -> list[str]:
 
 SOURCES = {
     "table-to-stdout": {"access_log": 25},
+    "many-tables": {"orders": 7, "payments": 3},
+    "sharded-table": {"orders": 40},
     "two-instances": {"orders": 7, "payments": 3},
 }
 TARGETS = {
@@ -207,10 +214,24 @@ RUNS = [
         ("mysql", pytest.mark.mysql),
     )
     # every runnable file on SQLite; each example once on each server, alternating format
-    if dialect == "sqlite"
+    if (dialect == "sqlite" and not name.startswith("sharded"))  # SQLite refuses shards
     or (dialect == "postgresql" and name.endswith(".conf"))
     or (dialect == "mysql" and name.endswith(".yaml"))
 ]
+
+
+def _run_shards(host: Any, name: str, tmp_path: pathlib.Path, monkeypatch: Any) -> list[int]:
+    """Run the sharded example once per shard (0 to 3), each for some seconds: the ids."""
+    ids = []
+    for shard in range(4):
+        monkeypatch.setenv("FLBSQL_SHARD", str(shard))
+        work = tmp_path / f"shard{shard}"
+        work.mkdir()
+        # 7 s: MySQL reads a row once it is `settle` (5 s) old
+        result = host.run("--duration", "7000", *host_args(CONF / name, work, 0), timeout=60)
+        assert result.returncode == 0, result.log[-3000:]
+        ids += [ev[1]["id"] for ev in sink_records(work / "stdout.bin")]
+    return ids
 
 
 @pytest.mark.parametrize(("name", "dialect"), RUNS)
@@ -244,6 +265,10 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
         monkeypatch.setenv(key, value)
     dummies = sum(1 for s in fbconfig.load(CONF / name) if s.name == "dummy")
     expected = sum(SOURCES.get(stem, {}).values()) or 40 * dummies
+    if stem == "sharded-table":
+        # four instances, a quarter each: together every row once
+        assert sorted(_run_shards(host, name, tmp_path, monkeypatch)) == list(range(1, 41))
+        return
     limits = ["--stop-after-records", str(expected), "--duration", "30000"]
     result = host.run(*limits, *host_args(CONF / name, tmp_path, 40), timeout=60)
     assert result.returncode == 0, result.log[-3000:]
@@ -255,6 +280,10 @@ def test_example_runs_in_the_test_host(name, dialect, host, tmp_path, request, m
         ids = sorted(ev[1]["id"] for ev in events)
         assert ids == list(range(1, 26))
         assert list(state.iterdir()), "the position file was not written"
+    if stem == "many-tables":
+        events = sink_records(tmp_path / "stdout.bin")
+        got = sorted((ev[1]["_table"], ev[1]["id"]) for ev in events)
+        assert got == [("orders", i) for i in range(1, 8)] + [("payments", i) for i in range(1, 4)]
     if stem == "two-instances":
         assert count(target, "orders_copy") == 7
         assert count(target, "payments_copy") == 3

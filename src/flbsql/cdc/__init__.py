@@ -19,9 +19,10 @@ same pair. Modules: :mod:`.types` (text -> value by type OID), :mod:`.pgoutput`
 (message decoder), :mod:`.postgresql` (slot, publication, snapshot, read/advance,
 health, heartbeat; the only module that imports psycopg), :mod:`.record` (the
 record encoder), :mod:`.snapshot` and :mod:`.stream` (the two phases),
-:mod:`.worker` (the background thread that runs them) and :mod:`.source` (the
-input's batch source, ``mode cdc``). The CDC state is kept in the input's position
-file (:class:`~flbsql.input.store.PositionStore`).
+:mod:`.worker` (the background thread that runs them; :mod:`.health` reports
+the slot) and :mod:`.source` (the input's batch source, ``mode cdc``). The CDC
+state is kept in the input's position file
+(:class:`~flbsql.input.store.PositionStore`).
 """
 
 from __future__ import annotations

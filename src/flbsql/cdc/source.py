@@ -24,6 +24,7 @@ from flbsql.input.handoff import Chunk, ChunkQueue, CollectClock, CollectLimit, 
 if TYPE_CHECKING:
     import logging
 
+    from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "CdcSource"]
@@ -113,6 +114,15 @@ class CdcSource:
     def resume(self) -> None:
         """Hand over again."""
         self._paused = False
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """Where the worker reports the slot's retention and the lag (set by the plugin)."""
+        return self.worker.metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics | None) -> None:
+        self.worker.metrics = metrics
 
     def connection_stats(self) -> dict[str, int]:
         """The CDC connections' counters (connects, failures, timeouts, rotations)."""

@@ -62,6 +62,9 @@ class Stream:
         self.partial: tuple[int, int] | None = None  # (commit LSN, pos) of a split one
         self.lag: float | None = None  # seconds, from the last heartbeat seen
         self.lead = 0.05  # how long before a collect to poll when idle: about two peeks
+        # time.time() when the WAL end was asked of a peek that then read up to it:
+        # every change committed before it was handed over (cursor_age_seconds)
+        self.as_of: float | None = None
         self.encoder = ChangeEncoder()
 
     def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912, PLR0915 - the hot loop, flat
@@ -70,7 +73,7 @@ class Stream:
         ``snapshot_end``: changes committed at or before it are marked ``overlap``.
         """
         pg, dec, enc = self.pg, self.decoder, self.encoder
-        t0 = time.monotonic()
+        t0, asked = time.monotonic(), time.time()
         upto = pg.current_lsn()
         parts: list[bytes] = []
         rows = size = total = n = 0
@@ -130,6 +133,8 @@ class Stream:
         if total == 0:  # an idle peek: the time the next one will take, about
             self.lead = min(0.2, 0.02 + 2 * (time.monotonic() - t0))
         self.hand_over(b"".join(parts), rows, lsn=self.done_lsn)
+        if n < NCHANGES:
+            self.as_of = asked
         return total > 0 or n >= NCHANGES
 
     def _message(self, data: bytes) -> None:

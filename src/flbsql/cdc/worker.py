@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from flbsql.cdc import SlotLostError, format_lsn
 from flbsql.cdc.connection import DIALECT, classify
+from flbsql.cdc.health import report_health
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, split_table
 from flbsql.cdc.snapshot import Snapshot
@@ -34,13 +35,13 @@ from flbsql.conn.connect import SecretResolver, resolve_connection
 from flbsql.errors import ConfigError, TerminalError, TransientError
 from flbsql.failures import FailureLog
 from flbsql.input.store import PositionStore
-from flbsql.text import show_bytes
 
 if TYPE_CHECKING:
     import logging
 
     from flbsql.cdc import CdcState
     from flbsql.input.handoff import CollectClock
+    from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
 __all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg", "validate"]
@@ -92,6 +93,8 @@ class Worker(threading.Thread):
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
         self.state: CdcState | None = self.store.load_state(self.position_name)
         self.fatal: BaseException | None = None
+        self.metrics: Metrics | None = None  # set by the plugin (through the source)
+        self._began = time.time()
         self.ready = False
         self.confirmed = 0
         self.poll = cfg.poll_interval if cfg.is_set("poll_interval") else 0.2
@@ -188,8 +191,10 @@ class Worker(threading.Thread):
                 if self.state is not None and self.state["phase"] == "snapshot":
                     self.state = self.snapshot.step(self.state)
                 elif not self.stream.step((self.state and self.state.get("snapshot_end_lsn")) or 0):
+                    self._report_lag()
                     self._wake.wait(self.clock.idle_wait(self.poll, self.stream.lead))
                     self._wake.clear()
+                self._report_lag()
                 backoff.success()
                 failures.succeeded()
             except BaseException as exc:  # noqa: PERF203 - once per failure
@@ -276,6 +281,15 @@ class Worker(threading.Thread):
 
     # -- positions and health -------------------------------------------------------------
 
+    def _report_lag(self) -> None:
+        """The gauges of the stream: how old the newest change read is, the heartbeat lag."""
+        m = self.metrics
+        if m is None:
+            return
+        m.set_cursor_time(self.stream.as_of or self._began)
+        if self.lag is not None:
+            m.set("cdc_lag_seconds", self.lag)
+
     def confirm(self) -> None:
         """Apply positions Fluent Bit took at least CONFIRM_DELAY ago."""
         limit = time.monotonic() - CONFIRM_DELAY
@@ -312,35 +326,13 @@ class Worker(threading.Thread):
                 self._next_beat = float("inf")
 
     def check_health(self) -> None:
-        """Log slot retention; warn before trouble; a lost slot is fatal."""
+        """Log slot retention, warn before trouble, set the gauges; a lost slot is fatal."""
         h = self.pg.slot_health(self.cfg.slot)
         if h is None:
             raise SlotLostError(f"slot '{self.cfg.slot}' disappeared")
         if h.wal_status == "lost":
             raise SlotLostError(f"slot '{self.cfg.slot}' has wal_status 'lost'")
-        warn = self.cfg.slot_warn_bytes
-        msg = (
-            "slot %s: wal_status=%s retained=%s pending=%s safe_wal_size=%s "
-            "lag=%s; changes=%d snapshot_rows=%d"
-        )
-        args = (
-            self.cfg.slot,
-            h.wal_status,
-            show_bytes(h.retained_bytes),
-            show_bytes(h.pending_bytes),
-            show_bytes(h.safe_wal_size),
-            f"{self.lag:.2f}s" if self.lag is not None else "n/a",
-            self.counters["changes"],
-            self.counters["snapshot_rows"],
-        )
-        if (
-            h.wal_status in ("unreserved", "extended")
-            or h.retained_bytes > warn
-            or (h.safe_wal_size is not None and h.safe_wal_size < warn)
-        ):
-            self.log.warning(msg + " (WAL kept for the slot is growing; see docs/cdc.md)", *args)
-        else:
-            self.log.info(msg, *args)
+        report_health(self.cfg, h, self.lag, self.counters, self.metrics, self.log)
 
 
 def open_pg(cfg: InputConfig, log: logging.Logger) -> PgCdc:

@@ -50,11 +50,12 @@ def frame_py(
     keys: Sequence[bytes],
     emit: Sequence[bool],
     head_col: int = -1,
+    tail: tuple[bytes, int] = (b"", 0),
 ) -> bytes:
     """The Python re-framer: the same bytes as the C one, for tests and source trees."""
     unpacker = msgpack.Unpacker(io.BytesIO(packed), raw=True, strict_map_key=False)
     rows = unpacker.read_array_header()
-    map_head = _map_header(sum(1 for e in emit if e))
+    map_head = _map_header(sum(1 for e in emit if e) + tail[1])
     out: list[bytes] = []
     for _ in range(rows):
         if unpacker.read_array_header() != len(emit):
@@ -69,23 +70,34 @@ def frame_py(
         out.append((own or head) + map_head)
         shown = [v for v, on in zip(values, emit, strict=True) if on]
         out.extend(k + v for k, v in zip(keys, shown, strict=True))
+        out.append(tail[0])
     return b"".join(out)
 
 
 class Framer:
     """Re-frames pages of one result shape: fixed column names and emitted columns."""
 
-    def __init__(self, keys: Sequence[str], emit: Sequence[bool], head_col: int = -1) -> None:
+    def __init__(
+        self,
+        keys: Sequence[str],
+        emit: Sequence[bool],
+        head_col: int = -1,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """``keys``: the names of the emitted columns, in order; ``emit``: per column.
 
         ``head_col``: the column holding each row's own event header (binary; NULL:
-        the page's header), or -1.
+        the page's header), or -1. ``extra``: fields added to every body after the
+        columns (the same value for every row).
         """
         if sum(1 for e in emit if e) != len(keys):
             raise ValueError("one key per emitted column")
         self.keys = [msgpack.packb(k, use_bin_type=True) for k in keys]
         self.emit = list(emit)
         self.head_col = head_col
+        extra = extra or {}
+        pack = msgpack.Packer(use_bin_type=True).pack
+        self.tail = (b"".join(pack(k) + pack(v) for k, v in extra.items()), len(extra))
         self._keys_total = sum(len(k) for k in self.keys)
         self._c: tuple[Any, Any, Any] | None = None
         if _lib is not None:
@@ -100,9 +112,9 @@ class Framer:
     def frame(self, packed: bytes, rows: int, head: bytes) -> bytes:
         """Events for the ``rows`` rows in ``packed`` (one msgpack array of row arrays)."""
         if self._c is None:
-            return frame_py(packed, head, self.keys, self.emit, self.head_col)
+            return frame_py(packed, head, self.keys, self.emit, self.head_col, self.tail)
         keys, key_len, emit = self._c
-        cap = len(packed) + rows * (len(head) + 3 + self._keys_total)
+        cap = len(packed) + rows * (len(head) + 3 + self._keys_total + len(self.tail[0]))
         out = self._alloc("char[]", cap)
         n = _lib.flbsql_frame(
             packed,
@@ -114,6 +126,9 @@ class Framer:
             key_len,
             emit,
             len(self.emit),
+            self.tail[0],
+            len(self.tail[0]),
+            self.tail[1],
             self._offs,
             out,
             cap,

@@ -63,6 +63,7 @@ class RowEncoder:
         kinds: dict[str, str] | None = None,
         time_column: str | None = None,
         local_rule: str = "earlier",
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Prepare for the column ``names`` of a result (cursor.description order).
 
@@ -74,6 +75,7 @@ class RowEncoder:
             kinds: column -> ``json`` / ``utc`` (dialect hints, case-insensitive).
             time_column: column giving the event time (None: ingest time).
             local_rule: naive times a DST change repeats or skips (timestamps.localize).
+            extra: fields added to every record after the columns (``table_key``).
         """
         self.names = list(names)
         lower = {n.lower(): i for i, n in enumerate(names)}
@@ -93,8 +95,9 @@ class RowEncoder:
             else zone
         )
         self.decimal_float = decimal_float
+        self.extra = dict(extra or {})
         # emitted columns lead the row (a header read last is cut off by zip)
-        self._simple = not (self.json_idx or self.utc_idx) and self.emit == list(
+        self._simple = not (self.json_idx or self.utc_idx or self.extra) and self.emit == list(
             range(len(self.emit))
         )
         shown = set(self.emit)
@@ -107,6 +110,7 @@ class RowEncoder:
                 self.keys,
                 [i in shown for i in range(len(names))],
                 -1 if self.head_idx is None else self.head_idx,
+                self.extra,
             )
         )
         self._packer = msgpack.Packer(
@@ -148,7 +152,10 @@ class RowEncoder:
             v = values[i]
             if isinstance(v, dt.datetime) and v.tzinfo is None:
                 values[i] = v.replace(tzinfo=_UTC)
-        return {self.keys[j]: values[i] for j, i in enumerate(self.emit)}
+        body = {self.keys[j]: values[i] for j, i in enumerate(self.emit)}
+        if self.extra:
+            body.update(self.extra)
+        return body
 
     def encode(self, rows: Sequence[Sequence[Any]], now: float) -> bytes:
         """Concatenated ``[[EventTime, {}], body]`` events for ``rows``."""

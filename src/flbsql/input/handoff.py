@@ -39,11 +39,13 @@ class Marker:
         lsn: cdc stream: the LSN the slot may advance to.
         state: cdc snapshot: the progress to save.
         position: poll: the keyset position after the chunk's last row.
+        name: poll: the name of that position (one per table of the input).
     """
 
     lsn: int | None = None
     state: dict[str, Any] | None = None
     position: Position | None = None
+    name: str = ""
 
 
 @dataclasses.dataclass

@@ -57,6 +57,9 @@ class Horizon:
         self._warned: set[int] = set()  # id() of the samples already named in a warning
         self._given_up: set[Any] = set()  # transactions past horizon_timeout
         self.bound: Signpost | None = None
+        # time.time() up to which the bound's row was the newest the source had: a
+        # reader at the bound has read every row committed before it
+        self.as_of: float | None = None
         self._samples: collections.deque[Signpost] = collections.deque(maxlen=64)
 
     def waiting_since(self) -> float | None:
@@ -84,9 +87,11 @@ class Horizon:
             if horizon_sql:
                 horizon, row = row[0], row[1:]
             last = None if row is None or all(v is None for v in row) else tuple(row)
-            sample = Signpost(last, time.monotonic(), horizon)
+            sample = Signpost(last, time.monotonic(), horizon, time.time())
             if self.bound is None or sample.last != self.bound.last:
                 self._samples.append(sample)
+            else:  # nothing newer than the bound yet
+                self.as_of = sample.wall
             settled = self._settled(conn, tracked)
         finally:
             cur.close()
@@ -94,6 +99,8 @@ class Horizon:
         if settled is None:
             return False
         moved = self.bound is None or settled.last != self.bound.last
+        if moved:
+            self.as_of = settled.wall
         self.bound = settled
         return moved and settled.last is not None
 

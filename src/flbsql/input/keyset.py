@@ -91,6 +91,7 @@ class KeysetQuery:
         exprs: dict[str, str] | None = None,
         table_columns: Sequence[str] = (),
         last: tuple[str, str] | None = None,
+        shard: str | None = None,
     ) -> None:
         """Describe the source; nothing runs here.
 
@@ -106,6 +107,8 @@ class KeysetQuery:
             columns: columns to select (default all); order columns are added.
             where: extra condition (trusted configuration text).
             row_values: force the comparison form (default: from the dialect).
+            shard: condition keeping this input's shard (:mod:`flbsql.input.shard`),
+                part of every statement: the page, the signpost and the count.
         """
         self.d = dialect
         self.order = [dialect.quote(c) for c in order]
@@ -115,7 +118,9 @@ class KeysetQuery:
         if dialect.caps.paramstyle in ("format", "pyformat"):
             query = query.replace("%", "%%") if query is not None else None
             where = where.replace("%", "%%") if where else where
+            shard = shard.replace("%", "%%") if shard else shard
         self.where = where
+        self.shard = shard
         if query is not None:
             if "{position}" not in query:
                 raise ValueError("query must contain {position}")
@@ -164,6 +169,8 @@ class KeysetQuery:
             parts.append(compare(self.order, ">", after, binds, row_values=self.row_values))
         if upto is not None:
             parts.append(compare(self.order, "<=", upto, binds, row_values=self.row_values))
+        if self.shard:
+            parts.append(f"({self.shard})")
         return " AND ".join(parts) if parts else "1=1"
 
     def _where(self, cond: str) -> str:
@@ -185,7 +192,7 @@ class KeysetQuery:
     def newest(self) -> tuple[str, Any]:
         """The largest order tuple of the source (the signpost sample)."""
         binds = Binds(self.d)
-        src, cond = self._source("1=1")
+        src, cond = self._source(f"({self.shard})" if self.shard else "1=1")
         cols = ", ".join(self.order)
         desc = ", ".join(f"{c} DESC" for c in self.order)
         sql = f"SELECT {cols} FROM {src}{self._where(cond)} ORDER BY {desc}"

@@ -43,7 +43,7 @@ class Pager:
         self.zone = zone
         self.time_column = time_column
         self.local_rule = local_time_rule(cfg.time_zone_ambiguous, dialect.caps.local_time_rule)
-        self._encoder: RowEncoder | None = None
+        self._encoders: dict[str, RowEncoder] = {}  # by source (position name)
         self._row_bytes = 200.0  # moving average of an encoded row
         self._prepared: set[int] = set()
         self._rate_t = time.monotonic()
@@ -103,8 +103,9 @@ class Pager:
         """
         lower = [n.lower() for n in names]
         idx = [lower.index(c.lower()) for c in spec.order]
-        if self._encoder is None or self._encoder.names != names:
-            self._encoder = RowEncoder(
+        encoder = self._encoders.get(spec.name)
+        if encoder is None or encoder.names != names:
+            encoder = self._encoders[spec.name] = RowEncoder(
                 names,
                 zone=self.zone,
                 decimal_float=self.cfg.decimal == "float",
@@ -114,6 +115,7 @@ class Pager:
                 local_rule=local_time_rule(
                     self.cfg.time_zone_ambiguous, self.d.caps.local_time_rule
                 ),
+                extra=spec.extra,
             )
         last = tuple(rows[-1][i] for i in idx)
         if dedup is not None and dedup.boundary:
@@ -128,9 +130,10 @@ class Pager:
             tail.reverse()
         if not rows:
             return last, None
-        data = self._encoder.encode(rows, time.time())
+        data = encoder.encode(rows, time.time())
         self._row_bytes = 0.7 * self._row_bytes + 0.3 * (len(data) / len(rows))
-        return last, Chunk(data, len(rows), Marker(position=base.advance(last, tail, len(rows))))
+        after = base.advance(last, tail, len(rows))
+        return last, Chunk(data, len(rows), Marker(position=after, name=spec.name))
 
     def pace(self, rows: int) -> float:
         """Count ``rows`` read; seconds to wait to stay under ``max_rows_per_second``."""

@@ -1,17 +1,18 @@
-"""Poll mode: stream a table (or a query) in key order, resume exactly where it stopped.
+"""Poll mode: stream tables (or a query) in key order, resume exactly where each stopped.
 
 :class:`PollSource` is the :class:`~flbsql.input.source.BatchSource` of ``mode poll``.
 It puts together the parts, one job each:
 
-- :mod:`~flbsql.input.spec`: the options and names checked, the source resolved;
+- :mod:`~flbsql.input.spec`: the options and names checked, the sources resolved (the
+  tables of ``tables``: :mod:`~flbsql.input.tables`; ``shard``: :mod:`~flbsql.input.shard`);
 - :mod:`~flbsql.input.fetch`: the background thread that reads keyset pages
   (:mod:`~flbsql.input.page`, :mod:`~flbsql.input.keyset`, :mod:`~flbsql.input.encoding`)
   up to the late-commit horizon (:mod:`~flbsql.input.horizon`) and reports progress
   (:mod:`~flbsql.input.progress`);
 - :mod:`~flbsql.input.handoff`: the bounded queue, bounded by bytes and rows, from which
   the input callback only takes, so it returns within milliseconds;
-- :mod:`~flbsql.input.tracker`: the acknowledged, pending and read positions (the
-  position protocol), stored by :mod:`~flbsql.input.store`.
+- :mod:`~flbsql.input.tracker`: the acknowledged, pending and read positions of each
+  source (the position protocol), stored by :mod:`~flbsql.input.store`.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ class PollSource:
         self._fetcher.start()
 
     @property
-    def spec(self) -> SourceSpec | None:
-        """What is read (None until the database answered once)."""
-        return self._fetcher.spec
+    def specs(self) -> list[SourceSpec]:
+        """What is read, one per table (empty until the database answered once)."""
+        return [lane.spec for lane in self._fetcher.lanes or ()]
 
     @property
     def metrics(self) -> Metrics | None:
@@ -121,7 +122,7 @@ class PollSource:
             self.store.close()
 
     def _save_acknowledged(self) -> None:
-        pos = self._tracker.take_unsaved()
-        spec = self.spec
-        if pos is not None and spec is not None:
-            self.store.save(spec.name, spec.source, pos)
+        unsaved = self._tracker.take_unsaved()
+        if unsaved:
+            sources = self._fetcher.sources
+            self.store.save_many([(name, sources[name], pos) for name, pos in unsaved.items()])

@@ -187,8 +187,10 @@ class Signpost:
         horizon: the transactions in progress when the sample was taken, as the
             dialect names them (PostgreSQL: virtual transaction ids); the sample is
             settled once all of them have ended. None: the dialect cannot tell.
+        wall: ``time.time()`` of the sample (for ``cursor_age_seconds``).
     """
 
     last: tuple[Any, ...] | None
     taken: float
     horizon: list[Any] | None = None
+    wall: float = 0.0

@@ -1,9 +1,11 @@
-"""Progress and lag of the poll reader: a log line every ``progress_interval``.
+"""Progress and lag of the poll reader: a log line every ``progress_interval``, and gauges.
 
 With rows read since the last line: how many, the rate, and how many rows are
-between the read position and the bound (``lag_rows`` in the metrics). Without: if
-the horizon has held rows back for longer than the interval (and ``settle``), a
-line that says so, so a long transaction does not look like a stuck input.
+between the read positions and the bounds (``lag_rows`` in the metrics, summed over
+the tables). Without: if a horizon has held rows back for longer than the interval
+(and ``settle``), a line that says so, so a long transaction does not look like a
+stuck input. :meth:`Progress.fresh_as_of` keeps ``cursor_age_seconds``: the time up
+to which every table was read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from flbsql.input.position import describe
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from flbsql.conn.pool import Pool
     from flbsql.input.horizon import Horizon
@@ -63,7 +65,12 @@ class Progress:
         self._since_rows += rows
         self.pages += 1
 
-    def report(self, behind: Callable[[], int | None], horizon: Horizon) -> None:
+    def fresh_as_of(self, wall: float) -> None:
+        """Every row committed before ``wall`` (``time.time()``) was read."""
+        if self.metrics is not None:
+            self.metrics.set_cursor_time(wall)
+
+    def report(self, behind: Callable[[], int | None], horizons: Sequence[Horizon]) -> None:
         """Log a progress line when the interval is over; ``behind`` counts the lag."""
         interval = self.cfg.progress_interval
         elapsed = time.monotonic() - self._since
@@ -81,11 +88,15 @@ class Progress:
                 self._since_rows / elapsed,
             )
         else:
-            waiting = horizon.waiting_since()
-            if waiting is not None and time.monotonic() - waiting > max(interval, self.cfg.settle):
+            for horizon in horizons:
+                waiting = horizon.waiting_since()
+                if waiting is None or time.monotonic() - waiting <= max(interval, self.cfg.settle):
+                    continue
                 self.log.info(
-                    "waiting for transactions in flight: rows newer than %s are held back",
+                    "waiting for transactions in flight: rows%s newer than %s are held back",
+                    f" of {horizon.table}" if horizon.table and len(horizons) > 1 else "",
                     describe(horizon.bound.last if horizon.bound else None),
                 )
+                break
         self._since_rows = 0
         self._since = time.monotonic()

@@ -1,10 +1,19 @@
-"""What the poll reader reads: its options checked, its names quoted, the source resolved.
+"""What the poll reader reads: its options checked, its names quoted, the sources resolved.
 
 At Init, :func:`check_options` and :func:`check_names` refuse what can never work
-without touching the database. :func:`resolve` then asks the database once (table
-columns, primary key, column kinds) and returns the :class:`SourceSpec` and the
-:class:`~flbsql.input.keyset.KeysetQuery`; with the database down at Init, the fetch
+without touching the database. :func:`resolve` then asks the database once per source
+(a table of ``table`` or ``tables``, or the ``query``): columns, primary key, column
+kinds; it returns the :class:`SourceSpec` and the
+:class:`~flbsql.input.keyset.KeysetQuery`. With the database down at Init, the fetch
 thread calls it again until it answers.
+
+Each source keeps its own position under its own name (:func:`position_name`): with
+``table`` (or ``query``) the name is ``position_name``, by default
+``<database>/<table>``; with ``tables`` each table's is ``<database>/<table>`` (or
+``<position_name>/<table>``), so a single-table input that becomes a many-table one
+resumes its table. ``shard i/N`` appends ``#shard<i>`` to the name and ``shard i/N``
+to the identity the stored row is checked against, so a changed N is refused instead
+of resuming at another shard's position.
 """
 
 from __future__ import annotations
@@ -17,34 +26,40 @@ from flbsql.errors import ConfigError
 from flbsql.events.codec import MAX_EVENT_SEC, header
 from flbsql.input.encoding import HEADER_COLUMN
 from flbsql.input.keyset import KeysetQuery
+from flbsql.input.shard import check_dialect, parse_shard, shard_condition
+from flbsql.input.tables import is_wildcard
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from flbsql.conn.pool import Pool
     from flbsql.dialects.base import Column, Dialect
+    from flbsql.input.shard import Shard
     from flbsql.settings import InputConfig
 
 __all__ = [
     "SourceSpec",
     "check_names",
     "check_options",
-    "default_name",
     "event_time_column",
     "named_columns",
+    "position_name",
     "resolve",
+    "validate",
 ]
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
-    """What is read, resolved against the database once."""
+    """What is read from one source, resolved against the database once."""
 
     order: tuple[str, ...]
     tracked: bool
     kinds: dict[str, str]
-    name: str  # position_name
+    name: str  # position name, one per source
     source: str  # identity checked against the stored row
+    table: str | None = None  # as configured or listed (None: the query)
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)  # table_key -> table
 
 
 def validate(cfg: InputConfig, dialect: Dialect) -> str | None:
@@ -54,15 +69,21 @@ def validate(cfg: InputConfig, dialect: Dialect) -> str | None:
     configuration that fails Init.
     """
     check_options(cfg)
+    if parse_shard(cfg.shard) is not None:
+        check_dialect(dialect)
     time_column = event_time_column(cfg)
     check_names(cfg, dialect, time_column)
     return time_column
 
 
 def check_options(cfg: InputConfig) -> None:
-    """Exactly one of ``table``/``query``; a query has ``{position}`` and a ``key``."""
-    if bool(cfg.table) == bool(cfg.query):
-        raise ConfigError("table", "set exactly one of `table` or `query`")
+    """One of ``table``/``tables``/``query``; a query has ``{position}`` and a ``key``."""
+    given = [name for name in ("table", "tables", "query") if cfg.option(name)]
+    if len(given) != 1:
+        raise ConfigError(
+            given[1] if len(given) > 1 else "table",
+            "set exactly one of `table`, `tables` or `query`",
+        )
     if cfg.query and "{position}" not in cfg.query:
         raise ConfigError(
             "query",
@@ -71,6 +92,11 @@ def check_options(cfg: InputConfig) -> None:
         )
     if cfg.query and not cfg.key:
         raise ConfigError("key", "required with `query` (the columns that identify a row)")
+    if cfg.query and cfg.is_set("table_key"):
+        raise ConfigError("table_key", "not with `query`: its rows come from no one table")
+    if not cfg.table_key.strip():
+        raise ConfigError("table_key", "must name a field")
+    parse_shard(cfg.shard)
 
 
 def event_time_column(cfg: InputConfig) -> str | None:
@@ -103,16 +129,30 @@ def check_names(cfg: InputConfig, dialect: Dialect, time_column: str | None) -> 
     try:
         if cfg.table:
             dialect.table_sql(cfg.table)
+        option = "tables"
+        for name in cfg.tables:
+            if not is_wildcard(name):
+                dialect.table_sql(name)
+            elif name.strip() != "*":
+                dialect.table_sql(name.strip()[:-1] + "x")  # the schema part
         for option, name in named_columns(cfg, cfg.key, time_column):  # noqa: B007 - in the error
             dialect.quote(name)
     except ValueError as exc:
         raise ConfigError(option, str(exc)) from None
 
 
-def default_name(cfg: InputConfig, database: str | None) -> str:
-    """``position_name`` when unset: the database and the table (or a hash of the query)."""
-    what = cfg.table if cfg.table else "query-" + _query_hash(cfg)
-    return f"{database or 'db'}/{what}"
+def position_name(
+    cfg: InputConfig, database: str | None, table: str | None, shard: Shard | None
+) -> str:
+    """The name a source's position is stored under (see the module docstring)."""
+    db = database or "db"
+    if table is None:
+        base = cfg.position_name or f"{db}/query-{_query_hash(cfg)}"
+    elif cfg.tables:
+        base = f"{cfg.position_name or db}/{table}"
+    else:
+        base = cfg.position_name or f"{db}/{table}"
+    return base if shard is None else f"{base}#shard{shard.index}"
 
 
 def _query_hash(cfg: InputConfig) -> str:
@@ -120,41 +160,48 @@ def _query_hash(cfg: InputConfig) -> str:
 
 
 def resolve(
-    cfg: InputConfig, pool: Pool, time_column: str | None
+    cfg: InputConfig, pool: Pool, time_column: str | None, table: str | None
 ) -> tuple[SourceSpec, KeysetQuery]:
-    """Resolve key, order and column kinds against the database."""
+    """Resolve key, order and column kinds of ``table`` (None: the query) against the database."""
     d = pool.dialect
+    option = "tables" if cfg.tables else "table"
     kinds: dict[str, str] = {}
     exprs: dict[str, str] = {}
     cols: list[str] = []
     extra: tuple[str, str] | None = None
     with pool.connection() as conn:
         try:
-            if cfg.table:
-                schema, table = d.split_name(cfg.table)
-                described = d.columns(conn, schema, table)
+            if table:
+                schema, name = d.split_name(table)
+                described = d.columns(conn, schema, name)
                 cols = [c.name for c in described]
                 if not cols:
                     raise ConfigError(
-                        "table",
-                        f"table {cfg.table} does not exist (or is not visible to this user)",
+                        option,
+                        f"table {table} does not exist (or is not visible to this user)",
                     )
-                key = list(cfg.key) or d.primary_key(conn, schema, table)
+                key = list(cfg.key) or d.primary_key(conn, schema, name)
                 if not key:
                     raise ConfigError(
                         "key",
-                        f"table {cfg.table} has no primary key: set `key` to "
+                        f"table {table} has no primary key: set `key` to "
                         "the columns that identify a row (e.g. key id or key a,b)",
                     )
                 by_lower = {c.lower(): c for c in cols}
-                for option, c in named_columns(cfg, key, time_column):
+                for opt, c in named_columns(cfg, key, time_column):
                     if c.lower() not in by_lower:
                         raise ConfigError(
-                            option,
-                            f"column {c!r} is not in table {cfg.table} (it has {', '.join(cols)})",
+                            opt,
+                            f"column {c!r} is not in table {table} (it has {', '.join(cols)})",
                         )
+                if _adds_table_key(cfg) and cfg.table_key.lower() in by_lower:
+                    raise ConfigError(
+                        "table_key",
+                        f"table {table} has a column {by_lower[cfg.table_key.lower()]!r}; "
+                        "set table_key to a field name no table uses",
+                    )
                 key = [by_lower[k.lower()] for k in key]
-                kinds = d.input_column_kinds(conn, schema, table)
+                kinds = d.input_column_kinds(conn, schema, name)
                 # values the server renders faster than Python (PostgreSQL: ISO
                 # timestamps); never order columns, whose typed values are the position,
                 # nor the time column, unless the server also gives its event header
@@ -170,20 +217,31 @@ def resolve(
                 key = list(cfg.key)
         finally:
             conn.rollback()
+    shard = parse_shard(cfg.shard)
     order = tuple(([cfg.tracking_column] if cfg.tracking_column else []) + key)
-    source = f"table:{cfg.table}" if cfg.table else "query:" + _query_hash(cfg)
-    name = cfg.position_name or default_name(cfg, pool.params.database)
-    spec = SourceSpec(order, bool(cfg.tracking_column), kinds, name, source)
+    source = f"table:{table}" if table else "query:" + _query_hash(cfg)
+    if shard is not None:
+        source += f" shard {shard}"
+    spec = SourceSpec(
+        order,
+        bool(cfg.tracking_column),
+        kinds,
+        position_name(cfg, pool.params.database, table, shard),
+        source,
+        table,
+        {cfg.table_key: table} if table and _adds_table_key(cfg) else {},
+    )
     query = KeysetQuery(
         d,
         order,
-        table=cfg.table,
+        table=table,
         query=cfg.query,
         columns=cfg.columns,
         where=cfg.where,
         exprs=exprs,
         table_columns=cols,
         last=extra,
+        shard=None if shard is None else shard_condition(d, key, shard),
     )
     return spec, query
 
@@ -200,3 +258,8 @@ def _time_header(
     head, tail = sample[:at], sample[at + 8 :]
     expr = d.input_time_header_expr(d.quote(col.name), col.type, head, tail, MAX_EVENT_SEC)
     return None if expr is None else (HEADER_COLUMN, expr)
+
+
+def _adds_table_key(cfg: InputConfig) -> bool:
+    """Records carry their table: always with ``tables``, with ``table`` when asked."""
+    return bool(cfg.tables) or cfg.is_set("table_key")

@@ -1,7 +1,10 @@
 """Durable positions in a SQLite file, the way in_tail keeps its offsets.
 
-Two tables, one row per ``position_name`` in each: ``in_sql_positions`` for the
-polling input (a typed :class:`~flbsql.input.position.Position`) and ``in_sql_cdc``
+Two tables, one row per position name in each: ``in_sql_positions`` for the
+polling input (a typed :class:`~flbsql.input.position.Position`; one row per table of
+a many-table or per shard of a sharded input, see :mod:`flbsql.input.spec`, so a file
+written by a single-table input needs no migration to be read by one that reads more
+tables) and ``in_sql_cdc``
 for ``mode cdc`` (its state as JSON, see :data:`flbsql.cdc.CdcState`). The file runs in
 WAL mode with ``synchronous`` from ``db.sync`` (tail's option of the same name):
 ``normal`` survives a crash of the process (kill -9) and loses at most the last
@@ -112,9 +115,23 @@ class PositionStore:
 
     def save(self, name: str, source: str, position: Position) -> None:
         """Store durably (one small transaction)."""
+        self.save_many([(name, source, position)])
+
+    def save_many(self, items: list[tuple[str, str, Position]]) -> None:
+        """Store the positions of several sources (name, source, position) in one transaction."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        rows = [(name, source, pos.to_json(), now) for name, source, pos in items]
         with self._lock:
-            self._conn.execute(_SQL_SAVE, (name, source, position.to_json(), now))
+            if len(rows) == 1:
+                self._conn.execute(_SQL_SAVE, rows[0])
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_SQL_SAVE, rows)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def load_state(self, name: str) -> dict[str, Any] | None:
         """The saved CDC state of ``name``, or None."""

@@ -3,20 +3,23 @@
 Two threads share a :class:`PositionTracker`, under its one condition variable: the
 fetch thread (:class:`~flbsql.input.fetch.Fetcher`) reads pages from :attr:`ReadFrom.after`
 and queues them; the input callback hands queued pages over, commits and rewinds.
+Each source of the input (one per table of ``tables``; one for ``table`` or ``query``)
+has its own positions, under its position name (*lane*); its pages carry that name in
+their marker, and the queue is shared, so one batch may hold pages of several tables.
 
 Position protocol (docs/fluent-bit-abi.md §9):
 
 1. :meth:`~PositionTracker.hand_over` (``next_batch()``) takes queued pages, at most
-   ``rows_per_collect`` rows and ``bytes_per_collect`` bytes; the position after the
-   last one (its chunk's marker) becomes *pending*.
+   ``rows_per_collect`` rows and ``bytes_per_collect`` bytes; for each table in them,
+   the position after its last page (its chunk's marker) becomes *pending*.
 2. :meth:`~PositionTracker.commit` (the cleanup callback: Fluent Bit appended the
-   bytes) makes the pending position the acknowledged one, and *unsaved*: the
-   source writes it to the position file at the next callback (or at exit), when
+   bytes) makes the pending positions the acknowledged ones, and *unsaved*: the
+   source writes them to the position file at the next callback (or at exit), when
    Fluent Bit's engine has taken the records off the ring buffer, which the cleanup
    callback does not promise. A kill -9 re-reads at most the one batch after the
-   stored position.
+   stored positions.
 3. :meth:`~PositionTracker.rewind` drops the pending batch and everything queued;
-   reading resumes at the acknowledged position, dropping its boundary rows again.
+   every table resumes at its acknowledged position, dropping its boundary rows again.
 """
 
 from __future__ import annotations
@@ -49,45 +52,56 @@ class ReadFrom:
     dedup: Position | None
 
 
+@dataclasses.dataclass
+class _Lane:
+    """The positions of one source."""
+
+    committed: Position | None = None  # acknowledged by Fluent Bit
+    read: Position | None = None  # after the last page queued
+    after: tuple[Any, ...] | None = None
+    dedup_next: bool = True
+
+
 class PositionTracker:
-    """Acknowledged, pending and unsaved positions; the read position; the queue."""
+    """Acknowledged, pending and unsaved positions per lane; the read positions; the queue."""
 
     def __init__(self, queue: ChunkQueue) -> None:
         """``queue``: the hand-off the fetch thread fills (cleared on rewind)."""
         self.cv = threading.Condition()
         self.queue = queue
-        self._committed: Position | None = None  # acknowledged by Fluent Bit
-        self._pending: Position | None = None  # handed over, not acknowledged yet
-        self._unsaved: Position | None = None  # acknowledged, not stored yet
-        self._read: Position | None = None  # after the last page queued
-        self._after: tuple[Any, ...] | None = None
-        self._dedup_next = True
+        self._lanes: dict[str, _Lane] = {}
+        self._pending: dict[str, Position] = {}  # handed over, not acknowledged yet
+        self._unsaved: dict[str, Position] = {}  # acknowledged, not stored yet
 
     # -- the fetch thread ---------------------------------------------------------------------
 
-    def start_at(self, pos: Position) -> None:
+    def start_at(self, lane: str, pos: Position) -> None:
         """A stored position, or the first one (``start``): acknowledged, read from."""
         with self.cv:
-            self._committed = self._read = pos
-            self._after = pos.last
+            state = self._lanes.setdefault(lane, _Lane())
+            state.committed = state.read = pos
+            state.after = pos.last
 
-    def read_from(self) -> ReadFrom:
-        """Where the next page starts."""
+    def read_from(self, lane: str) -> ReadFrom:
+        """Where the next page of ``lane`` starts."""
         with self.cv:
+            state = self._lanes.setdefault(lane, _Lane())
             return ReadFrom(
                 self.queue.epoch,
-                self._after,
-                self._read,
-                self._committed if self._dedup_next else None,
+                state.after,
+                state.read,
+                state.committed if state.dedup_next else None,
             )
 
-    def skip_to(self, at: ReadFrom, last: tuple[Any, ...]) -> None:
+    def skip_to(self, lane: str, at: ReadFrom, last: tuple[Any, ...]) -> None:
         """Read on after ``last``: the bound's row vanished (deleted, or filtered out)."""
         with self.cv:
             if at.epoch == self.queue.epoch:
-                self._after = last
+                self._lanes[lane].after = last
 
-    def page_read(self, at: ReadFrom, last: tuple[Any, ...], chunk: Chunk | None) -> bool:
+    def page_read(
+        self, lane: str, at: ReadFrom, last: tuple[Any, ...], chunk: Chunk | None
+    ) -> bool:
         """Move the read position past a page; False when a rewind came first.
 
         The caller then queues ``chunk`` with ``at.epoch``, so a rewind in between
@@ -96,53 +110,53 @@ class PositionTracker:
         with self.cv:
             if at.epoch != self.queue.epoch:
                 return False
-            self._after = last
-            self._dedup_next = False
+            state = self._lanes[lane]
+            state.after = last
+            state.dedup_next = False
             if chunk is not None and chunk.marker is not None:
-                self._read = chunk.marker.position
+                state.read = chunk.marker.position
             return True
 
     # -- the input callback -------------------------------------------------------------------
 
     def hand_over(self, max_rows: int, max_bytes: int) -> list[Chunk]:
-        """Queued pages within the limits; the position after them becomes pending."""
+        """Queued pages within the limits; the positions after them become pending."""
         with self.cv:
-            if self._pending is not None:  # handed over, never confirmed: read it again
+            if self._pending:  # handed over, never confirmed: read it again
                 self._rewind_locked()
-            if self._committed is None:
-                return []
             chunks = self.queue.take(max_rows, max_bytes)
-            if chunks:
-                marker = chunks[-1].marker
+            for chunk in chunks:
+                marker = chunk.marker
                 assert marker is not None and marker.position is not None
-                self._pending = marker.position
+                self._pending[marker.name] = marker.position
+            if chunks:
                 self.cv.notify_all()  # room in the queue
             return chunks
 
     def commit(self) -> None:
         """Fluent Bit appended the pending batch: it is acknowledged (and to be stored)."""
         with self.cv:
-            if self._pending is None:
-                return
-            self._committed = self._unsaved = self._pending
-            self._pending = None
+            for lane, pos in self._pending.items():
+                self._lanes[lane].committed = self._unsaved[lane] = pos
+            self._pending.clear()
 
     def rewind(self) -> None:
-        """Forget the batch in flight and the queue; re-read from the acknowledged end."""
+        """Forget the batch in flight and the queue; re-read from the acknowledged ends."""
         with self.cv:
             self._rewind_locked()
 
-    def take_unsaved(self) -> Position | None:
-        """The acknowledged position not stored yet (once)."""
+    def take_unsaved(self) -> dict[str, Position]:
+        """The acknowledged positions not stored yet, by lane (once)."""
         with self.cv:
-            pos, self._unsaved = self._unsaved, None
-            return pos
+            out, self._unsaved = self._unsaved, {}
+            return out
 
     def _rewind_locked(self) -> None:
-        self._pending = None
+        self._pending.clear()
         self.queue.clear()
-        self._read = self._committed
-        if self._committed is not None:
-            self._after = self._committed.last
-        self._dedup_next = True
+        for state in self._lanes.values():
+            state.read = state.committed
+            if state.committed is not None:
+                state.after = state.committed.last
+            state.dedup_next = True
         self.cv.notify_all()

@@ -13,11 +13,20 @@ Names avoid the keys Fluent Bit consumes before a plugin sees them (``host``,
 from __future__ import annotations
 
 from flbsql.options.connection import CONNECTION
-from flbsql.options.input import INPUT_OPTIONS
+from flbsql.options.input import INPUT_OPTIONS, MODES
 from flbsql.options.option import BOTH, INPUT, OUTPUT, Option
 from flbsql.options.output import OUTPUT_OPTIONS
 
-__all__ = ["BOTH", "CONSUMED_BY_FLUENT_BIT", "INPUT", "OPTIONS", "OUTPUT", "Option", "options_for"]
+__all__ = [
+    "BOTH",
+    "CONSUMED_BY_FLUENT_BIT",
+    "INPUT",
+    "MODES",
+    "OPTIONS",
+    "OUTPUT",
+    "Option",
+    "options_for",
+]
 
 OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 

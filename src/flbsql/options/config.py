@@ -142,6 +142,9 @@ class InputConfig(Config):
         "key": "key",
         "tracking_column": "tracking_column",
         "where": "where",
+        "tables": "tables",
+        "table_key": "table_key",
+        "shard": "shard",
         "rows_per_collect": "rows_per_collect",
         "bytes_per_collect": "bytes_per_collect",
         "fetch_size": "fetch_size",
@@ -156,7 +159,6 @@ class InputConfig(Config):
         "position_name": "position_name",
         "progress_interval": "progress_interval",
         "mode": "mode",
-        "tables": "tables",
         "publication": "publication",
         "slot": "slot",
         "replication_url": "replication_url",
@@ -174,6 +176,9 @@ class InputConfig(Config):
     key: tuple[str, ...] = ()
     tracking_column: str | None = None
     where: str | None = None
+    tables: tuple[str, ...] = ()
+    table_key: str = "_table"
+    shard: str | None = None
     rows_per_collect: int = 0
     bytes_per_collect: int = 50331648
     fetch_size: int = 5000
@@ -188,7 +193,6 @@ class InputConfig(Config):
     position_name: str | None = None
     progress_interval: float = 30.0
     mode: Literal["poll", "cdc"] = "poll"
-    tables: tuple[str, ...] = ()
     publication: str = "flbsql"
     slot: str = "flbsql"
     replication_url: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flbsql.options.option import BOTH, INPUT, Option
 
-__all__ = ["INPUT_OPTIONS"]
+__all__ = ["INPUT_OPTIONS", "MODES"]
 
 O = Option
 
@@ -42,6 +42,37 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Extra SQL condition (trusted text from the config).",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "tables",
+        "list",
+        (),
+        "Several tables (`schema.table`, comma-separated). Poll: instead of `table`, read "
+        "in turn, a page each, each with its own key and position; `schema.*` is every "
+        "table of the schema, listed at start and every minute. CDC: the tables to capture "
+        "(required).",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "table_key",
+        "str",
+        "_table",
+        "Poll: the record field that holds the table name (`schema.table` as configured "
+        "or listed). Added with `tables`, and with `table` when set explicitly.",
+        kinds=INPUT,
+        group="input",
+    ),
+    O(
+        "shard",
+        "str",
+        None,
+        "Poll: read one shard of the table(s): `i/N` (`0/4` ... `3/4`, counted from 0 like "
+        "a StatefulSet's pod ordinal). A row belongs to shard `hash(key) mod N`, hashed by "
+        "the database; N inputs with the same N read every row exactly once between them, "
+        "each keeping its own position.",
         kinds=INPUT,
         group="input",
     ),
@@ -161,7 +192,9 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         None,
         "Name the position is stored under (Fluent Bit's alias is not visible to "
         "plugins); default `<url database>/<table>` or `<url database>/query-<sha1 of "
-        "the query>`. Two inputs on one `db` file need different names.",
+        "the query>`. With `tables`, each table's is `<this or the url database>/<table>`; "
+        "with `shard i/N`, `#shard<i>` is appended. Two inputs on one `db` file need "
+        "different names.",
         kinds=INPUT,
         group="input",
     ),
@@ -183,14 +216,6 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         kinds=INPUT,
         group="cdc",
         choices=("poll", "cdc"),
-    ),
-    O(
-        "tables",
-        "list",
-        (),
-        "CDC: tables to capture (`schema.table`, comma-separated).",
-        kinds=INPUT,
-        group="cdc",
     ),
     O(
         "publication",
@@ -254,3 +279,41 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
 )
+
+#: Input options that only one ``mode`` reads, and that mode. Given in the other mode,
+#: Init refuses them by name (:func:`flbsql.settings.parse`) instead of ignoring them.
+MODES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "table",
+            "query",
+            "key",
+            "columns",
+            "where",
+            "tracking_column",
+            "time_column",
+            "time_zone",
+            "time_zone_ambiguous",
+            "start",
+            "settle",
+            "horizon_timeout",
+            "max_rows_per_second",
+            "progress_interval",
+            "shard",
+            "table_key",
+        ),
+        "poll",
+    ),
+    **dict.fromkeys(
+        (
+            "publication",
+            "slot",
+            "replication_url",
+            "snapshot",
+            "heartbeat_interval",
+            "toast_marker",
+            "slot_warn_bytes",
+        ),
+        "cdc",
+    ),
+}

@@ -37,6 +37,14 @@ def open_source(cfg: InputConfig, log: logging.Logger) -> tuple[BatchSource, Poo
     return PollSource(cfg, pool, log), pool
 
 
+def instance_name(cfg: InputConfig) -> str:
+    """The ``instance`` label of the metrics: what the input reads, and its shard."""
+    if cfg.mode == "cdc":
+        return cfg.position_name or cfg.slot
+    name = cfg.position_name or cfg.table or ",".join(cfg.tables) or "query"
+    return f"{name} shard {cfg.shard.strip()}" if cfg.shard else name
+
+
 class InputPlugin:
     """collect() hands over a batch; commit() runs after Fluent Bit appended it."""
 
@@ -51,9 +59,7 @@ class InputPlugin:
                 "directory; set `db` to a persistent path (like tail's db)",
                 os.path.abspath("in_sql.db"),
             )
-        self.metrics = Metrics.from_config(
-            cfg, "in_sql", cfg.position_name or cfg.table or cfg.slot, log
-        )
+        self.metrics = Metrics.from_config(cfg, "in_sql", instance_name(cfg), log)
         try:
             self.source, self.pool = open_source(cfg, log)
         except BaseException:

@@ -140,8 +140,8 @@ def _missing(kind: str, values: dict[str, str]) -> list[str]:
         if "tables" not in values:
             problems.append("option 'tables': required with mode cdc")
     elif kind == "input":
-        if ("table" in values) == ("query" in values):
-            problems.append("option 'table': set exactly one of `table` or `query`")
+        if sum(name in values for name in ("table", "tables", "query")) != 1:
+            problems.append("option 'table': set exactly one of `table`, `tables` or `query`")
         if "query" in values and "{position}" not in values["query"]:
             problems.append("option 'query': must contain {position}")
     return problems

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from flbsql.options import CONSUMED_BY_FLUENT_BIT, OPTIONS, Option
+from flbsql.options import CONSUMED_BY_FLUENT_BIT, MODES, OPTIONS, Option
 from flbsql.tools.apidoc import api_markdown
 
 __all__ = [
@@ -85,6 +85,8 @@ def _describe(opt: Option) -> str:
         text += " Choices: " + ", ".join(f"`{c}`" for c in opt.choices) + "."
     if opt.minimum is not None:
         text += f" Minimum: {opt.minimum:g}."
+    if opt.name in MODES:
+        text += f" Input: mode `{MODES[opt.name]}` only (refused in the other mode)."
     return _cell(text)
 
 

@@ -113,3 +113,15 @@ def test_a_row_may_bring_its_own_header_in_a_hidden_column(
     keys = [msgpack.packb(k) for k in ("n", "s")]
     assert frame_py(packed, HEAD, keys, emit, head_col=2) == expected
     assert Framer(["n", "s"], emit, head_col=2).frame(packed, len(rows), HEAD) == expected
+
+
+def test_fields_added_to_every_record_follow_the_columns() -> None:
+    """``table_key``: the table's name in every record of a many-tables input."""
+    rows = [(1, "a"), (2, None)]
+    pack = msgpack.Packer(use_bin_type=True).pack
+    expected = b"".join(HEAD + pack({"n": n, "s": s, "_table": "public.t"}) for n, s in rows)
+    framer = Framer(["n", "s"], [True, True], extra={"_table": "public.t"})
+    assert framer.frame(msgpack.packb(rows), 2, HEAD) == expected
+    assert (
+        frame_py(msgpack.packb(rows), HEAD, framer.keys, framer.emit, -1, framer.tail) == expected
+    )

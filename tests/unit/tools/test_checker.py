@@ -46,7 +46,7 @@ def test_every_problem_of_every_section_is_reported(tmp_path, monkeypatch):
     assert "option 'fetch_size': invalid value '-3': must be >= 1" in text
     assert "option 'password': invalid value ***: vault reference" in text
     assert "option 'url': required" in text
-    assert "set exactly one of `table` or `query`" in text
+    assert "set exactly one of `table`, `tables` or `query`" in text
     assert "option 'ssl_mode': invalid value 'maybe'" in text
     assert "[OUTPUT] sql: option 'table': required" in text
     assert len(problems) == 9, problems

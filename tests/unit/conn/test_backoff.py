@@ -11,7 +11,6 @@ from flbsql.conn.backoff import PROBE_EVERY, Backoff
 def test_delays_double_to_the_cap_and_start_over_after_a_success():
     b = Backoff(1.0, 8.0)
     delays = [b.failure() for _ in range(6)]
-    assert [round(d) for d in delays[:4]] == [1, 2, 4, 8]
     assert all(0.9 <= d / e <= 1.1 for d, e in zip(delays, [1, 2, 4, 8, 8, 8], strict=True))
     assert all(d <= 8.0 for d in delays)
     b.success()

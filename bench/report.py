@@ -40,11 +40,36 @@ def machine() -> dict[str, str]:
         "os": platform.platform(),
         "postgresql": _cmd("psql", "--version"),
         "mariadb": _cmd("mariadb", "--version"),
+        "commit": _cmd("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
     }
 
 
 def _n(value: Any, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+def _ceiling(r: dict[str, Any]) -> str:
+    """The ceiling and our share of it; for PostgreSQL output also Fluent Bit's pgsql."""
+    out = "-"
+    if r.get("ceiling_rows_per_s"):
+        out = f"{_n(r['ceiling_rows_per_s'])} ({_n(r.get('ceiling_ratio'), '{:.0%}')})"
+    if r.get("native_pgsql_rows_per_s"):
+        out += (
+            f"; Fluent Bit's pgsql output {_n(r['native_pgsql_rows_per_s'])}: "
+            f"{r['native_ratio']:.2f}x"
+        )
+    return out
+
+
+def _engines(rows: list[dict[str, Any]]) -> list[str]:
+    """Where the figures were taken: each engine once, with its binary's build options."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        seen.setdefault(str(r.get("engine", "?")), r)
+    return [
+        f"- **{name}**: `{r.get('binary', '?')}`; build options: {r.get('build_flags', '-')}"
+        for name, r in seen.items()
+    ]
 
 
 def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pathlib.Path:
@@ -64,11 +89,13 @@ def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pa
         "run them alone: the machine has two cores.",
         "",
         f"Measured {info['date']} on {info['cpu']}, Python {info['python']},",
-        f"{info['postgresql']}, {info['mariadb']}.",
+        f"{info['postgresql']}, {info['mariadb']}; commit {info['commit']}.",
         "",
-        "| benchmark | database | case | rate | baseline (raw operation) | ratio | peak RSS | "
-        "target | met |",
-        "|---|---|---|---:|---|---:|---:|---|---|",
+        *_engines(rows),
+        "",
+        "| benchmark | database | case | rate | baseline (raw operation) | ratio | "
+        "Fluent Bit's ceiling (same records -> null) | peak RSS | target | met |",
+        "|---|---|---|---:|---|---:|---|---:|---|---|",
     ]
     for r in rows:
         base = r.get("baseline")
@@ -78,7 +105,8 @@ def write(rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> pa
             f"| {r['benchmark']} | {r['database']} | {r['case']} | "
             f"{_n(r['rows_per_s'], '{:,.2f}' if r.get('unit', '').startswith('s') else '{:,.0f}')}"
             f" {r.get('unit', 'rows/s')} | {base_txt} | "
-            f"{_n(r.get('ratio'), '{:.0%}')} | {_n(r.get('peak_rss_mb'), '{:.0f} MB')} | "
+            f"{_n(r.get('ratio'), '{:.0%}')} | {_ceiling(r)} | "
+            f"{_n(r.get('peak_rss_mb'), '{:.0f} MB')} | "
             f"{r.get('target') or '-'} | {met} |"
         )
     for key, text in (extra or {}).items():

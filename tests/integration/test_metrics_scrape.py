@@ -148,6 +148,10 @@ def test_cdc_input_metrics_are_scraped(cdc_db, tmp_path):
         }
         got = _wait(port, cdc_db.slot, want, step)
         assert want <= set(got), got
+        deadline = time.monotonic() + 30  # the slot retains WAL once changes were read
+        while not (got["rows_in"] > 0 and got["slot_retained_bytes"] > 0):
+            assert time.monotonic() < deadline, got
+            got = _wait(port, cdc_db.slot, want, step)
         assert got["rows_in"] > 0 and got["slot_retained_bytes"] > 0
         assert got["cdc_lag_bytes"] >= 0 and 0 <= got["cdc_lag_seconds"] < 30
         assert got["cursor_age_seconds"] < 30

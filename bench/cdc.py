@@ -91,6 +91,18 @@ def _ids(eng: Engine, path: pathlib.Path) -> list[int]:
     return ids
 
 
+def _drop_slot(url: str, slot: str) -> None:
+    """Slots are per cluster: the next run (another database) names its slot the same."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND NOT active",
+            (slot,),
+        )
+
+
 def throughput(eng: Engine, url: str, size: int, n: int, tmp: pathlib.Path) -> dict[str, Any]:
     """Backlog of n changes in transactions of ``size`` rows, then drain it."""
     import psycopg
@@ -126,6 +138,7 @@ def throughput(eng: Engine, url: str, size: int, n: int, tmp: pathlib.Path) -> d
         count="sink",
         plugins=(IN_SQL,),
     )
+    _drop_slot(url, f"s_{tag}")
     ids = _ids(eng, sink)
     if len(ids) != n or len(set(ids)) != n:
         raise RuntimeError(f"sink holds {len(ids)} changes, {len(set(ids))} distinct; sent {n}")
@@ -180,6 +193,7 @@ def latency(
     out = Section("output", "sql", {"Match": tag, "Alias": "sink", "url": url, "table": sink})
     eng.run([src, out], records=txns * 10, count="sink", flush=flush, plugins=(IN_SQL, OUT_SQL))
     writer.join()
+    _drop_slot(url, f"s_{tag}")
     with psycopg.connect(url, autocommit=True) as c:
         rows = c.execute(
             f"SELECT extract(epoch FROM arrived - (data->>'commit_time')::timestamptz) "

@@ -299,8 +299,9 @@ def run(argv: list[str]) -> list[dict[str, Any]]:
                 for k in range(args.repeat):
                     db = f"bench_lat_{int(flush * 1000)}_{k}"
                     cluster.execute(f"CREATE DATABASE {db}")
-                    (tmp / db).mkdir(parents=True, exist_ok=True)  # its own position file
-                    lats.append(latency(eng, cluster.url(db), args.latency_seconds, flush, tmp / db))
+                    run_dir = tmp / db  # its own position file
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    lats.append(latency(eng, cluster.url(db), args.latency_seconds, flush, run_dir))
                     emit(
                         f"  run {k + 1}: latency commit -> sink table, flush {flush:g}: p50 "
                         f"{lats[-1]['p50_s']} s, p99 {lats[-1]['p99_s']} s "

@@ -44,7 +44,6 @@ from flbsql.output.deadletter import DeadLetters, Rejected
 from flbsql.output.plan import Item, Op, columns_per_table, last_per_key, plan
 from flbsql.output.positions import Positions
 from flbsql.output.routing import TableName, TableRouter
-from flbsql.output.tables import ensure_table
 from flbsql.output.targets import Target, load_target
 from flbsql.settings import OutputConfig
 from flbsql.text import show
@@ -213,21 +212,7 @@ class Applier:
     def _ensure_own_tables(self, conn: Any) -> None:
         if self.positions is not None:
             self.positions.ensure(conn, self.cfg, self.log)
-        if self.dead.table:
-            schema, table = self.dialect.split_name(self.dead.table)
-            types = ensure_table(
-                conn,
-                self.dialect,
-                schema,
-                table,
-                str(self.dead.table_sql),
-                self.dead.coldefs(),
-                (),
-                self.cfg,
-                self.log,
-                option="dead_letter_table",
-            )
-            self.dead.bind(types["time"])
+        self.dead.ensure(conn, self.cfg)
         self._ready = True
 
     def _fresh(

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from flbsql.errors import ConfigError
 from flbsql.output.batching import Savepoints
 from flbsql.output.convert import TimeConverter, json_default, time_kind
+from flbsql.output.tables import ensure_table
 
 if TYPE_CHECKING:
     import datetime as dt
 
     from flbsql.dialects.base import Dialect
+    from flbsql.settings import OutputConfig
 
 __all__ = ["DeadLetters", "Rejected"]
 
@@ -94,6 +96,25 @@ class DeadLetters:
     def bound(self) -> bool:
         """True once the table's ``time`` type is known (:meth:`bind`)."""
         return self._tconv is not None
+
+    def ensure(self, conn: Any, cfg: OutputConfig) -> None:
+        """Create the table if it is missing (``auto_create_table``), then :meth:`bind` it."""
+        if not self.table or self.bound:
+            return
+        schema, table = self.dialect.split_name(self.table)
+        types = ensure_table(
+            conn,
+            self.dialect,
+            schema,
+            table,
+            str(self.table_sql),
+            self.coldefs(),
+            (),
+            cfg,
+            self.log,
+            option="dead_letter_table",
+        )
+        self.bind(types["time"])
 
     def _time(self, r: Rejected) -> Any:
         """The record's time for the ``time`` column, NULL when it cannot be stored.

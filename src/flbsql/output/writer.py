@@ -304,18 +304,4 @@ class Writer:
                 self.log.warning("table %s: %s", self.cfg.table, slower)
 
     def _ensure_dead(self, conn: Any) -> None:
-        if self.dead.table and not self.dead.bound:
-            schema, table = self.dialect.split_name(self.dead.table)
-            dl_types = ensure_table(
-                conn,
-                self.dialect,
-                schema,
-                table,
-                str(self.dead.table_sql),
-                self.dead.coldefs(),
-                (),
-                self.cfg,
-                self.log,
-                option="dead_letter_table",
-            )
-            self.dead.bind(dl_types["time"])
+        self.dead.ensure(conn, self.cfg)

@@ -36,6 +36,7 @@ extern "Python" int py_output_flush(void *ctx, const void *data, size_t size, co
 extern "Python" int py_output_exit(void *ctx);
 """,
     "input": """
+int shim_input_counters(void *api, void *ins, long long *out);
 extern "Python" int py_input_init(void *api, void *ins, void **handle);
 extern "Python" int py_input_collect(void *ctx, void **data, size_t *size);
 extern "Python" int py_input_cleanup(void *ctx);

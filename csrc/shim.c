@@ -161,6 +161,65 @@ static const char *shim_get_property(int kind, void *api, void *ins, const char 
 /* input buffers come from malloc and go back to free() in the cleanup callback */
 static void *shim_alloc(size_t n) { return malloc(n ? n : 1); }
 
+#if defined(FLBSQL_KIND_INPUT)
+/* ------------------------------------------------------------------------- */
+/* what the engine took, for Python (docs/fluent-bit-abi.md section 9)          */
+/* ------------------------------------------------------------------------- */
+
+/* cmetrics' text encoder, exported by the fluent-bit binary (ENABLE_EXPORTS) */
+typedef char *(*shim_cmt_text_fn)(void *cmt);
+typedef void (*shim_cmt_free_fn)(char *text);
+static shim_cmt_text_fn shim_cmt_text;
+static shim_cmt_free_fn shim_cmt_free;
+static pthread_once_t shim_cmt_once = PTHREAD_ONCE_INIT;
+
+static void shim_cmt_resolve(void)
+{
+    shim_cmt_text = (shim_cmt_text_fn) dlsym(RTLD_DEFAULT, "cmt_encode_text_create");
+    shim_cmt_free = (shim_cmt_free_fn) dlsym(RTLD_DEFAULT, "cmt_encode_text_destroy");
+}
+
+static long long shim_metric(const char *text, const char *name)
+{
+    const char *p = strstr(text, name), *eq;
+
+    if (!p || !(eq = strstr(p, " = ")))
+        return -1;
+    return (long long) strtod(eq + 3, NULL);
+}
+
+/*
+ * Two counters of an input instance's own cmetrics context:
+ *   out[0] fluentbit_input_records_total: records the ENGINE thread has taken off the
+ *          ring buffer into its chunks (input_chunk_append_raw, src/flb_input_chunk.c);
+ *   out[1] fluentbit_input_ring_buffer_retry_failures_total: batches Fluent Bit dropped
+ *          because the ring buffer stayed full (append_to_ring_buffer).
+ * Returns 0, or -1 (out untouched) when this host does not expose them.
+ */
+static int shim_input_counters(void *api, void *ins, long long *out)
+{
+    struct flb_api *a = api;
+    void *cmt;
+    char *text;
+
+    if (!a || !ins || !a->input_get_cmt_instance)
+        return -1;
+    pthread_once(&shim_cmt_once, shim_cmt_resolve);
+    if (!shim_cmt_text || !shim_cmt_free || !(cmt = a->input_get_cmt_instance(ins)))
+        return -1;
+    if (!(text = shim_cmt_text(cmt)))
+        return -1;
+    out[0] = shim_metric(text, "fluentbit_input_records_total{");
+    out[1] = shim_metric(text, "fluentbit_input_ring_buffer_retry_failures_total{");
+    shim_cmt_free(text);
+    if (out[0] < 0)
+        return -1;
+    if (out[1] < 0)
+        out[1] = 0;
+    return 0;
+}
+#endif
+
 /* ------------------------------------------------------------------------- */
 /* T2: boot CPython on the project's interpreter                              */
 /* ------------------------------------------------------------------------- */

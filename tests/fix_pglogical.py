@@ -161,4 +161,5 @@ def drain(
         for event in msgpack.Unpacker(io.BytesIO(data), raw=False, strict_map_key=False):
             records.append(event[1])
         src.commit()
+        src.landed(1)  # the engine took it into a chunk
     return records

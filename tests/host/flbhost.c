@@ -105,6 +105,7 @@ struct ins {
     int init_done, init_ret, cmd_prerun, prerun_done, started, want_paused, paused, cmd_exit;
     FILE *feed; long feed_up; int feed_merge;   /* feed: frames streamed, at most feed_up chunks in flight */
     struct ring rb; long rb_cap, rb_window;      /* proxy inputs (threaded) */
+    long cmt_records, cmt_rb_failures;           /* the input's cmetrics counters (atomic) */
     int fs;                                      /* storage.type filesystem */
     /* output */
     pthread_t *wth; struct task *qh, *qt; pthread_cond_t wcv; int wstop; FILE *sink;
@@ -209,6 +210,23 @@ static const char *get_prop(const char *key, void *p)
 }
 static int log_check(void *p, int l) { return p && ((struct ins *) p)->log_level >= l; }
 static void *no_cmt(void *p) { (void) p; return NULL; }
+/* an input's cmetrics context is the instance itself here: what flb_input_get_cmt_instance
+ * gives, read with cmetrics' text encoder, which the fluent-bit binary exports (linked with
+ * ENABLE_EXPORTS) and so does this host (-rdynamic) */
+static void *in_cmt(void *p) { return p; }
+char *cmt_encode_text_create(void *cmt);
+void cmt_encode_text_destroy(char *text);
+char *cmt_encode_text_create(void *cmt)
+{   /* lib/cmetrics/src/cmt_encode_text.c: "<ts> <name>{<labels>} = <value>" per line */
+    struct ins *in = cmt; char *t = NULL;
+    long r = __atomic_load_n(&in->cmt_records, __ATOMIC_RELAXED);
+    long f = __atomic_load_n(&in->cmt_rb_failures, __ATOMIC_RELAXED);
+    if (asprintf(&t, "0 fluentbit_input_records_total{name=\"%s\"} = %ld\n"
+                     "0 fluentbit_input_ring_buffer_retry_failures_total{name=\"%s\"} = %ld\n",
+                 in->name, r, in->name, f) < 0) return NULL;
+    return t;
+}
+void cmt_encode_text_destroy(char *text) { free(text); }
 static const char *custom_prop(const char *k, void *p) { (void) k; (void) p; return NULL; }
 static int custom_check(void *p, int l) { (void) p; return G.log_level >= l; }
 
@@ -394,6 +412,8 @@ static void engine_append(struct ins *in, const unsigned char *data, size_t len)
     for (c = G.chunks; c; c = c->next)
         if (c->in == in && !c->busy && !c->locked && strcmp(c->tag, in->tag) == 0) break;
     if (!c) c = chunk_new(in, nm(in), in->tag);
+    /* fluentbit_input_records_total: counted before the write, as Fluent Bit does */
+    __atomic_fetch_add(&in->cmt_records, count_records(data, len), __ATOMIC_RELAXED);
     chunk_bytes(c, data, len);
     INC(appends, 1);
     if (c->size > CHUNK_FS_MAX_SIZE) chunk_lock(c);
@@ -510,6 +530,7 @@ static int ring_write(struct ins *in, unsigned char *data, size_t len)
             log_print(L_ERROR, __FILE__, __LINE__, "[input:%s:%s] could not enqueue records into the ring buffer",
                       in->dso->def->name, nm(in));
             INC(rb_drops, 1); INC(rb_dropped_records, count_records(data, len));
+            __atomic_fetch_add(&in->cmt_rb_failures, 1, __ATOMIC_RELAXED);
             free(data);
             return -1;
         }
@@ -1032,7 +1053,7 @@ static void load_plugin(const char *path)
     while (*pp) pp = &(*pp)->next;
     *pp = d;
     d->path = xstrdup(path); d->h = h; d->def_size = G.def_size;
-    d->api = (struct flb_api) { get_prop, get_prop, no_cmt, no_cmt, log_print, log_check, log_check,
+    d->api = (struct flb_api) { get_prop, get_prop, no_cmt, in_cmt, log_print, log_check, log_check,
                                 custom_prop, custom_check };
     d->defmem = malloc(48);   /* 48 bytes always; [def_size, 48) is a 0xAA guard */
     if (!d->defmem) abort();

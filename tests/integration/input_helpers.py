@@ -73,6 +73,7 @@ def drain(src: PollSource, want: int, timeout: float = 30.0, commit: bool = True
         events.extend(e for e in decode_chunk(data) if isinstance(e, Event))
         if commit:
             src.commit()
+            src.landed(1)  # the engine took it into a chunk
     return events
 
 
@@ -85,5 +86,6 @@ def settle_quietly(src: PollSource, seconds: float) -> list[Event]:
         if data:
             out.extend(e for e in decode_chunk(data) if isinstance(e, Event))
             src.commit()
+            src.landed(1)  # the engine took it into a chunk
         time.sleep(0.02)
     return out

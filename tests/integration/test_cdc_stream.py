@@ -134,6 +134,7 @@ def test_large_transaction_is_chunked_and_complete(cdc_db: Any, tmp_path: Any) -
             batches.append(len(batch))
             recs.extend(e[1] for e in batch)
             src.commit()
+            src.landed(1)  # the engine took it into a chunk
         queued_max = src.queue.max_bytes
     finally:
         src.close()

@@ -143,7 +143,9 @@ def test_sigkill_while_reading_twenty_tables_each_resumes_at_its_own_position(
     assert not missing, f"{len(missing)} rows lost, e.g. {sorted(missing)[:5]}"
     assert not set(got) - want
     duplicates = len(got) - len(set(got))
-    assert duplicates <= KILLS * ROWS_PER_COLLECT, duplicates
+    # a kill re-delivers the batches after the stored positions: the one in flight, one
+    # counted by the engine since the last collect, and what waits in the ring buffer
+    assert duplicates <= 3 * KILLS * ROWS_PER_COLLECT, duplicates
     assert 0 < len(set(before)) < len(want), "the kills must land mid-stream"
     # every table with a stored position resumed right after it, not from its start
     resumed = {

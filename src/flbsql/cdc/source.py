@@ -5,15 +5,16 @@ encoded chunks to :meth:`CdcSource.put`, which queues them in a bounded queue (s
 memory stays bounded however large a transaction is); Fluent Bit's collect callback
 only takes queued chunks and returns within milliseconds. Each chunk carries a
 :class:`Marker`: the position that becomes safe once Fluent Bit took the chunk.
-:meth:`CdcSource.commit` (the cleanup callback) passes the markers back to the
-worker (:meth:`~flbsql.cdc.worker.Worker.took`), which advances the slot / saves the
-snapshot progress after :data:`CONFIRM_DELAY`, so an output that flushes from memory
-has flushed before the position moves. A chunk in the middle of a transaction
+:meth:`CdcSource.landed` passes the markers of the batches Fluent Bit's engine has
+taken into its chunks (:mod:`flbsql.input.intake`) back to the worker
+(:meth:`~flbsql.cdc.worker.Worker.took`), which advances the slot / saves the
+snapshot progress after :data:`CONFIRM_DELAY`. A chunk in the middle of a transaction
 carries no position: a crash re-delivers the whole transaction (at-least-once).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ class CdcSource:
         self.worker = Worker(cfg, log, self.put, self.clock)
         self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
         self._inflight: list[Chunk] | None = None
+        self._ring: collections.deque[list[Chunk]] = collections.deque()  # committed, by batch
         self._paused = False
         self._fatal_logged = 0.0
         self.worker.start()
@@ -72,7 +74,10 @@ class CdcSource:
                 self._inflight = chunks
                 self.batch_rows = sum(c.rows for c in chunks)
                 return data
-            self._taken(chunks)  # only positions (idle stream): nothing to hand over
+            if self._ring:  # only positions (idle stream): they follow the batches before
+                self._ring[-1].extend(chunks)
+            else:
+                self._taken(chunks)
 
     def put(
         self,
@@ -92,11 +97,17 @@ class CdcSource:
                 self.worker.took(c.marker.lsn, c.marker.state)
 
     def commit(self) -> None:
-        """Fluent Bit took the last batch: its positions may be confirmed."""
+        """Fluent Bit copied the last batch into its ring buffer."""
         if self._inflight is not None:
-            self._taken(self._inflight)
+            self._ring.append(self._inflight)
             self._inflight = None
             self._limit.taken()
+
+    def landed(self, batches: int) -> None:
+        """The oldest ``batches`` committed batches are in Fluent Bit's chunks: confirm them."""
+        if batches:
+            for _ in range(min(batches, len(self._ring))):
+                self._taken(self._ring.popleft())
             self.worker.wake()
 
     def rewind(self) -> None:

@@ -85,16 +85,20 @@ class PollSource:
 
     def next_batch(self) -> list[bytes]:
         """Queued pages within the collect limit; [] when nothing is due."""
-        self._save_acknowledged()
         self.batch_rows = 0
         chunks = self._limit.take(self._tracker.hand_over)
         self.batch_rows = sum(c.rows for c in chunks)
         return [c.data for c in chunks]
 
     def commit(self) -> None:
-        """Fluent Bit appended the last batch: acknowledge its end."""
+        """Fluent Bit copied the last batch into its ring buffer: acknowledge its end."""
         self._tracker.commit()
         self._limit.taken()
+
+    def landed(self, batches: int) -> None:
+        """Store the positions of the batches now in Fluent Bit's chunks."""
+        self._tracker.landed(batches)
+        self._save_acknowledged()
 
     def rewind(self) -> None:
         """Forget the batch in flight and the queue; re-read from the acknowledged end."""
@@ -115,7 +119,7 @@ class PollSource:
         return self.pool.stats()
 
     def close(self) -> None:
-        """Stop the thread and store the acknowledged position."""
+        """Stop the thread and store the positions of what landed."""
         self._fetcher.stop(timeout=self.cfg.statement_timeout + 5)
         self._save_acknowledged()
         if self._own_store:

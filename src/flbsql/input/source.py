@@ -19,10 +19,11 @@ __all__ = ["BatchSource"]
 class BatchSource(Protocol):
     """What the input plugin needs from a source of events.
 
-    Call order, all from the input's thread: ``next_batch()``; if it returned
-    events, either ``commit()`` (Fluent Bit appended them: the cleanup callback)
-    or ``rewind()`` (they never reached Fluent Bit); then ``next_batch()`` again.
-    ``pause()``/``resume()`` may come at any time, ``close()`` once, last.
+    Call order, all from the input's thread: ``landed(n)``, ``next_batch()``; if it
+    returned events, either ``commit()`` (Fluent Bit copied them into its ring buffer:
+    the cleanup callback) or ``rewind()`` (they never reached Fluent Bit); then
+    ``landed(n)`` and ``next_batch()`` again. ``pause()``/``resume()`` may come at any
+    time; ``landed(n)`` then ``close()`` once, last.
     """
 
     batch_rows: int
@@ -39,10 +40,17 @@ class BatchSource(Protocol):
         ...
 
     def commit(self) -> None:
-        """Fluent Bit took the pending batch: the position may move past it.
+        """Fluent Bit copied the pending batch into its ring buffer: read on after it.
 
-        The new position must be durable before the position after the *next*
-        batch is: a crash may re-deliver at most the batches not yet committed.
+        Its position is stored only once :meth:`landed` says so.
+        """
+        ...
+
+    def landed(self, batches: int) -> None:
+        """The oldest ``batches`` committed batches are in Fluent Bit's chunks now.
+
+        Their positions may be stored (:mod:`flbsql.input.intake`); a crash re-delivers
+        the rest.
         """
         ...
 

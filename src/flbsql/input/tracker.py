@@ -12,18 +12,19 @@ Position protocol (docs/fluent-bit-abi.md §9):
 1. :meth:`~PositionTracker.hand_over` (``next_batch()``) takes queued pages, at most
    ``rows_per_collect`` rows and ``bytes_per_collect`` bytes; for each table in them,
    the position after its last page (its chunk's marker) becomes *pending*.
-2. :meth:`~PositionTracker.commit` (the cleanup callback: Fluent Bit appended the
-   bytes) makes the pending positions the acknowledged ones, and *unsaved*: the
-   source writes them to the position file at the next callback (or at exit), when
-   Fluent Bit's engine has taken the records off the ring buffer, which the cleanup
-   callback does not promise. A kill -9 re-reads at most the one batch after the
-   stored positions.
+2. :meth:`~PositionTracker.commit` (the cleanup callback: Fluent Bit copied the
+   bytes into its ring buffer) makes the pending positions the acknowledged ones, read
+   on from; :meth:`~PositionTracker.landed` later makes them *unsaved*, once Fluent
+   Bit's engine has taken the batch into its chunks (:mod:`flbsql.input.intake`), and
+   the source writes them to the position file. A kill -9 re-reads the batches after
+   the stored positions.
 3. :meth:`~PositionTracker.rewind` drops the pending batch and everything queued;
    every table resumes at its acknowledged position, dropping its boundary rows again.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,8 @@ class PositionTracker:
         self.queue = queue
         self._lanes: dict[str, _Lane] = {}
         self._pending: dict[str, Position] = {}  # handed over, not acknowledged yet
-        self._unsaved: dict[str, Position] = {}  # acknowledged, not stored yet
+        self._ring: collections.deque[dict[str, Position]] = collections.deque()  # by batch
+        self._unsaved: dict[str, Position] = {}  # in Fluent Bit's chunks, not stored yet
 
     # -- the fetch thread ---------------------------------------------------------------------
 
@@ -134,11 +136,18 @@ class PositionTracker:
             return chunks
 
     def commit(self) -> None:
-        """Fluent Bit appended the pending batch: it is acknowledged (and to be stored)."""
+        """Fluent Bit copied the pending batch into its ring buffer: it is acknowledged."""
         with self.cv:
             for lane, pos in self._pending.items():
-                self._lanes[lane].committed = self._unsaved[lane] = pos
-            self._pending.clear()
+                self._lanes[lane].committed = pos
+            self._ring.append(self._pending)
+            self._pending = {}
+
+    def landed(self, batches: int) -> None:
+        """The oldest ``batches`` acknowledged batches are in Fluent Bit's chunks: to store."""
+        with self.cv:
+            for _ in range(min(batches, len(self._ring))):
+                self._unsaved.update(self._ring.popleft())
 
     def rewind(self) -> None:
         """Forget the batch in flight and the queue; re-read from the acknowledged ends."""

@@ -51,6 +51,17 @@ def _getter(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any) -> Any:
     return get
 
 
+def _counters(ffi: Any, lib: Any, api: Any, ins: Any) -> Any:
+    out = ffi.new("long long[2]")
+
+    def read() -> tuple[int, int] | None:
+        if lib.shim_input_counters(api, ins, out) != 0:
+            return None
+        return int(out[0]), int(out[1])
+
+    return read
+
+
 def _init(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any, handle_out: Any) -> int:
     log = instance_logger(lib, kind_no, api, ins, f"{'in' if kind_no == 1 else 'out'}_sql")
     with callback_scope(log):
@@ -73,7 +84,7 @@ def _init_scoped(
         if kind_no == KIND_INPUT:
             from flbsql.plugin.input import InputPlugin
 
-            plugin = InputPlugin(parse("input", get), log)
+            plugin = InputPlugin(parse("input", get), log, _counters(ffi, lib, api, ins))
         else:
             from flbsql.plugin.output import OutputPlugin
 

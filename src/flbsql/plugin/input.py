@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
 from flbsql.failures import FailureLog
+from flbsql.input.intake import Intake
 from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
+    from flbsql.input.intake import Counters
     from flbsql.settings import InputConfig
 
 __all__ = ["InputPlugin"]
@@ -45,13 +48,27 @@ def instance_name(cfg: InputConfig) -> str:
     return f"{name} shard {cfg.shard.strip()}" if cfg.shard else name
 
 
+def no_counters() -> Counters | None:
+    """A host that does not expose the engine's counters."""
+    return None
+
+
 class InputPlugin:
     """collect() hands over a batch; commit() runs after Fluent Bit appended it."""
 
-    def __init__(self, cfg: InputConfig, log: logging.Logger) -> None:
-        """Validate and start the source's background reading."""
+    def __init__(
+        self,
+        cfg: InputConfig,
+        log: logging.Logger,
+        counters: Callable[[], Counters | None] = no_counters,
+    ) -> None:
+        """Validate and start the source's background reading.
+
+        ``counters``: the engine's counters of this instance (:mod:`flbsql.input.intake`).
+        """
         self.cfg = cfg
         self.log = log
+        self.intake = Intake(counters, log)
         self._lock = threading.Lock()
         if not cfg.is_set("db"):
             log.warning(
@@ -79,6 +96,7 @@ class InputPlugin:
         with self._lock:
             self.metrics.tick()
             try:
+                self.source.landed(self.intake.landed())
                 pieces = self.source.next_batch()
             except Exception as exc:
                 self.metrics.inc("errors")
@@ -90,11 +108,20 @@ class InputPlugin:
             return pieces
 
     def commit(self) -> None:
-        """Fluent Bit took the last batch: move the position past it."""
+        """Fluent Bit copied the last batch into its ring buffer (or dropped it there)."""
         with self._lock:
+            rows, self._batch_rows = self._batch_rows, 0
+            if self.intake.dropped():
+                self.log.warning(
+                    "Fluent Bit dropped a batch of %d rows (its ring buffer stayed full: "
+                    "the engine thread is busy); reading them again",
+                    rows,
+                )
+                self.source.rewind()
+                return
             self.source.commit()
-            self.metrics.inc("rows_out", self._batch_rows)
-            self._batch_rows = 0
+            self.intake.handed(rows)
+            self.metrics.inc("rows_out", rows)
 
     def abort_batch(self) -> None:
         """The last batch could not be handed over; it will be read again."""
@@ -114,6 +141,7 @@ class InputPlugin:
         try:
             self.log.info("%s", self.metrics.log_line())
             self.metrics.close()
+            self.source.landed(self.intake.landed(final=True))
             self.source.close()
         finally:
             if self.pool is not None:

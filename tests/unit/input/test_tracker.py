@@ -42,6 +42,7 @@ def test_each_table_is_acknowledged_and_rewound_at_its_own_position():
     assert page(t, 5, rows=2, lane="db/a")
     assert [c.rows for c in t.hand_over(10, 100)] == [3, 1, 2]  # one batch, both tables
     t.commit()
+    t.landed(1)
     saved = t.take_unsaved()
     assert {k: (v.last, v.rows) for k, v in saved.items()} == {
         "db/a": ((5,), 5),
@@ -53,6 +54,7 @@ def test_each_table_is_acknowledged_and_rewound_at_its_own_position():
     t.rewind()
     assert t.read_from("db/a").after == (5,) and t.read_from("db/b").after == (10,)
     t.commit()
+    t.landed(1)
     assert t.take_unsaved() == {}
 
 
@@ -64,11 +66,13 @@ def test_commit_acknowledges_the_end_of_the_batch_once():
     assert [c.rows for c in batch] == [3]
     assert t.take_unsaved() == {}
     t.commit()
+    t.landed(1)
     saved = t.take_unsaved()[L]
     assert saved.last == (3,) and saved.rows == 3
     assert t.take_unsaved() == {}
     t.hand_over(10, 100)
     t.commit()
+    t.landed(1)
     saved = t.take_unsaved()[L]
     assert saved.last == (5,) and saved.rows == 5
 
@@ -78,6 +82,7 @@ def test_rewind_drops_the_queue_and_reads_again_from_the_acknowledged_end():
     page(t, 3, rows=3)
     t.hand_over(10, 100)
     t.commit()
+    t.landed(1)
     assert t.take_unsaved()
     page(t, 6, rows=3)
     page(t, 9, rows=3)
@@ -116,3 +121,19 @@ def test_skip_to_moves_the_read_position_only():
     t.skip_to(L, t.read_from(L), (7,))
     at = t.read_from(L)
     assert at.after == (7,) and at.base == START
+
+
+def test_a_position_is_stored_only_once_fluent_bit_took_its_batch_into_a_chunk():
+    t = tracker()
+    page(t, 3, rows=3)
+    t.hand_over(10, 100)
+    t.commit()  # in Fluent Bit's ring buffer only
+    page(t, 5, rows=2)
+    t.hand_over(10, 100)
+    t.commit()
+    assert t.take_unsaved() == {}
+    assert t.read_from(L).after == (5,)  # reading goes on meanwhile
+    t.landed(1)
+    assert t.take_unsaved()[L].last == (3,)
+    t.landed(1)
+    assert t.take_unsaved()[L].last == (5,)

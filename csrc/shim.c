@@ -189,11 +189,13 @@ static long long shim_metric(const char *text, const char *name)
 }
 
 /*
- * Two counters of an input instance's own cmetrics context:
+ * Three counters of an input instance's own cmetrics context:
  *   out[0] fluentbit_input_records_total: records the ENGINE thread has taken off the
  *          ring buffer into its chunks (input_chunk_append_raw, src/flb_input_chunk.c);
  *   out[1] fluentbit_input_ring_buffer_retry_failures_total: batches Fluent Bit dropped
- *          because the ring buffer stayed full (append_to_ring_buffer).
+ *          because the ring buffer stayed full (append_to_ring_buffer);
+ *   out[2] fluentbit_input_ring_buffer_writes_total: entries written into the ring buffer
+ *          (none for a batch whose records the input's processors all dropped).
  * Returns 0, or -1 (out untouched) when this host does not expose them.
  */
 static int shim_input_counters(void *api, void *ins, long long *out)
@@ -211,12 +213,9 @@ static int shim_input_counters(void *api, void *ins, long long *out)
         return -1;
     out[0] = shim_metric(text, "fluentbit_input_records_total{");
     out[1] = shim_metric(text, "fluentbit_input_ring_buffer_retry_failures_total{");
+    out[2] = shim_metric(text, "fluentbit_input_ring_buffer_writes_total{");
     shim_cmt_free(text);
-    if (out[0] < 0)
-        return -1;
-    if (out[1] < 0)
-        out[1] = 0;
-    return 0;
+    return out[0] < 0 || out[1] < 0 || out[2] < 0 ? -1 : 0;
 }
 #endif
 

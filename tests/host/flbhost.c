@@ -105,7 +105,7 @@ struct ins {
     int init_done, init_ret, cmd_prerun, prerun_done, started, want_paused, paused, cmd_exit;
     FILE *feed; long feed_up; int feed_merge;   /* feed: frames streamed, at most feed_up chunks in flight */
     struct ring rb; long rb_cap, rb_window;      /* proxy inputs (threaded) */
-    long cmt_records, cmt_rb_failures;           /* the input's cmetrics counters (atomic) */
+    long cmt_records, cmt_rb_failures, cmt_rb_writes; /* the input's cmetrics counters (atomic) */
     int fs;                                      /* storage.type filesystem */
     /* output */
     pthread_t *wth; struct task *qh, *qt; pthread_cond_t wcv; int wstop; FILE *sink;
@@ -221,9 +221,11 @@ char *cmt_encode_text_create(void *cmt)
     struct ins *in = cmt; char *t = NULL;
     long r = __atomic_load_n(&in->cmt_records, __ATOMIC_RELAXED);
     long f = __atomic_load_n(&in->cmt_rb_failures, __ATOMIC_RELAXED);
+    long w = __atomic_load_n(&in->cmt_rb_writes, __ATOMIC_RELAXED);
     if (asprintf(&t, "0 fluentbit_input_records_total{name=\"%s\"} = %ld\n"
+                     "0 fluentbit_input_ring_buffer_writes_total{name=\"%s\"} = %ld\n"
                      "0 fluentbit_input_ring_buffer_retry_failures_total{name=\"%s\"} = %ld\n",
-                 in->name, r, in->name, f) < 0) return NULL;
+                 in->name, r, in->name, w, in->name, f) < 0) return NULL;
     return t;
 }
 void cmt_encode_text_destroy(char *text) { free(text); }
@@ -538,6 +540,7 @@ static int ring_write(struct ins *in, unsigned char *data, size_t len)
         if (r->count < r->cap) {
             r->e[(r->head + r->count) % r->cap] = (struct rb_entry) { data, len };
             r->count++;
+            __atomic_fetch_add(&in->cmt_rb_writes, 1, __ATOMIC_RELAXED);
             if (!r->flush_pending && r->count * (long) sizeof(void *) >= r->window) { r->flush_pending = 1; signal = 1; }
             pthread_mutex_unlock(&r->mu);
             break;

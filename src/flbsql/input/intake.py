@@ -18,10 +18,14 @@ Rules (:meth:`Intake.landed`, called at every collect before the next batch):
   before filters run and the chunk is written.
 - A counter that stays short of a batch by a stable remainder (a processor or a route
   dropped records) takes that batch once the remainder held for one collect.
-- ``dropped()`` (at cleanup): Fluent Bit's ring-buffer retry failures grew while the batch
-  was appended: Fluent Bit dropped it, and it is read again.
+- At cleanup (:meth:`Intake.appended`): when Fluent Bit's ring-buffer retry failures grew
+  during the append, Fluent Bit dropped the batch, and it is read again; when its
+  ring-buffer writes did not grow, the batch made no entry (processors dropped every
+  record) and there is nothing to wait for.
+- While a batch waits uncounted in the ring buffer at a collect, the input hands over
+  nothing more (:meth:`Intake.waiting`): the engine is behind.
 - Without the counters (a host that does not export cmetrics' encoder) a batch counts
-  as taken at the next collect, as before this module existed.
+  as taken at the next collect.
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Counters", "Intake"]
 
-Counters = tuple[int, int]
-"""(records the engine took, ring-buffer batches it dropped), or None when unknown."""
+Counters = tuple[int, int, int]
+"""The input's ``fluentbit_input_records_total`` (what the engine took),
+``..._ring_buffer_retry_failures_total`` (batches Fluent Bit dropped from a full ring
+buffer) and ``..._ring_buffer_writes_total`` (entries written into the ring buffer)."""
 
 
 @dataclasses.dataclass
 class _Batch:
-    rows: int
+    expect: int  # records the engine will count for it (0: it made no ring-buffer entry)
     counted: int = 0  # records of it the counter covers
     seen: bool = False  # covered at an earlier collect
 
@@ -51,23 +57,31 @@ class Intake:
     """The batches handed over and not yet known to be in Fluent Bit's chunks."""
 
     def __init__(self, counters: Callable[[], Counters | None], log: logging.Logger) -> None:
-        """``counters``: reads the instance's two counters (None: this host has none)."""
+        """``counters``: reads the instance's counters (None: this host has none)."""
         self._read = counters
         self.log = log
         self._batches: collections.deque[_Batch] = collections.deque()
         self._consumed: int | None = None  # counter value up to the oldest batch not taken
-        self._failures = 0
+        self._at_collect: Counters | None = None
         self._short: int | None = None  # the remainder seen at the last collect
         self._warned = False
 
-    def dropped(self) -> bool:
-        """At cleanup: True when Fluent Bit dropped the batch it just appended."""
-        got = self._read()
-        return got is not None and got[1] > self._failures
+    def appended(self, rows: int) -> bool:
+        """At cleanup: False when Fluent Bit dropped the batch (read it again), else noted.
 
-    def handed(self, rows: int) -> None:
-        """At cleanup: a batch of ``rows`` records is in the ring buffer."""
-        self._batches.append(_Batch(rows))
+        A batch that made no ring-buffer entry (the input's processors dropped every
+        record) has nothing to wait for.
+        """
+        got, before = self._read(), self._at_collect
+        if got is None or before is None:
+            self._batches.append(_Batch(rows))
+            return True
+        if got[1] > before[1]:
+            return False
+        batch = _Batch(rows if got[2] > before[2] else 0)
+        batch.seen = batch.expect == 0
+        self._batches.append(batch)
+        return True
 
     def landed(self, final: bool = False) -> int:
         """How many of the oldest batches are in Fluent Bit's chunks now (then forgotten).
@@ -75,51 +89,63 @@ class Intake:
         Called at each collect, before the next batch. ``final``: at exit, when the
         engine has stopped: a batch counted lands at once.
         """
-        got = self._read()
+        got = self._at_collect = self._read()
         if got is None:
             n = len(self._batches)
             self._batches.clear()
             return n
-        self._failures = got[1]
         if self._consumed is None or not self._batches:
             self._consumed = got[0]  # nothing of ours is between the ring and the chunks
             return 0
         self._cover(got[0])
         n = 0
         for b in self._batches:
-            if not (b.seen or (final and b.counted >= b.rows)):
+            if not (b.seen or (final and b.counted >= b.expect)):
                 break
             n += 1
         for _ in range(n):
-            self._consumed += self._batches.popleft().rows
+            self._consumed += self._batches.popleft().expect
         for b in self._batches:
-            if b.counted >= b.rows:
+            if b.counted >= b.expect:
                 b.seen = True
         if not self._batches:
             self._consumed = got[0]
         return n
 
+    def waiting(self) -> bool:
+        """A batch handed over at an earlier collect is still in the ring buffer, uncounted.
+
+        The engine thread is busy (an output flushing on it): handing over more would
+        only pile batches up in the ring, where Fluent Bit drops what does not fit, and
+        make a kill re-deliver more.
+        """
+        return any(b.counted == 0 < b.expect for b in self._batches)
+
     def _cover(self, total: int) -> None:
         assert self._consumed is not None
         avail = total - self._consumed
+        head = None
         for b in self._batches:
-            b.counted = min(b.rows, max(avail, 0))
-            avail -= b.rows
-            if b.counted < b.rows:
+            b.counted = min(b.expect, max(avail, 0))
+            avail -= b.expect
+            if b.counted < b.expect:
+                head = b
                 break
-        head = next((b for b in self._batches if b.counted < b.rows), None)
-        if head is None or head.counted == 0:  # a busy engine leaves whole batches uncounted
+        # the ring is FIFO and the engine counts an entry whole: a batch counted in part
+        # was taken, with fewer records (a processor or a route dropped some), once the
+        # remainder stays the same for one collect
+        if head is None or head.counted == 0:
             self._short = None
             return
-        if self._short == head.counted:  # short by the same remainder for one collect
-            self._consumed -= head.rows - head.counted
-            head.counted = head.rows
-            if not self._warned:
-                self._warned = True
-                self.log.info(
-                    "Fluent Bit counted fewer records than handed over (a processor or a "
-                    "route dropped some); positions follow its count"
-                )
-            self._short = None
-        else:
+        if self._short != head.counted:
             self._short = head.counted
+            return
+        self._consumed -= head.expect - head.counted
+        head.counted = head.expect
+        self._short = None
+        if not self._warned:
+            self._warned = True
+            self.log.info(
+                "Fluent Bit counted fewer records than handed over (a processor or a route "
+                "dropped some); positions follow its count"
+            )

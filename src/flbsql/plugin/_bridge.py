@@ -52,12 +52,12 @@ def _getter(ffi: Any, lib: Any, kind_no: int, api: Any, ins: Any) -> Any:
 
 
 def _counters(ffi: Any, lib: Any, api: Any, ins: Any) -> Any:
-    out = ffi.new("long long[2]")
+    out = ffi.new("long long[3]")
 
-    def read() -> tuple[int, int] | None:
+    def read() -> tuple[int, int, int] | None:
         if lib.shim_input_counters(api, ins, out) != 0:
             return None
-        return int(out[0]), int(out[1])
+        return int(out[0]), int(out[1]), int(out[2])
 
     return read
 

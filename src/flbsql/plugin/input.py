@@ -97,6 +97,8 @@ class InputPlugin:
             self.metrics.tick()
             try:
                 self.source.landed(self.intake.landed())
+                if self.intake.waiting():  # the engine has not taken the last batch yet
+                    return []
                 pieces = self.source.next_batch()
             except Exception as exc:
                 self.metrics.inc("errors")
@@ -111,7 +113,7 @@ class InputPlugin:
         """Fluent Bit copied the last batch into its ring buffer (or dropped it there)."""
         with self._lock:
             rows, self._batch_rows = self._batch_rows, 0
-            if self.intake.dropped():
+            if not self.intake.appended(rows):
                 self.log.warning(
                     "Fluent Bit dropped a batch of %d rows (its ring buffer stayed full: "
                     "the engine thread is busy); reading them again",
@@ -120,7 +122,6 @@ class InputPlugin:
                 self.source.rewind()
                 return
             self.source.commit()
-            self.intake.handed(rows)
             self.metrics.inc("rows_out", rows)
 
     def abort_batch(self) -> None:

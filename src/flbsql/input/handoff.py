@@ -68,6 +68,7 @@ class ChunkQueue:
         self._bytes = 0
         self._rows = 0
         self._epoch = 0
+        self._last_put = 0.0  # time.monotonic() of the last put
         self._cv = threading.Condition()
 
     @property
@@ -104,7 +105,23 @@ class ChunkQueue:
             self._items.append(chunk)
             self._bytes += len(chunk.data)
             self._rows += chunk.rows
+            self._last_put = time.monotonic()
+            self._cv.notify_all()
             return True
+
+    def fill(self, max_rows: int, max_bytes: int, timeout: float, quiet: float = 0.05) -> None:
+        """Wait, at most ``timeout``, while less than a batch is queued and chunks still come.
+
+        Chunks "still come" when one was put in the last ``quiet`` seconds: a reader
+        catching up. A reader that is idle or waits for new rows ends the wait at once.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._bytes < max_bytes and self._rows < max_rows:
+                now = time.monotonic()
+                if now >= deadline or now - self._last_put > quiet:
+                    return
+                self._cv.wait(min(quiet, deadline - now))
 
     def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
         """Pop chunks while within the limits (at least one when any is queued)."""
@@ -149,25 +166,35 @@ class CollectLimit:
 
     Fluent Bit calls a proxy input once a second, fixed (docs/fluent-bit-abi.md §9), so
     an input's throughput is the size of what each callback hands over. The limit
-    starts at half the budget (``bytes_per_collect``) and doubles, up to the budget,
-    after each batch that Fluent Bit took (the cleanup callback came) while more was
-    queued than the batch could carry: the source is ahead and the engine keeps up.
+    starts at the budget (``bytes_per_collect``), the most a callback may cost, so an
+    input that starts behind (a table to catch up with) runs at full rate from its first
+    callbacks. It doubles back, up to the
+    budget, after each batch that Fluent Bit took (the cleanup callback came) while more
+    was queued than the batch could carry: the source is ahead and the engine keeps up.
     It halves when Fluent Bit pauses the input (its buffers are full: ``mem_buf_limit``
     or storage limits) and when a batch could not be handed over, down to 1 MiB.
     The queue holds two limits (:attr:`ChunkQueue.max_bytes` follows it): the batch of
     the next callback and one read ahead, so memory stays within a few times the budget
     however large the table is.
     ``rows_per_collect`` (0: none) caps the rows of a batch as well.
+
+    ``fill``: while the reader is catching up, a callback waits up to this many seconds
+    for a whole batch (:meth:`ChunkQueue.fill`). The next callback still comes on its 1 s
+    tick, so the wait costs no cadence and makes the batches full; it delays only what
+    else Fluent Bit does on the input's thread (pause, exit) by as much.
     """
 
     FLOOR = 1 << 20
 
-    def __init__(self, queue: ChunkQueue, budget: int, max_rows: int = 0) -> None:
+    def __init__(
+        self, queue: ChunkQueue, budget: int, max_rows: int = 0, fill: float = 0.0
+    ) -> None:
         """``budget``: bytes per callback at most; ``max_rows``: rows at most (0: no cap)."""
         self.queue = queue
+        self.fill = fill
         self.budget = max(budget, 1)
         self.max_rows = max_rows or (1 << 62)
-        self.bytes = max(min(self.budget, self.FLOOR), self.budget // 2)
+        self.bytes = self.budget
         self._behind = False  # the last batch left chunks queued
         self._set_queue()
 
@@ -180,6 +207,8 @@ class CollectLimit:
 
     def take(self, take: Callable[[int, int], list[Chunk]]) -> list[Chunk]:
         """Chunks for one callback, taken through ``take(max_rows, max_bytes)``."""
+        if self.fill:
+            self.queue.fill(self.max_rows, self.bytes, self.fill)
         chunks = take(self.max_rows, self.bytes)
         self._behind = bool(chunks) and len(self.queue) > 0
         return chunks

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
-__all__ = ["PollSource"]
+__all__ = ["FILL_WAIT", "PollSource"]
+
+FILL_WAIT = 0.7  # seconds a callback may wait for a whole batch while the reader catches up
 
 
 class PollSource:
@@ -56,7 +58,9 @@ class PollSource:
         )
         self._own_store = store is None
         queue = ChunkQueue(cfg.bytes_per_collect)
-        self._limit = CollectLimit(queue, cfg.bytes_per_collect, cfg.rows_per_collect)
+        self._limit = CollectLimit(
+            queue, cfg.bytes_per_collect, cfg.rows_per_collect, fill=FILL_WAIT
+        )
         self._tracker = PositionTracker(queue)
         self._fetcher = Fetcher(cfg, pool, log, self.store, self._tracker, zone, time_column)
         try:

@@ -92,8 +92,10 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         "size",
         48 << 20,
         "Memory budget of one callback. What a callback hands over adapts: it starts at "
-        "half of this, doubles while Fluent Bit takes every batch and more is ready, and "
-        "halves when Fluent Bit pauses the input. It is also the ceiling on throughput "
+        "this, halves when Fluent Bit pauses the input or a batch did not reach it, and "
+        "doubles back while Fluent Bit takes every batch and more is ready; while Fluent "
+        "Bit's engine has not taken the last batch, nothing more is handed over. It is "
+        "also the ceiling on throughput "
         "(bytes/s, since callbacks come once a second) and costs memory: the reading "
         "thread reads one batch ahead and Fluent Bit copies a batch twice, so the process "
         "peaks near 4-5x this above its base.",

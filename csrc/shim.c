@@ -342,7 +342,14 @@ struct executor {
     const char *tag;
     int result;
     struct log_line *logs;
+    int engine;                 /* the calling thread is Fluent Bit's engine ("flb-pipeline") */
 };
+
+/* on an executor thread: its caller is Fluent Bit's engine thread (no `workers`) */
+static __thread int tls_on_engine;
+
+/* for Python, from a flush: 1 when Fluent Bit called it on its engine thread */
+static int shim_flush_on_engine(void) { return tls_on_engine; }
 
 static pthread_key_t exec_key;
 static pthread_once_t exec_once = PTHREAD_ONCE_INIT;
@@ -352,6 +359,7 @@ static void *executor_main(void *arg)
     struct executor *ex = arg;
 
     tls_log_queue = &ex->logs;
+    tls_on_engine = ex->engine;
     pthread_mutex_lock(&ex->mu);
     for (;;) {
         while (ex->state != 1 && ex->state != 3)
@@ -397,6 +405,11 @@ static struct executor *executor_get(void)
     ex = calloc(1, sizeof(*ex));
     if (!ex)
         return NULL;
+    {   /* src/flb_lib.c names the engine thread "flb-pipeline"; workers "flb-out-..." */
+        char name[16] = "";
+        ex->engine = pthread_getname_np(pthread_self(), name, sizeof(name)) == 0 &&
+                     strcmp(name, "flb-pipeline") == 0;
+    }
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->cv, NULL);
     pthread_attr_init(&attr);

@@ -211,8 +211,9 @@ def test_flbsql_check_shows_the_bulk_path(mysql_db, tmp_path):
     conf.write_text(f"[OUTPUT]\n    Name sql\n    Match *\n    url {mysql_db.url}\n    table t\n")
     notes: list[str] = []
     assert check_file(conf, notes=notes) == []
-    assert len(notes) == 1
-    assert notes[0].endswith("sql: bulk path: LOAD DATA LOCAL INFILE from memory")
+    assert len(notes) == 2
+    assert "sql: no `workers`: flushes run on Fluent Bit's engine thread" in notes[0]
+    assert notes[1].endswith("sql: bulk path: LOAD DATA LOCAL INFILE from memory")
 
 
 def test_a_slice_refused_mid_stream_is_undone_and_the_connection_stays_usable(mysql_db):

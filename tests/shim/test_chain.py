@@ -398,3 +398,19 @@ def test_metrics_and_background_thread_lines_reach_fluent_bits_logger(host, tmp_
     lines = [ln for ln in r.log.splitlines() if "metrics in_sql" in ln]
     assert lines, r.log
     assert "rows_in=300" in lines[-1] and "rows_out=300" in lines[-1], lines[-1]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_flushes_on_the_engine_thread_are_pointed_out_once(host, tmp_path, workers):
+    """Without `workers` Fluent Bit flushes a proxy output on its engine thread."""
+    frames = write_frames(tmp_path / "f.bin", [event_v2({"i": i}) for i in range(5)])
+    db = tmp_path / "o.db"
+    extra = {"workers": workers} if workers else {}
+    r = host.run(
+        "--flush", "0.05", "-i", "feed", *props(file=frames),
+        "-o", "sql", *props(url=db, table="logs", **extra),
+    )  # fmt: skip
+    assert r.returncode == 0, r.log[-3000:]
+    assert rows(db, "SELECT count(*) FROM logs") == [(5,)]
+    note = "flushes run on Fluent Bit's engine thread"
+    assert r.log.count(note) == (0 if workers else 1), r.log[-3000:]

@@ -124,6 +124,8 @@ def _install_output(ffi: Any, lib: Any) -> None:
     def py_output_flush(ctx: Any, data: Any, size: int, tag: Any) -> int:
         plugin = ffi.from_handle(ctx)
         with callback_scope(plugin.log):
+            if not plugin.thread_noted:
+                plugin.note_thread(bool(lib.shim_flush_on_engine()))
             try:
                 return int(
                     plugin.flush(ffi.buffer(data, size), ffi.string(tag).decode("utf-8", "replace"))

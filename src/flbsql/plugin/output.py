@@ -27,6 +27,7 @@ class OutputPlugin:
         self.metrics.attach_pool(self.pool.stats)
         self.writer.metrics = self.metrics
         self.failures = FailureLog(log, "flush")
+        self.thread_noted = False
         if cfg.apply != "off":
             log.info(
                 "applying %s changes to %s table %s",
@@ -60,6 +61,16 @@ class OutputPlugin:
             self.metrics.tick()
         self.failures.succeeded()
         return outcome
+
+    def note_thread(self, on_engine: bool) -> None:
+        """Once, at the first flush: say so when flushes hold Fluent Bit's engine thread."""
+        self.thread_noted = True
+        if on_engine:
+            self.log.info(
+                "flushes run on Fluent Bit's engine thread, which then waits for the "
+                "database instead of reading inputs (no `workers`: Fluent Bit gives an "
+                "external plugin none by default); set `workers 1` to run them beside it"
+            )
 
     def close(self) -> None:
         """Release connections (Python is never finalised inside Fluent Bit)."""

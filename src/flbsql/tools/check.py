@@ -81,6 +81,12 @@ def check_file(
         except FlbSqlError as exc:
             problems.append(f"{where}: {exc}")
             continue
+        if notes is not None and section.kind == "output" and "workers" not in values:
+            notes.append(
+                f"{where}: no `workers`: flushes run on Fluent Bit's engine thread, which "
+                "then waits for the database instead of reading inputs; `workers 1` runs "
+                "them beside it"
+            )
         if connect:
             login = _try_oidc(cfg)
             found: list[str] = []

@@ -119,7 +119,8 @@ def test_a_good_file_is_ok_and_connects(tmp_path, capsys):
         """,
     )
     assert main(["check", "-c", str(path)]) == 0
-    note, ok = capsys.readouterr().out.strip().splitlines()
+    workers, note, ok = capsys.readouterr().out.strip().splitlines()
+    assert "[OUTPUT] sql: no `workers`: flushes run on Fluent Bit's engine thread" in workers
     assert note.endswith("[OUTPUT] sql: bulk path: executemany, one transaction per flush")
     assert ok == f"{path}: ok"
 

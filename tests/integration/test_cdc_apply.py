@@ -20,12 +20,14 @@ then skipped as a replay (its changes are before the stored position). The host
 is therefore run with ``--backlog-in-order 1`` (backlog by creation time); without
 it this test fails within a few kills. docs/replication.md says so.
 
-Workers. The outputs run with ``workers 1``: with ``workers 0`` a flush runs on the
-engine thread, which then cannot move in_sql's records from its ring buffer into
-chunks; in_sql confirms records 0.5 s after handing them over, so a kill while
-they wait in that buffer loses them (seen with ``workers 0``: 20 transactions lost
-after two kills, in every target alike). ``FLBSQL_APPLY_SINK=1`` adds a sink
-output per run (``sink.<run>`` in the test's directory) to see what was delivered.
+Workers. The outputs run with ``workers 1``, as the conf examples do: with
+``workers 0`` a flush runs on the engine thread, which then cannot move in_sql's
+records from its ring buffer into chunks meanwhile. (in_sql once confirmed records
+0.5 s after handing them over, and a kill while they waited in that buffer lost 20
+transactions in two kills; it now confirms only what Fluent Bit's engine counted:
+flbsql.input.intake, tests/integration/test_input_host.py.) ``FLBSQL_APPLY_SINK=1``
+adds a sink output per run (``sink.<run>`` in the test's directory) to see what was
+delivered.
 
 Proving the check can fail: ``FLBSQL_APPLY_SABOTAGE=<name>`` injects a bug into the
 host's Python (a sitecustomize, as tests/chaos/test_output_kill.py does): ``toast``

@@ -192,6 +192,9 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     if len(sizes) > 1:
         low, high = out[0]["peak_rss_mb"], out[len(sizes) - 1]["peak_rss_mb"]
+        big = out[len(sizes) - 1]
+        big["target"] += f"; peak RSS <= 300 MB and within +10% of the {sizes[0]:,}-row run"
+        big["met"] = bool(big["met"]) and high <= 300 and high <= 1.1 * low
         print(
             f"peak RSS {low:.0f} MB at {sizes[0]:,} rows, {high:.0f} MB at {sizes[-1]:,} rows "
             f"({high / low - 1:+.0%})",

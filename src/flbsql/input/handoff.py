@@ -168,14 +168,16 @@ class CollectLimit:
     an input's throughput is the size of what each callback hands over. The limit
     starts at the budget (``bytes_per_collect``), the most a callback may cost, so an
     input that starts behind (a table to catch up with) runs at full rate from its first
-    callbacks. It doubles back, up to the
-    budget, after each batch that Fluent Bit took (the cleanup callback came) while more
-    was queued than the batch could carry: the source is ahead and the engine keeps up.
+    callbacks. It doubles back, up to the budget, after each batch that Fluent Bit took
+    (the cleanup callback came) while more was queued than the batch could carry: the
+    source is ahead and the engine keeps up.
     It halves when Fluent Bit pauses the input (its buffers are full: ``mem_buf_limit``
     or storage limits) and when a batch could not be handed over, down to 1 MiB.
-    The queue holds two limits (:attr:`ChunkQueue.max_bytes` follows it): the batch of
-    the next callback and one read ahead, so memory stays within a few times the budget
-    however large the table is.
+    The queue holds one limit and a half (:attr:`ChunkQueue.max_bytes` follows it): the
+    batch of the next callback and half a batch read ahead, enough for a reader faster
+    than a batch a second to keep the next callback's batch whole, so memory stays within
+    a few times the budget however large the table is (1M and 10M-row tables peak alike
+    in docs/benchmarks.md).
     ``rows_per_collect`` (0: none) caps the rows of a batch as well.
 
     ``fill``: while the reader is catching up, a callback waits up to this many seconds
@@ -199,9 +201,9 @@ class CollectLimit:
         self._set_queue()
 
     def _set_queue(self) -> None:
-        # the batch being handed over, and one more read ahead: when the reader is faster
-        # than a batch a second, chunks are left after a take and the limit grows
-        self.queue.max_bytes = 2 * self.bytes
+        # the batch being handed over, and half a batch read ahead: when the reader is
+        # faster than a batch a second, chunks are left after a take and the limit grows
+        self.queue.max_bytes = self.bytes + self.bytes // 2
         if self.max_rows < (1 << 62):
             self.queue.max_rows = self.max_rows
 

@@ -97,8 +97,8 @@ INPUT_OPTIONS: tuple[Option, ...] = (
         "Bit's engine has not taken the last batch, nothing more is handed over. It is "
         "also the ceiling on throughput "
         "(bytes/s, since callbacks come once a second) and costs memory: the reading "
-        "thread reads one batch ahead and Fluent Bit copies a batch twice, so the process "
-        "peaks near 4-5x this above its base.",
+        "thread reads half a batch ahead and Fluent Bit copies a batch twice, so the "
+        "process peaks about 3-4x this above its base.",
         kinds=INPUT,
         group="input",
         minimum=1024,

@@ -142,8 +142,10 @@ class InputPlugin:
         try:
             self.log.info("%s", self.metrics.log_line())
             self.metrics.close()
-            self.source.landed(self.intake.landed(final=True))
-            self.source.close()
+            try:
+                self.source.landed(self.intake.landed(final=True))
+            finally:
+                self.source.close()
         finally:
             if self.pool is not None:
                 self.pool.close()

@@ -40,8 +40,17 @@ def machine() -> dict[str, str]:
         "os": platform.platform(),
         "postgresql": _cmd("psql", "--version"),
         "mariadb": _cmd("mariadb", "--version"),
-        "commit": _cmd("git", "-C", str(ROOT), "describe", "--always", "--dirty"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The commit measured; ``-dirty`` when files other than this report's changed."""
+    head = _cmd("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    changed = _cmd(
+        "git", "-C", str(ROOT), "status", "--porcelain", "--", ".", ":!docs/benchmarks.*"
+    )
+    return f"{head}-dirty" if changed else head
 
 
 def _n(value: Any, fmt: str = "{:,.0f}") -> str:

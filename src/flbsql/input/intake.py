@@ -24,21 +24,26 @@ Rules (:meth:`Intake.landed`, called at every collect before the next batch):
   record) and there is nothing to wait for.
 - While a batch waits uncounted in the ring buffer at a collect, the input hands over
   nothing more (:meth:`Intake.waiting`): the engine is behind.
-- Without the counters (a host that does not export cmetrics' encoder) a batch counts
-  as taken at the next collect.
+- Without the counters (a host that does not export cmetrics' encoder), or when the
+  records counter has not moved at all :data:`NEVER_COUNTED` seconds after a batch was
+  handed over (a Fluent Bit that counts elsewhere: one warning), a batch counts as
+  taken at the next collect.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-__all__ = ["Counters", "Intake"]
+__all__ = ["NEVER_COUNTED", "Counters", "Intake"]
+
+NEVER_COUNTED = 60.0  # seconds a batch may wait before a counter that never moved is ignored
 
 Counters = tuple[int, int, int]
 """The input's ``fluentbit_input_records_total`` (what the engine took),
@@ -51,6 +56,7 @@ class _Batch:
     expect: int  # records the engine will count for it (0: it made no ring-buffer entry)
     counted: int = 0  # records of it the counter covers
     seen: bool = False  # covered at an earlier collect
+    since: float = dataclasses.field(default_factory=time.monotonic)
 
 
 class Intake:
@@ -65,6 +71,8 @@ class Intake:
         self._at_collect: Counters | None = None
         self._short: int | None = None  # the remainder seen at the last collect
         self._warned = False
+        self._first: int | None = None  # the counter at the first collect
+        self._moved = False  # the counter grew since the first collect
 
     def appended(self, rows: int) -> bool:
         """At cleanup: False when Fluent Bit dropped the batch (read it again), else noted.
@@ -90,6 +98,8 @@ class Intake:
         engine has stopped: a batch counted lands at once.
         """
         got = self._at_collect = self._read()
+        if got is not None and not self._moved:
+            got = self._check_moving(got)
         if got is None:
             n = len(self._batches)
             self._batches.clear()
@@ -111,6 +121,25 @@ class Intake:
         if not self._batches:
             self._consumed = got[0]
         return n
+
+    def _check_moving(self, got: Counters) -> Counters | None:
+        """A Fluent Bit whose records counter never moves for this input is not trusted."""
+        if self._first is None:
+            self._first = got[0]
+        self._moved = got[0] > self._first
+        if self._moved or not self._batches:
+            return got
+        if time.monotonic() - self._batches[0].since < NEVER_COUNTED:
+            return got
+        self.log.warning(
+            "Fluent Bit has not counted any record of this input in %.0fs "
+            "(fluentbit_input_records_total); positions are stored one callback after "
+            "Fluent Bit copied a batch, as without the counter",
+            NEVER_COUNTED,
+        )
+        self._read = _no_counters
+        self._at_collect = None
+        return None
 
     def waiting(self) -> bool:
         """A batch handed over at an earlier collect is still in the ring buffer, uncounted.
@@ -149,3 +178,7 @@ class Intake:
                 "Fluent Bit counted fewer records than handed over (a processor or a route "
                 "dropped some); positions follow its count"
             )
+
+
+def _no_counters() -> Counters | None:
+    return None

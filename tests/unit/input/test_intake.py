@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flbsql.input.intake import Intake
+from flbsql.input.intake import NEVER_COUNTED, Intake
 
 LOG = logging.getLogger("test")
 
@@ -111,3 +111,30 @@ def test_without_the_counters_a_batch_lands_at_the_next_collect():
     assert eng.append(it, 6)
     assert it.landed() == 2
     assert not it.waiting()
+
+
+def test_a_records_counter_that_never_moves_is_given_up_after_a_minute(caplog):
+    eng = Engine()
+    it = started(eng)
+    assert eng.append(it, 10)
+    assert it.landed() == 0 and it.waiting()
+    it._batches[0].since -= NEVER_COUNTED + 1  # a minute on, still nothing counted
+    with caplog.at_level(logging.WARNING):
+        assert it.landed() == 1
+    assert "has not counted any record of this input" in caplog.text
+    assert not it.waiting()
+    assert eng.append(it, 5)
+    assert it.landed() == 1  # from now on: the next collect, as without counters
+
+
+def test_a_counter_that_moved_once_is_trusted_however_long_the_engine_is_busy():
+    eng = Engine()
+    it = started(eng)
+    assert eng.append(it, 10)
+    eng.records += 10
+    it.landed()
+    assert it.landed() == 1
+    assert eng.append(it, 10)
+    it.landed()
+    it._batches[0].since -= NEVER_COUNTED + 1
+    assert it.landed() == 0 and it.waiting()

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-__all__ = ["NEVER_COUNTED", "Counters", "Intake"]
+__all__ = ["NEVER_COUNTED", "Counters", "Intake", "no_counters"]
 
 NEVER_COUNTED = 60.0  # seconds a batch may wait before a counter that never moved is ignored
 
@@ -137,7 +137,7 @@ class Intake:
             "Fluent Bit copied a batch, as without the counter",
             NEVER_COUNTED,
         )
-        self._read = _no_counters
+        self._read = no_counters
         self._at_collect = None
         return None
 
@@ -180,5 +180,6 @@ class Intake:
             )
 
 
-def _no_counters() -> Counters | None:
+def no_counters() -> Counters | None:
+    """A host that does not expose the engine's counters."""
     return None

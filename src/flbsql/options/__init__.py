@@ -20,6 +20,7 @@ from flbsql.options.output import OUTPUT_OPTIONS
 __all__ = [
     "BOTH",
     "CONSUMED_BY_FLUENT_BIT",
+    "ENGINE_THREAD",
     "INPUT",
     "MODES",
     "OPTIONS",
@@ -31,6 +32,12 @@ __all__ = [
 OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 
 # Keys Fluent Bit consumes itself (never reach a plugin), per docs/fluent-bit-abi.md §5.
+# what an sql output without `workers` costs: said in its log and by `flbsql check`
+ENGINE_THREAD = (
+    "flushes run on Fluent Bit's engine thread, which then waits for the database "
+    "instead of reading inputs"
+)
+
 CONSUMED_BY_FLUENT_BIT = frozenset(
     {
         "match",

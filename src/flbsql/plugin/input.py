@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
 from flbsql.failures import FailureLog
-from flbsql.input.intake import Intake
+from flbsql.input.intake import Intake, no_counters
 from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
 
@@ -46,11 +46,6 @@ def instance_name(cfg: InputConfig) -> str:
         return cfg.position_name or cfg.slot
     name = cfg.position_name or cfg.table or ",".join(cfg.tables) or "query"
     return f"{name} shard {cfg.shard.strip()}" if cfg.shard else name
-
-
-def no_counters() -> Counters | None:
-    """A host that does not expose the engine's counters."""
-    return None
 
 
 class InputPlugin:

@@ -7,6 +7,7 @@ import logging
 from flbsql.conn.connect import open_pool
 from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
+from flbsql.options import ENGINE_THREAD
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.choose import open_writer
 from flbsql.settings import OutputConfig
@@ -67,9 +68,9 @@ class OutputPlugin:
         self.thread_noted = True
         if on_engine:
             self.log.info(
-                "flushes run on Fluent Bit's engine thread, which then waits for the "
-                "database instead of reading inputs (no `workers`: Fluent Bit gives an "
-                "external plugin none by default); set `workers 1` to run them beside it"
+                "%s (no `workers`: Fluent Bit gives an external plugin none by default); "
+                "set `workers 1` to run them beside it",
+                ENGINE_THREAD,
             )
 
     def close(self) -> None:

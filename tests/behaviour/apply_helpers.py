@@ -31,10 +31,13 @@ def change(
     lsn: str = "0/0",
     pos: int = 0,
     snapshot: bool = False,
+    seq: int | None = None,
 ) -> bytes:
     """One in_sql CDC record (docs/cdc.md), packed as a Fluent Bit event."""
+    extra = {} if seq is None else {"seq": seq}
     return event_v2(
         {
+            **extra,
             "op": op,
             "table": table,
             "lsn": lsn,

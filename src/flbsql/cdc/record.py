@@ -29,6 +29,7 @@ FIELDS = (
     "snapshot",
     "overlap",
     "pos",
+    "seq",
     "before",
     "after",
 )
@@ -54,6 +55,7 @@ def record(
     snapshot: bool,
     overlap: bool,
     pos: int,
+    seq: int | None,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -67,6 +69,7 @@ def record(
         "snapshot": snapshot,
         "overlap": overlap,
         "pos": pos,
+        "seq": seq,
         "before": before,
         "after": after,
     }
@@ -77,10 +80,10 @@ class ChangeEncoder:
 
     Call :meth:`begin` for each transaction, then :meth:`change` for each change::
 
-        <header> <map of 10> op <op> table <table>      per (op, table): cached
+        <header> <map of 11> op <op> table <table>      per (op, table): cached
                              lsn .. xid .. commit_time .. snapshot false
                              overlap .. pos              per transaction: cached
-                             <pos> before <before> after <after>   per change
+                             <pos> seq <seq> before <before> after <after>   per change
     """
 
     def __init__(self) -> None:
@@ -118,6 +121,7 @@ class ChangeEncoder:
         op: str,
         table: str,
         pos: int,
+        seq: int,
         before: dict[str, Any] | None,
         after: dict[str, Any] | bytes | None,
     ) -> bytes:
@@ -134,6 +138,8 @@ class ChangeEncoder:
                 op_table,
                 self._middle,
                 pack(pos),
+                _KEY["seq"],
+                pack(seq),
                 _KEY["before"],
                 _NIL if before is None else pack(before),
                 _KEY["after"],

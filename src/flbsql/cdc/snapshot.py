@@ -32,9 +32,14 @@ class HandOver(Protocol):
     """Queues encoded events and the position after them (raises when stopping)."""
 
     def __call__(
-        self, data: bytes, rows: int, lsn: int | None = None, state: CdcState | None = None
+        self,
+        data: bytes,
+        rows: int,
+        lsn: int | None = None,
+        state: CdcState | None = None,
+        seqs: dict[str, int] | None = None,
     ) -> None:
-        """``lsn``/``state``: what may be confirmed once Fluent Bit took the events."""
+        """``lsn``/``state``/``seqs``: what may be confirmed once Fluent Bit took the events."""
 
 
 class Snapshot:
@@ -91,7 +96,7 @@ class Snapshot:
                 c: (None if v is None else d(v))
                 for c, d, v in zip(info.columns, decoders, r[:ncols], strict=True)
             }
-            body = record(OP_READ, q, lsn_text, None, None, True, False, pos, None, after)
+            body = record(OP_READ, q, lsn_text, None, None, True, False, pos, None, None, after)
             parts.append(head + pack(body))
             pos += 1
         done = len(rows) < self.chunk_rows

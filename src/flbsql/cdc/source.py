@@ -85,16 +85,17 @@ class CdcSource:
         rows: int,
         lsn: int | None,
         state: dict[str, Any] | None,
+        seqs: dict[str, int] | None,
         stop: threading.Event,
     ) -> bool:
         """The worker's hand-off: queue a chunk (waits for room); False when stopped."""
-        marker = None if lsn is None and state is None else Marker(lsn, state)
+        marker = None if lsn is None and state is None else Marker(lsn, state, seqs=seqs)
         return self.queue.put(Chunk(data, rows, marker), stop)
 
     def _taken(self, chunks: list[Chunk]) -> None:
         for c in chunks:
             if c.marker is not None:
-                self.worker.took(c.marker.lsn, c.marker.state)
+                self.worker.took(c.marker)
 
     def commit(self) -> None:
         """Fluent Bit copied the last batch into its ring buffer."""

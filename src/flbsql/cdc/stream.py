@@ -66,6 +66,8 @@ class Stream:
         # every change committed before it was handed over (cursor_age_seconds)
         self.as_of: float | None = None
         self.encoder = ChangeEncoder()
+        # table -> its changes so far (flbsql.cdc.sequence); set by the worker before a step
+        self.seqs: dict[str, int] | None = None
 
     def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912, PLR0915 - the hot loop, flat
         """One peek up to the current WAL end; True when changes were handed over.
@@ -73,6 +75,9 @@ class Stream:
         ``snapshot_end``: changes committed at or before it are marked ``overlap``.
         """
         pg, dec, enc = self.pg, self.decoder, self.encoder
+        seqs = self.seqs
+        if seqs is None:
+            seqs = self.seqs = {}
         t0, asked = time.monotonic(), time.time()
         upto = pg.current_lsn()
         parts: list[bytes] = []
@@ -89,7 +94,9 @@ class Stream:
                 for op, rel, pos, before, after in dec.changes(data):
                     if pos < skip_pos:
                         continue
-                    event = enc.change(op, rel.qualname, pos, before, after)
+                    table = rel.qualname
+                    seq = seqs[table] = seqs.get(table, 0) + 1
+                    event = enc.change(op, table, pos, seq, before, after)
                     parts.append(event)
                     rows += 1
                     size += len(event)
@@ -119,7 +126,7 @@ class Stream:
                 self.done_lsn = end
                 self.partial = None
                 if rows >= self.chunk_rows or size >= self.chunk_bytes:
-                    self.hand_over(b"".join(parts), rows, lsn=end)
+                    self.hand_over(b"".join(parts), rows, lsn=end, seqs=dict(seqs))
                     total += rows
                     parts, rows, size = [], 0, 0
             elif tag == RELATION:
@@ -132,7 +139,7 @@ class Stream:
         self.counters["changes"] += total
         if total == 0:  # an idle peek: the time the next one will take, about
             self.lead = min(0.2, 0.02 + 2 * (time.monotonic() - t0))
-        self.hand_over(b"".join(parts), rows, lsn=self.done_lsn)
+        self.hand_over(b"".join(parts), rows, lsn=self.done_lsn, seqs=dict(seqs))
         if n < NCHANGES:
             self.as_of = asked
         return total > 0 or n >= NCHANGES

@@ -27,6 +27,7 @@ from flbsql.cdc.connection import DIALECT, classify
 from flbsql.cdc.health import report_health
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, split_table
+from flbsql.cdc.sequence import SeqLog
 from flbsql.cdc.snapshot import Snapshot
 from flbsql.cdc.stream import Stream
 from flbsql.cdc.types import TypeInfo, build_decoder
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     import logging
 
     from flbsql.cdc import CdcState
-    from flbsql.input.handoff import CollectClock
+    from flbsql.input.handoff import CollectClock, Marker
     from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
@@ -60,9 +61,10 @@ class Put(Protocol):
         rows: int,
         lsn: int | None,
         state: CdcState | None,
+        seqs: dict[str, int] | None,
         stop: threading.Event,
     ) -> bool:
-        """``lsn``/``state``: the position to confirm once Fluent Bit took ``data``."""
+        """``lsn``/``state``/``seqs``: the position to confirm once Fluent Bit took ``data``."""
 
 
 def validate(cfg: InputConfig) -> dict[str, tuple[str, str]]:
@@ -92,6 +94,7 @@ class Worker(threading.Thread):
         self.store = PositionStore(cfg.db or "in_sql.db", cfg.db_sync)
         self.position_name = cfg.position_name or f"cdc:{cfg.slot}"
         self.state: CdcState | None = self.store.load_state(self.position_name)
+        self.seqlog = SeqLog(self.store, self.position_name)
         self.fatal: BaseException | None = None
         self.metrics: Metrics | None = None  # set by the plugin (through the source)
         self._began = time.time()
@@ -99,9 +102,7 @@ class Worker(threading.Thread):
         self.confirmed = 0
         self.poll = cfg.poll_interval if cfg.is_set("poll_interval") else 0.2
         self.counters = {"changes": 0, "snapshot_rows": 0, "peeks": 0, "heartbeats": 0}
-        self._taken: collections.deque[tuple[float, int | None, CdcState | None]] = (
-            collections.deque()
-        )
+        self._taken: collections.deque[tuple[float, Marker]] = collections.deque()
         self._types: dict[int, TypeInfo] = {}
         self._halt = threading.Event()
         self._wake = threading.Event()
@@ -157,19 +158,24 @@ class Worker(threading.Thread):
         self.pg.release()
         self.store.close()
 
-    def took(self, lsn: int | None, state: CdcState | None) -> None:
+    def took(self, marker: Marker) -> None:
         """Fluent Bit took the chunk with this position (any thread): confirm it later."""
-        self._taken.append((time.monotonic(), lsn, state))
+        self._taken.append((time.monotonic(), marker))
 
     def wake(self) -> None:
         """Something was taken: confirm soon."""
         self._wake.set()
 
     def hand_over(
-        self, data: bytes, rows: int, lsn: int | None = None, state: CdcState | None = None
+        self,
+        data: bytes,
+        rows: int,
+        lsn: int | None = None,
+        state: CdcState | None = None,
+        seqs: dict[str, int] | None = None,
     ) -> None:
         """Queue a chunk (waits for room); raises when stopping."""
-        if not self._put(data, rows, lsn, state, self._halt):
+        if not self._put(data, rows, lsn, state, seqs, self._halt):
             raise TransientError("stopping")
 
     def run(self) -> None:
@@ -262,6 +268,8 @@ class Worker(threading.Thread):
             }
             self.store.save_state(self.position_name, self.state)
         pg.open_reader(cfg.slot)
+        if self.stream.seqs is None:  # the first setup: count on from the slot's position
+            self.stream.seqs = self.seqlog.at(self.confirmed, self.log)
         self._snapshot_decoders(infos)
         self.ready = True
 
@@ -293,17 +301,17 @@ class Worker(threading.Thread):
     def confirm(self) -> None:
         """Apply positions Fluent Bit took at least CONFIRM_DELAY ago."""
         limit = time.monotonic() - CONFIRM_DELAY
-        lsn = 0
-        state = None
+        lsn, state, seqs = 0, None, None
         while self._taken and self._taken[0][0] <= limit:
-            _, taken_lsn, taken_state = self._taken.popleft()
-            if taken_lsn is not None:
-                lsn = max(lsn, taken_lsn)
-            if taken_state is not None:
-                state = taken_state
+            m = self._taken.popleft()[1]
+            if m.lsn is not None and m.lsn >= lsn:
+                lsn, seqs = m.lsn, m.seqs or seqs
+            if m.state is not None:
+                state = m.state
         if state is not None:
             self.store.save_state(self.position_name, state)
         if lsn > self.confirmed:
+            self.seqlog.save(lsn, seqs)  # before the slot moves: a restart counts on from it
             self.pg.advance(self.cfg.slot, lsn)
             self.confirmed = lsn
 

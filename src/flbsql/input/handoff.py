@@ -40,12 +40,14 @@ class Marker:
         state: cdc snapshot: the progress to save.
         position: poll: the keyset position after the chunk's last row.
         name: poll: the name of that position (one per table of the input).
+        seqs: cdc stream: each table's change number at ``lsn`` (:mod:`flbsql.cdc.sequence`).
     """
 
     lsn: int | None = None
     state: dict[str, Any] | None = None
     position: Position | None = None
     name: str = ""
+    seqs: dict[str, int] | None = None
 
 
 @dataclasses.dataclass

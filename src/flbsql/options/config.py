@@ -222,6 +222,8 @@ class OutputConfig(Config):
         "table_map": "table_map",
         "apply": "apply",
         "apply_position_table": "apply_position_table",
+        "apply_parked_table": "apply_parked_table",
+        "apply_gap_wait": "apply_gap_wait",
         "apply_source": "apply_source",
     }
 
@@ -239,4 +241,6 @@ class OutputConfig(Config):
     table_map: tuple[str, ...] = ()
     apply: Literal["off", "cdc", "debezium", "auto"] = "off"
     apply_position_table: str = "flbsql_apply_position"
+    apply_parked_table: str = "flbsql_apply_parked"
+    apply_gap_wait: float = 600.0
     apply_source: str | None = None

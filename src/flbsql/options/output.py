@@ -191,6 +191,26 @@ OUTPUT_OPTIONS: tuple[Option, ...] = (
         group="replication",
     ),
     O(
+        "apply_parked_table",
+        "str",
+        "flbsql_apply_parked",
+        "Output, with `apply` and a position table: where a change that arrives ahead of "
+        "an older one of its table (its `seq` skips a number: Fluent Bit flushed a newer "
+        "chunk first) waits, in the flush's transaction, until the older ones are applied.",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
+        "apply_gap_wait",
+        "duration",
+        600.0,
+        "Output, with `apply`: how long a table's changes wait for a missing older one "
+        "before they are applied without it (one error line names the table and the "
+        "missing numbers). The table's target lags meanwhile.",
+        kinds=OUTPUT,
+        group="replication",
+    ),
+    O(
         "apply_source",
         "str",
         None,

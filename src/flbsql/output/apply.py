@@ -17,10 +17,12 @@ the change's source table):
 
 The key is the target's primary key, or ``unique_key``. A change before the
 stored position of its source table is skipped (:mod:`flbsql.output.positions`),
-so a replayed chunk changes nothing. A change that cannot be applied (no key
-in ``before``, a value the column refuses, a table name that cannot be quoted, a
-table that is missing and cannot be created) is dead-lettered with its error, in
-the same transaction, and the rest of the chunk is applied.
+so a replayed chunk changes nothing; a change that came before an older one of its
+table waits in the parking table until that one is applied (:mod:`flbsql.output.order`).
+A change that cannot be applied (no key in ``before``, a value the column refuses,
+a table name that cannot be quoted, a table that is missing and cannot be created)
+is dead-lettered with its error, in the same transaction, and the rest of the chunk
+is applied.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from flbsql.events.decode import Event, iter_events
 from flbsql.metrics import Metrics
 from flbsql.outcome import Outcome
 from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
-from flbsql.output.changes import DEBEZIUM_UNAVAILABLE, parse_change, position_text
+from flbsql.output.changes import DEBEZIUM_UNAVAILABLE, parse_change
 from flbsql.output.deadletter import DeadLetters, Rejected
+from flbsql.output.order import Order, Unpark
 from flbsql.output.plan import Item, Op, columns_per_table, last_per_key, plan
-from flbsql.output.positions import Positions
+from flbsql.output.positions import Moved, Positions
 from flbsql.output.routing import TableName, TableRouter
 from flbsql.output.targets import Target, load_target
 from flbsql.settings import OutputConfig
@@ -78,8 +81,10 @@ class Applier:
         self.markers = {cfg.toast_marker, DEBEZIUM_UNAVAILABLE}
         self.zone = parse_zone(cfg.time_zone)
         name = cfg.apply_position_table
-        self.positions = (
-            None if not name or name.lower() == "none" else Positions(name, self.dialect)
+        self.order = (
+            None
+            if not name or name.lower() == "none"
+            else Order(cfg, Positions(name, self.dialect), log)
         )
         self.dead = DeadLetters(
             cfg.dead_letter_table, self.dialect, self.zone, log, self.router.template
@@ -102,17 +107,26 @@ class Applier:
     def _write_once(self, data: bytes | memoryview, tag: str) -> Outcome:
         bad_entries: list[BadEntry] = []
         events = list(iter_events(data, bad_entries))
+        records = len(events) + len(bad_entries)
         errors: dict[int, str] = {}
         items = self._parse(events, tag, errors)
         with self.pool.connection() as conn:
+            if not self._ready:
+                with self._lock:
+                    if not self._ready:
+                        self._ensure_own_tables(conn)
+            keys: Unpark = {}
+            if self.order is not None:  # changes parked earlier that may be due now
+                keys = self.order.unpark(conn, items, events, tag, self._parse)
             self._prepare(conn, items, errors)
             cur = conn.cursor()
+            run = (conn, cur, items, tag, errors, events, keys)
             try:
                 try:  # optimistic: no savepoints, which halves the statements of small runs
-                    todo, sp = self._apply(conn, cur, items, tag, errors, careful=False)
+                    todo, sp = self._apply(*run, careful=False)
                 except _RefusedError:  # a change failed on its data: again, isolating it
                     conn.rollback()
-                    todo, sp = self._apply(conn, cur, items, tag, errors, careful=True)
+                    todo, sp = self._apply(*run, careful=True)
                 rejected = [
                     Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
                     for b in bad_entries
@@ -121,7 +135,7 @@ class Applier:
                     sec, nsec, body, index = events[at]
                     rejected.append(Rejected(index, sec, nsec, body, error))
                 rejected.sort(key=lambda r: r.index)
-                self.dead.write(cur, sp, tag, rejected, len(events) + len(bad_entries))
+                self.dead.write(cur, sp, tag, rejected, records)
                 conn.commit()
             except BaseException as exc:
                 with contextlib.suppress(Exception):
@@ -134,7 +148,7 @@ class Applier:
                 with contextlib.suppress(Exception):
                     cur.close()
         if self.metrics is not None:
-            self.metrics.inc("rows_in", len(events) + len(bad_entries))
+            self.metrics.inc("rows_in", records)
             self.metrics.inc("rows_out", max(0, len(todo) - len(errors)))
             self.metrics.inc("dead_lettered", len(rejected))
         return Outcome.OK
@@ -146,26 +160,32 @@ class Applier:
         items: list[Item],
         tag: str,
         errors: dict[int, str],
+        events: list[Event],
+        keys: Unpark,
         careful: bool,
     ) -> tuple[list[Item], Savepoints]:
         """Run the flush's statements in a fresh transaction (``errors`` grows when careful)."""
         self.dialect.begin(conn, cur)
         sp = Savepoints(cur, self.dialect)
-        todo, moved = self._fresh(cur, items, tag)
+        todo, moved = items, dict[str, dict[str, Moved]]()
+        if self.order is not None:
+            todo, moved = self.order.fresh(cur, items, tag, events, keys)
         found = errors if careful else dict(errors)
         for op in plan(todo, self.targets, self.markers, self.router, found):
             self._run(cur, sp if careful else None, op, found)
-        if self.positions is not None:
+        if self.order is not None:
             for source, tables in moved.items():
-                self.positions.write(cur, source, tables)
+                self.order.positions.write(cur, source, tables)
         errors.update(found)
         return todo, sp
 
     # -- reading the chunk ----------------------------------------------------------------
 
-    def _parse(self, events: list[Event], tag: str, errors: dict[int, str]) -> list[Item]:
+    def _parse(
+        self, events: list[Event], tag: str, errors: dict[int, str], start: int = 0
+    ) -> list[Item]:
         items = []
-        for at, (_, _, body, _) in enumerate(events):
+        for at, (_, _, body, _) in enumerate(events, start):
             try:
                 change = parse_change(body, self.kind)
                 if change is None:  # a tombstone, a logical message: nothing to apply
@@ -181,11 +201,7 @@ class Applier:
         return items
 
     def _prepare(self, conn: Any, items: list[Item], errors: dict[int, str]) -> None:
-        """Tables (and the position and dead-letter tables) ready, before the transaction."""
-        if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    self._ensure_own_tables(conn)
+        """The target tables ready (created, columns added), before the transaction."""
         need = columns_per_table(items, self.markers)
         broken: dict[TableName, str] = {}
         for name, cols in need.items():
@@ -210,42 +226,10 @@ class Applier:
             items[:] = [it for it in items if it.name not in broken]
 
     def _ensure_own_tables(self, conn: Any) -> None:
-        if self.positions is not None:
-            self.positions.ensure(conn, self.cfg, self.log)
+        if self.order is not None:
+            self.order.ensure(conn)
         self.dead.ensure(conn, self.cfg)
         self._ready = True
-
-    def _fresh(
-        self, cur: Any, items: list[Item], tag: str
-    ) -> tuple[list[Item], dict[str, dict[str, tuple[str, str, int]]]]:
-        """The changes not applied yet, and the new position of each source table."""
-        moved: dict[str, dict[str, tuple[str, str, int]]] = {}
-        if self.positions is None:
-            return items, moved
-        stored: dict[str, dict[str, tuple[int, ...]]] = {}
-        todo = []
-        for it in items:
-            ch = it.change
-            if ch.position is not None or ch.floor is not None:
-                source = self.cfg.apply_source or ch.source or tag
-                seen = stored.get(source)
-                if seen is None:
-                    seen = stored[source] = self.positions.read(cur, source)
-                last = seen.get(ch.table)
-                if ch.position is None:  # a snapshot row older than applied changes: replayed
-                    if last is None or last[0] <= (ch.floor or 0):
-                        todo.append(it)
-                    continue
-                if last is not None and ch.position < last:
-                    continue  # applied already: a replayed chunk
-                seen[ch.table] = ch.position  # equal: the boundary, idempotent to apply again
-                moved.setdefault(source, {})[ch.table] = (
-                    position_text(ch.position),
-                    ch.lsn,
-                    ch.pos,
-                )
-            todo.append(it)
-        return todo, moved
 
     # -- planning and running -------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 Apply mode (:mod:`flbsql.output.apply`) reads two formats:
 
 - **cdc**, what ``in_sql`` ``mode cdc`` emits (docs/cdc.md): ``op`` (``r``/``c``/``u``/
-  ``d``/``t``), ``table`` (``schema.table``), ``before``, ``after``, ``lsn`` (``"16/B374D848"``)
-  and ``pos``; snapshot rows (``snapshot: true``) have no stream position;
+  ``d``/``t``), ``table`` (``schema.table``), ``before``, ``after``, ``lsn`` (``"16/B374D848"``),
+  ``pos`` and ``seq``; snapshot rows (``snapshot: true``) have no stream position;
 - **debezium**, a Debezium change event with its ``schema``/``payload`` envelope or
   without (``ExtractNewRecordState`` is not expected: the event must keep ``op``,
   ``before``, ``after`` and ``source``). A ``payload`` that is JSON text is parsed. With
@@ -53,6 +53,7 @@ class Change:
     pos: int = 0
     source: str | None = None  # Debezium's source.name
     floor: int | None = None  # snapshot row: the source position it was read at
+    seq: int | None = None  # in_sql: the table's change number (flbsql.cdc.sequence)
 
 
 def position_text(position: tuple[int, ...]) -> str:
@@ -80,7 +81,9 @@ def _cdc(body: dict[Any, Any]) -> Change:
     if body.get("snapshot") and position is not None:
         floor, position = position[0], None
     before, after = _row(body.get("before")), _row(body.get("after"))
-    return Change(op, table, before, after, position, str(lsn or ""), int(pos), None, floor)
+    seq = body.get("seq")
+    seq = seq if isinstance(seq, int) and position is not None else None
+    return Change(op, table, before, after, position, str(lsn or ""), int(pos), None, floor, seq)
 
 
 def _row(value: Any) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ in the connection's default schema, like the dead-letter table::
     position      VARCHAR  -- the source's order as fixed-width hex: compares as text
     lsn           VARCHAR  -- the same position as the source writes it (16/B374D848)
     pos           BIGINT   -- the change's number inside its transaction
+    seq           BIGINT   -- in_sql's change number of the table (flbsql.cdc.sequence)
     applied_at    TIMESTAMP
     UNIQUE (source, source_table)
 
@@ -43,9 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Positions"]
 
-COLUMNS = ("source", "source_table", "position", "lsn", "pos", "applied_at")
+COLUMNS = ("source", "source_table", "position", "lsn", "pos", "seq", "applied_at")
 KEY = ("source", "source_table")
 Position = tuple[int, ...]
+Stored = tuple[Position, int | None]  # the last applied position and change number
+Moved = tuple[str, str, int, int | None]  # position text, lsn, pos, seq
 
 
 def _parse(text: str) -> Position:
@@ -66,7 +69,8 @@ class Positions:
             raise ConfigError("apply_position_table", str(exc)) from None
         self._tconv: TimeConverter | None = None
         self._read = (
-            f"SELECT {dialect.quote('source_table')}, {dialect.quote('position')} "
+            f"SELECT {dialect.quote('source_table')}, {dialect.quote('position')}, "
+            f"{dialect.quote('seq')} "
             f"FROM {self.table_sql} WHERE {dialect.quote('source')} = {dialect.placeholder(0)}"
         )
         self._write = sql.upsert(dialect, self.table_sql, COLUMNS, KEY, True)
@@ -80,6 +84,7 @@ class Positions:
             ("position", t["string"]),
             ("lsn", t["string"]),
             ("pos", t["int"]),
+            ("seq", t["int"]),
             ("applied_at", t["timestamp"]),
         ]
         types = ensure_table(
@@ -96,17 +101,22 @@ class Positions:
         )
         self._tconv = TimeConverter(time_kind(types["applied_at"]), dt.timezone.utc)
 
-    def read(self, cur: Any, source: str) -> dict[str, Position]:
-        """Source table -> its last applied position."""
+    def read(self, cur: Any, source: str) -> dict[str, Stored]:
+        """Source table -> its last applied position and change number."""
         cur.execute(self._read, (source,))
-        return {str(table): _parse(pos) for table, pos in cur.fetchall()}
+        return {
+            str(table): (_parse(pos), None if seq is None else int(seq))
+            for table, pos, seq in cur.fetchall()
+        }
 
-    def write(self, cur: Any, source: str, moved: Mapping[str, tuple[str, str, int]]) -> None:
-        """Store ``source_table -> (position text, lsn, pos)`` for the tables that moved."""
+    def write(self, cur: Any, source: str, moved: Mapping[str, Moved]) -> None:
+        """Store ``source_table -> (position text, lsn, pos, seq)`` for the tables that moved."""
         if not moved:
             return
         now = dt.datetime.now(dt.timezone.utc)
         tconv = self._tconv or TimeConverter("aware", dt.timezone.utc)
         when = tconv(int(now.timestamp()), now.microsecond * 1000)
-        rows = [(source, table, p, lsn, pos, when) for table, (p, lsn, pos) in moved.items()]
+        rows = [
+            (source, table, p, lsn, pos, seq, when) for table, (p, lsn, pos, seq) in moved.items()
+        ]
         cur.executemany(self._write, rows)

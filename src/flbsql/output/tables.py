@@ -18,7 +18,10 @@ from flbsql.dialects.base import Column, Dialect
 from flbsql.errors import FlbSqlError, TerminalError
 from flbsql.settings import OutputConfig
 
-__all__ = ["ensure_table"]
+__all__ = ["OWN_TABLES", "ensure_table"]
+
+#: The tables out_sql keeps for itself: a column a newer version needs is added.
+OWN_TABLES = frozenset({"dead_letter_table", "apply_position_table", "apply_parked_table"})
 
 
 def _lookup(cols: list[Column]) -> dict[str, Column]:
@@ -78,7 +81,7 @@ def ensure_table(
             log.info("created table %s", name)
     by_name = _lookup(cols)
     missing = [(c, t) for c, t in coldefs if c not in by_name and c.lower() not in by_name]
-    if missing and (cfg.auto_add_columns or option == "dead_letter_table"):
+    if missing and (cfg.auto_add_columns or option in OWN_TABLES):
         for column, ctype in missing:
             err = _run(conn, dialect, sql.add_column(dialect, table_sql, column, ctype))
             if err is None:

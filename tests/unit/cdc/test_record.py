@@ -17,9 +17,19 @@ TXN: dict[str, Any] = {
 }
 
 
-def _expected(sec, nsec, op, table, overlap, pos, before, after):
+def _expected(sec, nsec, op, table, overlap, pos, seq, before, after):
     body = record(
-        op, table, TXN["lsn"], TXN["xid"], TXN["commit_time"], False, overlap, pos, before, after
+        op,
+        table,
+        TXN["lsn"],
+        TXN["xid"],
+        TXN["commit_time"],
+        False,
+        overlap,
+        pos,
+        seq,
+        before,
+        after,
     )
     return header(sec, nsec) + msgpack.packb(body, use_bin_type=True)
 
@@ -36,9 +46,12 @@ def test_changes_are_byte_identical_to_packb(overlap):
         ("c", "s.other", 70000, None, {"big": 2**40, "neg": -5}),
         ("t", "public.t", 2**33, None, None),
     ]
-    for op, table, pos, before, after in changes:
-        got = enc.change(op, table, pos, before, after)
-        assert got == _expected(1_714_564_800, 123_456_000, op, table, overlap, pos, before, after)
+    for seq, (op, table, pos, before, after) in enumerate(changes, 1):
+        got = enc.change(op, table, pos, seq * 1000, before, after)
+        expected = _expected(
+            1_714_564_800, 123_456_000, op, table, overlap, pos, seq * 1000, before, after
+        )
+        assert got == expected
         assert msgpack.unpackb(got[len(header(0, 0)) :]) == record(
             op,
             table,
@@ -48,6 +61,7 @@ def test_changes_are_byte_identical_to_packb(overlap):
             False,
             overlap,
             pos,
+            seq * 1000,
             before,
             after,
         )
@@ -56,12 +70,12 @@ def test_changes_are_byte_identical_to_packb(overlap):
 def test_a_new_transaction_replaces_what_the_last_one_shared():
     enc = ChangeEncoder()
     enc.begin(1, 2, "0/1", 7, "t1", True)
-    enc.change("c", "public.t", 0, None, {"id": 1})
+    enc.change("c", "public.t", 0, 1, None, {"id": 1})
     enc.begin(3, 4, "0/2", 8, "t2", False)
-    got = enc.change("c", "public.t", 0, None, {"id": 2})
-    body = record("c", "public.t", "0/2", 8, "t2", False, False, 0, None, {"id": 2})
+    got = enc.change("c", "public.t", 0, 2, None, {"id": 2})
+    body = record("c", "public.t", "0/2", 8, "t2", False, False, 0, 2, None, {"id": 2})
     assert got == header(3, 4) + msgpack.packb(body)
 
 
 def test_record_keys_follow_fields():
-    assert tuple(record("r", "t", "0/1", None, None, True, False, 0, None, {})) == FIELDS
+    assert tuple(record("r", "t", "0/1", None, None, True, False, 0, None, None, {})) == FIELDS

@@ -72,8 +72,9 @@ def _applier(dialect: str) -> tuple[Applier, Conn]:
     pool: Any = SimpleNamespace(dialect=d, connection=connection)
     w = Applier(cfg, pool, logging.getLogger("t"))
     w._ready = True  # the position table exists (its DDL is ensure_table's, tested elsewhere)
-    assert w.positions is not None
-    w.positions._tconv = TimeConverter("aware", dt.timezone.utc)
+    assert w.order is not None
+    w.order.positions._tconv = TimeConverter("aware", dt.timezone.utc)
+    w.order.parked.maybe = False  # nothing parked: no look at the parking table
     types = {"a": "number", "b": "varchar2(40)", "v": "varchar2(100)", "big": "clob"}
     convs: Any = {c: (lambda v: v) for c in types}
     w.targets[(None, "t")] = Target((None, "t"), d.quote("t"), types, ("a", "b"), convs)
@@ -105,7 +106,8 @@ def test_oracle_statements():
     assert w.write(_chunk(), "cdc") is Outcome.OK
     sent = [c[0] for c in conn.cur.calls]
     assert sent == [
-        'SELECT "source_table", "position" FROM "flbsql_apply_position" WHERE "source" = :1',
+        'SELECT "source_table", "position", "seq" FROM "flbsql_apply_position" '
+        'WHERE "source" = :1',
         'MERGE INTO "t" t USING (SELECT :1 AS "a", :2 AS "b", :3 AS "v", :4 AS "big" FROM dual) s '
         'ON (t."a" = s."a" AND t."b" = s."b") WHEN MATCHED THEN UPDATE SET t."v" = s."v", '
         't."big" = s."big" WHEN NOT MATCHED THEN INSERT ("a", "b", "v", "big") '
@@ -134,7 +136,8 @@ def test_mssql_statements():
     sent = [c[0] for c in conn.cur.calls]
     assert (
         sent[0]
-        == "SELECT [source_table], [position] FROM [flbsql_apply_position] WHERE [source] = %s"
+        == "SELECT [source_table], [position], [seq] FROM [flbsql_apply_position] "
+        "WHERE [source] = %s"
     )
     assert sent[1].startswith(
         "MERGE INTO [t] WITH (HOLDLOCK) AS t USING (VALUES (%s, %s, %s, %s), (%s, %s, %s, %s)) AS s"
@@ -165,7 +168,7 @@ def test_a_change_refused_on_its_data_is_isolated_under_savepoints():
 
 def test_a_replayed_chunk_sends_no_change():
     w, conn = _applier("oracle")
-    conn.cur.fetchall = lambda: [("public.t", position_text((0x10, 5)))]  # type: ignore[method-assign]
+    conn.cur.fetchall = lambda: [("public.t", position_text((0x10, 5)), None)]  # type: ignore[method-assign]
     assert w.write(_chunk(), "cdc") is Outcome.OK
     sent = [c[0] for c in conn.cur.calls]
     assert sent[1:] == ['DELETE FROM "t"', sent[2]]  # only the change at the boundary

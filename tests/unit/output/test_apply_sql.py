@@ -106,8 +106,7 @@ def test_oracle_statements():
     assert w.write(_chunk(), "cdc") is Outcome.OK
     sent = [c[0] for c in conn.cur.calls]
     assert sent == [
-        'SELECT "source_table", "position", "seq" FROM "flbsql_apply_position" '
-        'WHERE "source" = :1',
+        'SELECT "source_table", "position", "seq" FROM "flbsql_apply_position" WHERE "source" = :1',
         'MERGE INTO "t" t USING (SELECT :1 AS "a", :2 AS "b", :3 AS "v", :4 AS "big" FROM dual) s '
         'ON (t."a" = s."a" AND t."b" = s."b") WHEN MATCHED THEN UPDATE SET t."v" = s."v", '
         't."big" = s."big" WHEN NOT MATCHED THEN INSERT ("a", "b", "v", "big") '
@@ -135,8 +134,7 @@ def test_mssql_statements():
     assert w.write(_chunk(), "cdc") is Outcome.OK
     sent = [c[0] for c in conn.cur.calls]
     assert (
-        sent[0]
-        == "SELECT [source_table], [position], [seq] FROM [flbsql_apply_position] "
+        sent[0] == "SELECT [source_table], [position], [seq] FROM [flbsql_apply_position] "
         "WHERE [source] = %s"
     )
     assert sent[1].startswith(

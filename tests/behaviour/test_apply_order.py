@@ -126,3 +126,24 @@ def test_changes_without_seq_keep_the_position_check_only(any_db, make_applier):
     assert w.write(change("u", src, None, {"a": 1, "v": "b"}, "0/200"), "cdc") is Outcome.OK
     assert _rows(any_db, table) == [(1, "c")]  # the older one is taken for a replay
     assert _parked(any_db, parked) == 0
+
+
+def test_more_parked_changes_than_one_read_takes_are_all_applied(
+    any_db, make_applier, monkeypatch
+):
+    """The flush that fills the gap goes on reading, so nothing waits for another flush."""
+    import flbsql.output.order
+    import flbsql.output.parked
+
+    monkeypatch.setattr(flbsql.output.parked, "TAKE", 2)
+    monkeypatch.setattr(flbsql.output.order, "TAKE", 2)
+    table, parked, pos = unique_table("ord"), unique_table("park"), unique_table("pos")
+    _create(any_db, table)
+    w = make_applier(any_db, apply_position_table=pos, apply_parked_table=parked)
+    first, older, newer, last = _chunks(f"public.{table}")
+    assert w.write(first + newer, "cdc") is Outcome.OK
+    assert w.write(last, "cdc") is Outcome.OK
+    assert _parked(any_db, parked) == 4
+    assert w.write(older, "cdc") is Outcome.OK
+    assert _rows(any_db, table) == IN_ORDER
+    assert _parked(any_db, parked) == 0

@@ -131,7 +131,7 @@ struct task { struct chunk *c; struct ins *out; int attempts, id; int64_t due; s
 static struct {
     int64_t stack, interval, first_delay, duration, retry_wait, grace, flush_ms, rb_ms;
     double retry_scale; int sched_base, sched_cap;
-    long stop_after; int log_level, def_size, backlog_in_order; const char *stats_file, *storage_path;
+    long stop_after; int log_level, def_size; const char *stats_file, *storage_path;
     struct dso *dsos; struct ins *inputs, *outputs;
     pthread_mutex_t mu; pthread_cond_t cv;   /* engine lock: chunks, queues + lifecycle flags */
     struct task *rh, *rt, *retry;            /* ready FIFO, retry list */
@@ -579,7 +579,8 @@ static void rings_drain(void)   /* G.mu held: every entry becomes an append, inp
 }
 /* ---- storage backlog (plugins/in_storage_backlog/sb.c): chunk files left in --storage-path
  *      are registered at start as chunks of the input "storage_backlog.N" ---- */
-/* chunk ids are "<pid>-<sec>.<nsec>.flb": order by the time part (then by name) */
+/* chunk ids are "<pid>-<sec>.<nsec>.flb": order by the time part (then by name), as
+ * src/flb_storage.c sort_chunk_cmp does after cio_load (4.1 and 5.1: cio_qsort) */
 static int chunk_time_cmp(const struct dirent **a, const struct dirent **b)
 {
     const char *x = strchr((*a)->d_name, '-'), *y = strchr((*b)->d_name, '-');
@@ -598,8 +599,8 @@ static void backlog_load(void)   /* G.mu held, before any input runs */
         if (s->d_name[0] == '.') continue;
         snprintf(dpath, sizeof dpath, "%s/%s", G.storage_path, s->d_name);
         struct dirent **files = NULL;
-        /* readdir order, as chunkio's cio_scan.c; --backlog-in-order: by creation time */
-        int nfiles = scandir(dpath, &files, NULL, G.backlog_in_order ? chunk_time_cmp : NULL);
+        /* chunkio's cio_scan.c reads in readdir order; Fluent Bit then sorts by creation time */
+        int nfiles = scandir(dpath, &files, NULL, chunk_time_cmp);
         if (nfiles < 0) continue;
         for (int fi = 0; fi < nfiles; fi++) {
             struct dirent *f = files[fi];
@@ -1236,7 +1237,6 @@ static void usage(FILE *f)
         "  --sched-base N / --sched-cap N   scheduler.base (5) / scheduler.cap (2000), seconds\n"
         "  --retry-wait MS        fixed retry delay instead of the backoff;  --grace MS  shutdown grace (5000)\n"
         "  --storage-path DIR     storage.path: file chunks of storage.type filesystem inputs, backlog loaded at start\n"
-        "  --backlog-in-order 1   load the backlog by chunk creation time (Fluent Bit: directory order)\n"
         "  --log-level LEVEL      off|error|warn|info|debug|trace (info)\n"
         "  --def-size 32|40|48    emulate the Fluent Bit version's proxy def size (48)\n"
         "  --stats FILE           write final JSON stats (always printed as the last stdout line)\n"
@@ -1282,7 +1282,6 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--interval")) G.interval = num_arg(a, v);
         else if (!strcmp(a, "--first-delay")) G.first_delay = num_arg(a, v);
         else if (!strcmp(a, "--duration")) G.duration = num_arg(a, v);
-        else if (!strcmp(a, "--backlog-in-order")) G.backlog_in_order = (int) num_arg(a, v);
         else if (!strcmp(a, "--stop-after-records")) G.stop_after = num_arg(a, v);
         else if (!strcmp(a, "--retry-wait")) G.retry_wait = num_arg(a, v);
         else if (!strcmp(a, "--retry-scale") || !strcmp(a, "--flush")) {

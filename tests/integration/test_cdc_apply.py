@@ -12,13 +12,12 @@ every target equals the source, compared row by row, or the test fails with the
 difference. Defaults are CI-sized (20,000 changes, 5 kills); the issue's figure
 is ``FLBSQL_APPLY_CHANGES=100000 FLBSQL_APPLY_KILLS=10``.
 
-Order. Applying is exact only when chunks reach the output in the order the input
-made them. Within one run Fluent Bit flushes an output's chunks in order; after a
-crash it loads the backlog in directory order (chunkio ``cio_scan.c``: ``readdir``),
-so two chunks left by a kill can be applied newest first, and the older one is
-then skipped as a replay (its changes are before the stored position). The host
-is therefore run with ``--backlog-in-order 1`` (backlog by creation time); without
-it this test fails within a few kills. docs/replication.md says so.
+Order. Fluent Bit does not keep an output's chunks in order: after a crash it flushes
+the filesystem backlog (sorted by creation time) beside the records in_sql sends again,
+and a chunk that failed is retried after newer ones. in_sql numbers each table's
+changes (``seq``), and out_sql parks a change that skips a number until the older
+ones are applied (flbsql.output.order). ``FLBSQL_APPLY_SABOTAGE=parking`` switches
+that off, to see this test fail.
 
 Workers. The outputs run with ``workers 1``, as the conf examples do: with
 ``workers 0`` a flush runs on the engine thread, which then cannot move in_sql's
@@ -74,6 +73,8 @@ SABOTAGE_CODE = {  # deliberate bugs, to see the comparison fail
     "    _init(self, *args)\n"
     "    self.markers = set()  # BUG on purpose: the marker is written as the value\n"
     "a.Applier.__init__ = init\n",
+    "parking": "import flbsql.output.order as o\n"
+    "o.Order._early = lambda self, *a: False  # BUG on purpose: applied as they come\n",
     "key-change": "import flbsql.output.plan as p\n"
     "_add = None\n"
     "_write = p._write\n"
@@ -293,8 +294,6 @@ def test_replicate_through_kills_then_every_target_equals_the_source(
         ),
         "--storage-path",
         str(tmp_path / "storage"),
-        "--backlog-in-order",  # see the module docstring
-        "1",
         "--interval",
         "200",
     ]

@@ -44,6 +44,7 @@ from flbsql.output.batching import Savepoints, chunked, isolate, rows_per_batch
 from flbsql.output.changes import DEBEZIUM_UNAVAILABLE, parse_change
 from flbsql.output.deadletter import DeadLetters, Rejected
 from flbsql.output.order import Order, Unpark
+from flbsql.output.parked import Group
 from flbsql.output.plan import Item, Op, columns_per_table, last_per_key, plan
 from flbsql.output.positions import Moved, Positions
 from flbsql.output.routing import TableName, TableRouter
@@ -95,16 +96,23 @@ class Applier:
         self.metrics: Metrics | None = None  # set by the plugin
 
     def write(self, data: bytes | memoryview, tag: str) -> Outcome:
-        """One chunk, one transaction (a connection found dead while idle: once more)."""
+        """One chunk, one transaction; then parked changes it made due, beyond one read."""
+        more = self._write(data, tag, set())
+        while more:  # each round applies a table's next parked ones, or stops
+            more = self._write(b"", tag, more)
+        return Outcome.OK
+
+    def _write(self, data: bytes | memoryview, tag: str, drain: set[Group]) -> set[Group]:
+        """One transaction (a connection found dead while idle: once more)."""
         try:
-            return self._write_once(data, tag)
+            return self._write_once(data, tag, drain)
         except DisconnectError as exc:
             if not exc.stale:
                 raise
             self.log.debug("the connection had died while it waited (%s); applying again", exc)
-        return self._write_once(data, tag)
+        return self._write_once(data, tag, drain)
 
-    def _write_once(self, data: bytes | memoryview, tag: str) -> Outcome:
+    def _write_once(self, data: bytes | memoryview, tag: str, drain: set[Group]) -> set[Group]:
         bad_entries: list[BadEntry] = []
         events = list(iter_events(data, bad_entries))
         records = len(events) + len(bad_entries)
@@ -116,17 +124,18 @@ class Applier:
                     if not self._ready:
                         self._ensure_own_tables(conn)
             keys: Unpark = {}
+            full: set[Group] = set()
             if self.order is not None:  # changes parked earlier that may be due now
-                keys = self.order.unpark(conn, items, events, tag, self._parse)
+                keys, full = self.order.unpark(conn, items, events, tag, self._parse, drain)
             self._prepare(conn, items, errors)
             cur = conn.cursor()
             run = (conn, cur, items, tag, errors, events, keys)
             try:
                 try:  # optimistic: no savepoints, which halves the statements of small runs
-                    todo, sp = self._apply(*run, careful=False)
+                    todo, sp, moved = self._apply(*run, careful=False)
                 except _RefusedError:  # a change failed on its data: again, isolating it
                     conn.rollback()
-                    todo, sp = self._apply(*run, careful=True)
+                    todo, sp, moved = self._apply(*run, careful=True)
                 rejected = [
                     Rejected(b.index, None, 0, b.raw, f"not a Fluent Bit event: {b.reason}")
                     for b in bad_entries
@@ -151,7 +160,7 @@ class Applier:
             self.metrics.inc("rows_in", records)
             self.metrics.inc("rows_out", max(0, len(todo) - len(errors)))
             self.metrics.inc("dead_lettered", len(rejected))
-        return Outcome.OK
+        return {(s, t) for s, t in full if t in moved.get(s, {})}  # moved, and more parked
 
     def _apply(
         self,
@@ -163,7 +172,7 @@ class Applier:
         events: list[Event],
         keys: Unpark,
         careful: bool,
-    ) -> tuple[list[Item], Savepoints]:
+    ) -> tuple[list[Item], Savepoints, dict[str, dict[str, Moved]]]:
         """Run the flush's statements in a fresh transaction (``errors`` grows when careful)."""
         self.dialect.begin(conn, cur)
         sp = Savepoints(cur, self.dialect)
@@ -177,7 +186,7 @@ class Applier:
             for source, tables in moved.items():
                 self.order.positions.write(cur, source, tables)
         errors.update(found)
-        return todo, sp
+        return todo, sp, moved
 
     # -- reading the chunk ----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from flbsql.events.decode import Event, iter_events
 from flbsql.output.changes import position_text
-from flbsql.output.parked import Group, Parked, pack_event
+from flbsql.output.parked import TAKE, Group, Parked, pack_event
 from flbsql.output.plan import Item
 from flbsql.output.positions import Moved, Positions, Stored
 from flbsql.settings import OutputConfig
@@ -62,23 +62,39 @@ class Order:
     # -- before the transaction -----------------------------------------------------------
 
     def unpark(
-        self, conn: Any, items: list[Item], events: list[Event], tag: str, parse: Any
-    ) -> Unpark:
-        """Merge the parked changes that may be due into ``items`` (their events appended)."""
+        self,
+        conn: Any,
+        items: list[Item],
+        events: list[Event],
+        tag: str,
+        parse: Any,
+        drain: set[Group],
+    ) -> tuple[Unpark, set[Group]]:
+        """Merge the parked changes that may be due into ``items`` (their events appended).
+
+        Returns the parked keys by event index, and the groups that have more parked
+        than one read takes (:data:`~flbsql.output.parked.TAKE`). ``drain``: groups to
+        read besides those of ``items`` (the rest of a long wait, after a first read).
+        """
         cur = conn.cursor()
+        keys: Unpark = {}
+        full: set[Group] = set()
         try:
             groups = self.parked.groups(cur)
             if not groups:
-                return {}
+                return keys, full
             now = time.time()
             wanted = {(self.source(it.change.source, tag), it.change.table) for it in items}
+            wanted |= drain
             due = [g for g, epoch in groups.items() if g in wanted or now - epoch >= self.wait]
-            keys: Unpark = {}
             early: dict[Group, list[Item]] = collections.defaultdict(list)
             for group in due:
                 with self._lock:
                     self._since.setdefault(group, groups[group])
-                for s, t, n, _, _, raw in self.parked.take(cur, group):
+                rows = self.parked.take(cur, group)
+                if len(rows) >= TAKE:
+                    full.add(group)
+                for s, t, n, _, _, raw in rows:
                     for sec, nsec, body, _ in iter_events(raw, []):
                         at = len(events)
                         events.append((sec, nsec, body, -1))
@@ -89,7 +105,7 @@ class Order:
             conn.rollback()  # end the read: the flush's transaction starts clean
             cur.close()
         items[:] = _merge(items, early, lambda c: (self.source(c.source, tag), c.table))
-        return keys
+        return keys, full
 
     # -- inside the transaction -----------------------------------------------------------
 

@@ -8,10 +8,9 @@ therefore show up twice: once in a snapshot row (``op r``) and once as a change;
 those changes are marked ``overlap: true``. Replaying records in order (upsert for
 r/c/u, delete for d) converges on the source table.
 
-The worker does all database I/O (:mod:`.snapshot`, :mod:`.stream`) and hands
-encoded chunks over through a callable (the source's bounded queue). Positions come
-back through :meth:`Worker.took` once Fluent Bit took a chunk, and are confirmed
-(slot advanced, state saved) :data:`CONFIRM_DELAY` later.
+The worker does all database I/O (:mod:`.snapshot`, :mod:`.stream`) and hands chunks
+to the source's bounded queue. Positions come back through :meth:`Worker.took` once
+Fluent Bit took a chunk; :data:`CONFIRM_DELAY` later the slot moves.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import collections
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from flbsql.cdc import SlotLostError, format_lsn
 from flbsql.cdc.connection import DIALECT, classify
@@ -28,7 +27,7 @@ from flbsql.cdc.health import report_health
 from flbsql.cdc.pgoutput import PgOutputDecoder
 from flbsql.cdc.postgresql import PgCdc, TableInfo, split_table
 from flbsql.cdc.sequence import SeqLog
-from flbsql.cdc.snapshot import Snapshot
+from flbsql.cdc.snapshot import Put, Snapshot
 from flbsql.cdc.stream import Stream
 from flbsql.cdc.types import TypeInfo, build_decoder
 from flbsql.conn.backoff import Backoff
@@ -45,26 +44,11 @@ if TYPE_CHECKING:
     from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
-__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Put", "Worker", "open_pg", "validate"]
+__all__ = ["CONFIRM_DELAY", "HEALTH_INTERVAL", "Worker", "open_pg", "validate"]
 
 CONFIRM_DELAY = 0.5  # seconds between Fluent Bit taking a batch and the slot moving
 HEALTH_INTERVAL = 30.0
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
-
-
-class Put(Protocol):
-    """The source's side of the hand-off: queue one chunk, False when ``stop`` was set."""
-
-    def __call__(
-        self,
-        data: bytes,
-        rows: int,
-        lsn: int | None,
-        state: CdcState | None,
-        seqs: dict[str, int] | None,
-        stop: threading.Event,
-    ) -> bool:
-        """``lsn``/``state``/``seqs``: the position to confirm once Fluent Bit took ``data``."""
 
 
 def validate(cfg: InputConfig) -> dict[str, tuple[str, str]]:
@@ -196,6 +180,8 @@ class Worker(threading.Thread):
                 self.periodic()
                 if self.state is not None and self.state["phase"] == "snapshot":
                     self.state = self.snapshot.step(self.state)
+                    if self.state["phase"] == "stream":  # changes follow the snapshot's rows
+                        self.stream.seqs = dict(self.state.get("seqs") or {})
                 elif not self.stream.step((self.state and self.state.get("snapshot_end_lsn")) or 0):
                     self._report_lag()
                     self._wake.wait(self.clock.idle_wait(self.poll, self.stream.lead))
@@ -269,7 +255,7 @@ class Worker(threading.Thread):
             self.store.save_state(self.position_name, self.state)
         pg.open_reader(cfg.slot)
         if self.stream.seqs is None:  # the first setup: count on from the slot's position
-            self.stream.seqs = self.seqlog.at(self.confirmed, self.log)
+            self.stream.seqs = self.seqlog.at(self.confirmed, self.state.get("seqs"), self.log)
         self._snapshot_decoders(infos)
         self.ready = True
 

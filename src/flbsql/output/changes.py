@@ -82,7 +82,7 @@ def _cdc(body: dict[Any, Any]) -> Change:
         floor, position = position[0], None
     before, after = _row(body.get("before")), _row(body.get("after"))
     seq = body.get("seq")
-    seq = seq if isinstance(seq, int) and position is not None else None
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
     return Change(op, table, before, after, position, str(lsn or ""), int(pos), None, floor, seq)
 
 

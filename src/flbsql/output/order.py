@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from flbsql.events.decode import Event, iter_events
-from flbsql.output.changes import position_text
+from flbsql.output.changes import Change, position_text
 from flbsql.output.parked import TAKE, Group, Parked, pack_event
 from flbsql.output.plan import Item
 from flbsql.output.positions import Moved, Positions, Stored
@@ -128,19 +128,15 @@ class Order:
             if seen is None:
                 seen = stored[source] = self.positions.read(cur, source)
             last = seen.get(ch.table)
-            if ch.position is None:  # a snapshot row older than applied changes: replayed
-                if last is None or last[0][0] <= (ch.floor or 0):
-                    todo.append(it)
-                continue
             key = keys.get(it.at)
-            if last is not None and ch.position < last[0]:
+            if _replayed(ch, last):
                 if key is not None:
                     done.append(key)
-                continue  # applied already: a replayed chunk
+                continue
             if self._early(source, ch.table, ch.seq, last):
                 if key is None:
                     sec, nsec, body, _ = events[it.at]
-                    text = position_text(ch.position)
+                    text = position_text(ch.position or (ch.floor or 0, ch.pos))
                     park.append((source, ch.table, ch.seq or 0, text, pack_event(sec, nsec, body)))
                 continue
             if key is not None:
@@ -148,18 +144,31 @@ class Order:
             if ch.seq is not None and self._since:
                 with self._lock:
                     self._since.pop((source, ch.table), None)  # the gap (if any) is closed
+            if ch.position is None and ch.seq is None:
+                todo.append(it)  # a snapshot row of an older in_sql: the position stays
+                continue
             seq = ch.seq if ch.seq is not None else (last[1] if last else None)
-            seen[ch.table] = (ch.position, seq)  # equal: the boundary, idempotent again
-            text = position_text(ch.position)
-            moved.setdefault(source, {})[ch.table] = (text, ch.lsn, ch.pos, seq)
+            position = ch.position or (last[0] if last else (0, 0))
+            seen[ch.table] = (position, seq)  # equal: the boundary, idempotent again
+            moved.setdefault(source, {})[ch.table] = (
+                position_text(position),
+                ch.lsn,
+                ch.pos,
+                seq,
+            )
             todo.append(it)
         self.parked.remove(cur, done)
         self.parked.add(cur, park)
         return todo, moved
 
     def _early(self, source: str, table: str, seq: int | None, last: Stored | None) -> bool:
-        """True when ``seq`` skips a number and the table has not waited too long."""
-        if seq is None or last is None or last[1] is None or seq <= last[1] + 1:
+        """True when ``seq`` skips a number and the table has not waited too long.
+
+        A table with nothing applied yet waits for number 1 (its first snapshot row or
+        change); one whose stored number is empty (kept by an older version) does not.
+        """
+        base = 0 if last is None else last[1]
+        if seq is None or base is None or seq <= base + 1:
             return False
         group, now = (source, table), time.time()
         with self._lock:
@@ -172,12 +181,27 @@ class Order:
             "(apply_gap_wait); applying from %d on without them: the target may miss them",
             table,
             source,
-            last[1] + 1,
+            base + 1,
             seq - 1,
             now - since,
             seq,
         )
         return False
+
+
+def _replayed(ch: Change, last: Stored | None) -> bool:
+    """Applied already (a replayed chunk).
+
+    A change before the stored position; a snapshot row at or before the stored number
+    (without numbers: read before the changes applied since).
+    """
+    if last is None:
+        return False
+    if ch.position is not None:
+        return ch.position < last[0]
+    if ch.seq is not None and last[1] is not None:
+        return ch.seq <= last[1]
+    return last[0][0] > (ch.floor or 0)
 
 
 def _merge(items: list[Item], early: dict[Group, list[Item]], group_of: Any) -> list[Item]:

@@ -69,6 +69,8 @@ def test_a_newer_chunk_waits_for_the_older_one_and_the_target_ends_as_in_order(
     assert _parked(any_db, parked) == 3
     assert w.write(last, "cdc") is Outcome.OK  # still behind the gap: parked too
     assert _parked(any_db, parked) == 4
+    assert w.write(newer + last, "cdc") is Outcome.OK  # flushed again: parked once
+    assert _parked(any_db, parked) == 4
     assert w.write(older, "cdc") is Outcome.OK  # fills the gap: all four apply, in order
     assert _rows(any_db, table) == IN_ORDER
     assert _parked(any_db, parked) == 0

@@ -79,7 +79,8 @@ class Parked:
             f"ORDER BY {q('seq')}",
             TAKE,
         )
-        self._add = sql.insert(dialect, self.table_sql, COLUMNS)
+        # a change parked again (its chunk flushed twice) is the same change: kept once
+        self._add = sql.upsert(dialect, self.table_sql, COLUMNS, KEY, False)
         self._remove = f"DELETE FROM {self.table_sql} WHERE " + " AND ".join(
             f"{q(c)} = {p(i)}" for i, c in enumerate(KEY)
         )

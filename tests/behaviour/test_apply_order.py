@@ -149,27 +149,23 @@ def test_more_parked_changes_than_one_read_takes_are_all_applied(any_db, make_ap
     assert _parked(any_db, parked) == 0
 
 
-def test_snapshot_rows_are_numbered_and_wait_like_changes(any_db, make_applier):
-    """A table's snapshot rows are its first numbers: a later snapshot chunk waits too."""
+def test_a_table_with_nothing_applied_waits_for_its_first_change(any_db, make_applier):
+    """Snapshot rows carry no number; the first change of the stream is number 1."""
     table, parked, pos = unique_table("ord"), unique_table("park"), unique_table("pos")
     _create(any_db, table)
     src = f"public.{table}"
-    rows1 = b"".join(
-        change("r", src, None, {"a": a, "v": "s"}, "0/10", a - 1, True, seq=a) for a in (1, 2)
+    rows = b"".join(
+        change("r", src, None, {"a": a, "v": "s"}, "0/10", a - 1, True) for a in (1, 2, 3)
     )
-    rows2 = b"".join(
-        change("r", src, None, {"a": a, "v": "s"}, "0/20", a - 1, True, seq=a) for a in (3, 4)
-    )
-    # committed before the snapshot read its table (an overlap change): its LSN is older
-    overlap = change("u", src, None, {"a": 1, "v": "changed"}, "0/5", 0, seq=5)
+    one = change("u", src, None, {"a": 1, "v": "one"}, "0/20", 0, seq=1)
+    two = change("u", src, None, {"a": 1, "v": "two"}, "0/30", 0, seq=2)
     w = make_applier(any_db, apply_position_table=pos, apply_parked_table=parked)
-    assert w.write(rows2, "cdc") is Outcome.OK  # nothing applied yet: waits for number 1
-    assert w.write(overlap, "cdc") is Outcome.OK
-    assert _rows(any_db, table) == []
-    assert _parked(any_db, parked) == 3
-    assert w.write(rows1, "cdc") is Outcome.OK
-    assert _rows(any_db, table) == [(1, "changed"), (2, "s"), (3, "s"), (4, "s")]
+    assert w.write(rows, "cdc") is Outcome.OK
+    assert w.write(two, "cdc") is Outcome.OK  # before number 1: waits
+    assert _rows(any_db, table) == [(1, "s"), (2, "s"), (3, "s")]
+    assert _parked(any_db, parked) == 1
+    assert w.write(one, "cdc") is Outcome.OK
+    assert _rows(any_db, table) == [(1, "two"), (2, "s"), (3, "s")]
     assert _parked(any_db, parked) == 0
-    assert w.write(rows2 + overlap, "cdc") is Outcome.OK  # replayed: nothing changes
-    assert w.write(rows1, "cdc") is Outcome.OK
-    assert _rows(any_db, table) == [(1, "changed"), (2, "s"), (3, "s"), (4, "s")]
+    assert w.write(rows + one, "cdc") is Outcome.OK  # replayed: nothing changes
+    assert _rows(any_db, table) == [(1, "two"), (2, "s"), (3, "s")]

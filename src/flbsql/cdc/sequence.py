@@ -1,12 +1,12 @@
-"""Each table's record number, ``seq``: dense, and the same when a record is sent again.
+"""Each table's change number, ``seq``: dense, and the same when a change is sent again.
 
-Every record carries ``seq``, its place among its table's records (1, 2, 3, ... per
-table, for the life of the slot): the table's snapshot rows first (the snapshot's
-state counts them), then its changes. An output applying changes (``out_sql apply
-cdc``) sees a gap when a record's ``seq`` is more than one past the last it applied
-for the table: an older chunk is still on its way (Fluent Bit flushes its filesystem
+Every change record carries ``seq``, its place among its table's changes (1, 2, 3,
+... per table, for the life of the slot; snapshot rows carry none, see
+:mod:`flbsql.cdc.snapshot`). An output applying changes (``out_sql apply cdc``)
+sees a gap when a change's ``seq`` is more than one past the last it applied for
+the table: an older chunk is still on its way (Fluent Bit flushes its filesystem
 backlog beside new records after a restart, and retries a failed chunk after newer
-ones). It then holds the record back until the gap is filled
+ones). It then holds the change back until the gap is filled
 (:mod:`flbsql.output.order`).
 
 A record sent again after a crash must get the same number. The stream restarts at
@@ -15,11 +15,11 @@ in the position file (row ``<position>/seq`` of ``in_sql_cdc``) *before* the slo
 advanced to it. At start the entry at or below the slot's LSN is the one to count
 on from; the last :data:`KEEP` entries are kept, so a slot that moved back a little
 (PostgreSQL restarted before its checkpoint) still finds its own. Before the
-first entry, changes follow the snapshot's rows. With no entry at or below the
-slot's LSN (a slot much further back) numbering starts again from the snapshot's
-counts, with a warning: an output takes lower numbers as a new start, and cannot
-see a gap across that restart. A position file of a version without numbers starts
-the same way, silently (there is nothing to continue).
+first entry the stream numbers from 1: no change was confirmed yet, so the stream
+starts where it started before. With no entry at or below the slot's LSN (a slot
+much further back) numbering starts again at 1, with a warning: an output takes
+lower numbers as a new start, and cannot see a gap across that restart. A position
+file of a version without numbers starts the same way, silently.
 """
 
 from __future__ import annotations
@@ -54,11 +54,8 @@ class SeqLog:
         ]
         self.last: Seqs = self.entries[-1][1] if self.entries else {}
 
-    def at(self, confirmed: int, snapshot: Seqs | None, log: logging.Logger) -> Seqs:
-        """The numbers the stream continues from when it restarts at ``confirmed``.
-
-        ``snapshot``: each table's snapshot row count, what the first changes follow.
-        """
+    def at(self, confirmed: int, log: logging.Logger) -> Seqs:
+        """The numbers the stream continues from when it restarts at ``confirmed``."""
         below = [seqs for lsn, seqs in self.entries if lsn <= confirmed]
         if below:
             return dict(below[-1])
@@ -68,7 +65,7 @@ class SeqLog:
                 "slot's LSN %s; an apply output cannot see a missing chunk across this restart",
                 format_lsn(confirmed),
             )
-        return dict(snapshot or {})
+        return {}
 
     def save(self, lsn: int, seqs: Seqs | None) -> None:
         """Record the numbers at ``lsn`` (before the slot moves there); a no-op if unchanged."""

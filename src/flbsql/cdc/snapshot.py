@@ -2,11 +2,12 @@
 
 The slot exists before the snapshot reads anything (see :mod:`flbsql.cdc.worker`),
 so the snapshot sees a state at least as new as the slot's consistent point. Its
-progress (tables done, the last key read, rows so far, each table's row count) is
-the CDC state handed over with every chunk; it is saved once Fluent Bit took the
-chunk, so a restart goes on after the last key handed over. A table's rows are its
-first change numbers (``seq`` 1, 2, ...: :mod:`flbsql.cdc.sequence`); its changes
-go on from there.
+progress (tables done, the last key read, rows so far) is the CDC state handed over
+with every chunk; it is saved once Fluent Bit took the chunk, so a restart goes on
+after the last key handed over. Snapshot rows carry no ``seq`` (a snapshot resumed
+after a restart reads rows again, possibly other ones: numbers would not be
+stable); an apply output orders them by the LSN they were read at
+(:mod:`flbsql.output.order`).
 """
 
 from __future__ import annotations
@@ -109,23 +110,18 @@ class Snapshot:
         pack = self._pack
         parts = []
         pos = st["rows"]
-        seqs = dict(st.get("seqs") or {})  # the table's numbers start with its rows
-        seq = seqs.get(q, 0)
         for r in rows:
             after = {
                 c: (None if v is None else d(v))
                 for c, d, v in zip(info.columns, decoders, r[:ncols], strict=True)
             }
-            seq += 1
-            body = record(OP_READ, q, lsn_text, None, None, True, False, pos, seq, None, after)
+            body = record(OP_READ, q, lsn_text, None, None, True, False, pos, None, None, after)
             parts.append(head + pack(body))
             pos += 1
-        seqs[q] = seq
         done = len(rows) < self.chunk_rows
         new = {
             **st,
             "rows": pos,
-            "seqs": seqs,
             "table": None if done else q,
             "key": None if done else list(rows[-1][ncols:]),
             "done": [*st["done"], q] if done else st["done"],

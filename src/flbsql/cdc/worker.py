@@ -180,8 +180,6 @@ class Worker(threading.Thread):
                 self.periodic()
                 if self.state is not None and self.state["phase"] == "snapshot":
                     self.state = self.snapshot.step(self.state)
-                    if self.state["phase"] == "stream":  # changes follow the snapshot's rows
-                        self.stream.seqs = dict(self.state.get("seqs") or {})
                 elif not self.stream.step((self.state and self.state.get("snapshot_end_lsn")) or 0):
                     self._report_lag()
                     self._wake.wait(self.clock.idle_wait(self.poll, self.stream.lead))
@@ -255,7 +253,7 @@ class Worker(threading.Thread):
             self.store.save_state(self.position_name, self.state)
         pg.open_reader(cfg.slot)
         if self.stream.seqs is None:  # the first setup: count on from the slot's position
-            self.stream.seqs = self.seqlog.at(self.confirmed, self.state.get("seqs"), self.log)
+            self.stream.seqs = self.seqlog.at(self.confirmed, self.log)
         self._snapshot_decoders(infos)
         self.ready = True
 

@@ -159,6 +159,16 @@ class Order:
             todo.append(it)
         self.parked.remove(cur, done)
         self.parked.add(cur, park)
+        if park:
+            first = min((s, t, n) for s, t, n, _, _ in park)
+            self.log.info(
+                "%d change(s) came before older ones and wait in %s (first: table %s, change "
+                "%d; an older chunk is still on its way)",
+                len(park),
+                self.cfg.apply_parked_table,
+                first[1],
+                first[2],
+            )
         return todo, moved
 
     def _early(self, source: str, table: str, seq: int | None, last: Stored | None) -> bool:

@@ -35,8 +35,10 @@ pytestmark = [
 ]
 
 CHANGES = int(os.environ.get("FLBSQL_FB_APPLY_CHANGES", "10000"))
-# SIGKILLs during the load (default none: after a crash Fluent Bit loads its backlog in
-# directory order, which can put an older chunk after a newer one; docs/replication.md)
+# SIGKILLs during the load (default none; FLBSQL_FB_APPLY_KILLS=10 is the case).
+# After a crash Fluent Bit flushes its backlog beside the records in_sql sends again, so
+# a newer chunk can come first: out_sql parks its changes until the older ones arrive
+# (docs/replication.md, "Order"; seen failing with the parking switched off)
 KILLS = int(os.environ.get("FLBSQL_FB_APPLY_KILLS", "0"))
 
 

@@ -11,6 +11,7 @@ One record format serves snapshot rows and changes (``docs/cdc.md``). The body i
      "snapshot": bool,                    # True for rows read by the initial snapshot
      "overlap": bool,                     # a change that may already be in the snapshot
      "pos": 0,                            # position in the transaction (snapshot: row no.)
+     "seq": 1,                            # the table's change number (None: snapshot)
      "before": {...} | None,              # old row (FULL) or old key (DEFAULT) when sent
      "after": {...} | None}               # new row (None for delete and truncate)
 

@@ -9,6 +9,8 @@
 - :mod:`~flbsql.output.tables`: create the table, add missing columns, read its types;
 - :mod:`~flbsql.output.routing`, :mod:`~flbsql.output.routed`: a table per record;
 - :mod:`~flbsql.output.apply` (with :mod:`~flbsql.output.changes`, :mod:`~flbsql.output.plan`,
-  :mod:`~flbsql.output.targets`, :mod:`~flbsql.output.positions`): apply mode;
+  :mod:`~flbsql.output.targets`): apply mode; :mod:`~flbsql.output.order` keeps each
+  table's changes in order (:mod:`~flbsql.output.positions` against replays,
+  :mod:`~flbsql.output.parked` for changes that came before older ones);
 - :mod:`~flbsql.output.choose`: which of the writers an ``[OUTPUT]`` gets.
 """

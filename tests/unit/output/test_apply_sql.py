@@ -193,3 +193,29 @@ def test_a_replayed_chunk_sends_no_change():
 )
 def test_column_kinds(db_type, kind):
     assert column_kind(db_type) == kind
+
+
+@pytest.mark.parametrize("name", ["apply_parked_table", "apply_gap_wait", "apply_source"])
+def test_apply_options_without_apply_are_refused_naming_the_option(name):
+    from flbsql.errors import ConfigError
+    from flbsql.output.choose import open_writer
+
+    raw = {"url": "sqlite:///x.db", name: "5" if name == "apply_gap_wait" else "x"}
+    cfg = parse("output", raw.get)
+    pool: Any = SimpleNamespace(dialect=get_dialect("sqlite"))
+    with pytest.raises(ConfigError, match=name):
+        open_writer(cfg, pool, logging.getLogger("t"))
+
+
+def test_the_parked_changes_go_through_the_dialects_statements():
+    """Parking on Oracle: MERGE that keeps a change parked twice once; a keyed DELETE."""
+    from flbsql.output.parked import Parked
+
+    p = Parked("flbsql_apply_parked", get_dialect("oracle"))
+    assert p._add.startswith('MERGE INTO "flbsql_apply_parked" t USING (SELECT :1 AS "source"')
+    assert "WHEN MATCHED" not in p._add
+    assert p._remove == (
+        'DELETE FROM "flbsql_apply_parked" WHERE "source" = :1 AND "source_table" = :2 '
+        'AND "seq" = :3'
+    )
+    assert p._take.endswith("FETCH FIRST 20000 ROWS ONLY")

@@ -35,11 +35,12 @@ pytestmark = [
 ]
 
 CHANGES = int(os.environ.get("FLBSQL_FB_APPLY_CHANGES", "10000"))
-# SIGKILLs during the load (default none; FLBSQL_FB_APPLY_KILLS=10 is the case).
+# SIGKILLs during the load (default 5; FLBSQL_FB_APPLY_KILLS=10 with 100,000 changes is
+# the case).
 # After a crash Fluent Bit flushes its backlog beside the records in_sql sends again, so
 # a newer chunk can come first: out_sql parks its changes until the older ones arrive
 # (docs/replication.md, "Order"; seen failing with the parking switched off)
-KILLS = int(os.environ.get("FLBSQL_FB_APPLY_KILLS", "0"))
+KILLS = int(os.environ.get("FLBSQL_FB_APPLY_KILLS", "5"))
 
 
 def test_replicate_into_three_targets_in_fluent_bit(fluent_bit, cdc_db, targets, tmp_path):  # noqa: F811

@@ -93,13 +93,17 @@ class Applier:
         self.targets: dict[TableName, Target] = {}
         self._ready = False
         self._lock = threading.Lock()
+        # one flush at a time, whatever `workers` says: two at once could each find the
+        # other's changes missing (flbsql.output.order), and order is the point here
+        self._one_at_a_time = threading.Lock()
         self.metrics: Metrics | None = None  # set by the plugin
 
     def write(self, data: bytes | memoryview, tag: str) -> Outcome:
         """One chunk, one transaction; then parked changes it made due, beyond one read."""
-        more = self._write(data, tag, set())
-        while more:  # each round applies a table's next parked ones, or stops
-            more = self._write(b"", tag, more)
+        with self._one_at_a_time:
+            more = self._write(data, tag, set())
+            while more:  # each round applies a table's next parked ones, or stops
+                more = self._write(b"", tag, more)
         return Outcome.OK
 
     def _write(self, data: bytes | memoryview, tag: str, drain: set[Group]) -> set[Group]:

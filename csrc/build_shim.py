@@ -131,6 +131,8 @@ long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_l
         """
 long flbsql_pg_copy_default(const char *in, size_t len, const char *tag, size_t tag_len,
                             int jsonb, char *out, size_t cap, size_t *rows);
+long flbsql_tsv_default(const char *in, size_t len, const char *tag, size_t tag_len,
+                        char *out, size_t cap, size_t *rows);
 """,
     ),
     "flbsql.cdc.cpgoutput": (

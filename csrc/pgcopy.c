@@ -1,6 +1,7 @@
 /*
- * pgcopy.c - a Fluent Bit chunk -> PostgreSQL binary COPY rows of the default table
- * shape (tag text, time timestamptz, record jsonb), in C.
+ * pgcopy.c - a Fluent Bit chunk -> bulk rows of the default table shape (tag, time,
+ * record as JSON), in C: PostgreSQL binary COPY rows (flbsql_pg_copy_default) and
+ * MySQL/MariaDB LOAD DATA text (flbsql_tsv_default, at the end of this file).
  *
  * The output's hot path. In Python a chunk is decoded into dicts
  * (flbsql/events/decode.py), each record dumped to JSON by orjson
@@ -378,6 +379,31 @@ static int skip_meta(cx *c)
     return rc;
 }
 
+/* One event's [time, metadata] at the cursor (v1 or v2), up to its body, a map. */
+static int event_head(cx *c, uint32_t *sec, uint32_t *nsec)
+{
+    int rc;
+    if (c->in[c->off] != 0x92) return COPY_FALLBACK;
+    c->off++;
+    if (need(c, 1)) return COPY_FALLBACK;
+    if (c->in[c->off] == 0x92) { /* v2: [[time, metadata], body] */
+        c->off++;
+        if ((rc = event_time(c, sec, nsec)) || (rc = skip_meta(c))) return rc;
+    }
+    else if ((rc = event_time(c, sec, nsec))) { /* v1: [time, body] */
+        return rc;
+    }
+    if (need(c, 1)) return COPY_FALLBACK;
+    {
+        unsigned char b = c->in[c->off];
+        if (!((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)) return COPY_FALLBACK;
+    }
+    if (*nsec == 0 && (*sec == 0xffffffffu || *sec == 0xfffffffeu)) {
+        return COPY_FALLBACK; /* a group marker: the Python path skips it */
+    }
+    return 0;
+}
+
 /*
  * in: a chunk; tag: the tag column's bytes; jsonb: 1 for a jsonb column (version
  * byte), 0 for json/text. Writes one COPY row (3 fields) per record into out and
@@ -394,24 +420,7 @@ long flbsql_pg_copy_default(const char *in, size_t len, const char *tag, size_t 
         uint32_t sec, nsec;
         size_t lenpos;
         int64_t micros;
-        if (c.in[c.off] != 0x92) return COPY_FALLBACK;
-        c.off++;
-        if (need(&c, 1)) return COPY_FALLBACK;
-        if (c.in[c.off] == 0x92) { /* v2: [[time, metadata], body] */
-            c.off++;
-            if ((rc = event_time(&c, &sec, &nsec)) || (rc = skip_meta(&c))) return rc;
-        }
-        else if ((rc = event_time(&c, &sec, &nsec))) { /* v1: [time, body] */
-            return rc;
-        }
-        if (need(&c, 1)) return COPY_FALLBACK;
-        {
-            unsigned char b = c.in[c.off];
-            if (!((b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf)) return COPY_FALLBACK;
-        }
-        if (nsec == 0 && (sec == 0xffffffffu || sec == 0xfffffffeu)) {
-            return COPY_FALLBACK; /* a group marker: the Python path skips it */
-        }
+        if ((rc = event_head(&c, &sec, &nsec))) return rc;
         if (room(&c, 2 + 4 + tag_len + 4 + 8 + 4 + 1)) return COPY_NO_ROOM;
         put_be(c.out + c.w, 3, 2);
         put_be(c.out + c.w + 2, tag_len, 4);
@@ -426,6 +435,75 @@ long flbsql_pg_copy_default(const char *in, size_t len, const char *tag, size_t 
         if (jsonb) c.out[c.w++] = 0x01;
         if ((rc = json_value(&c, 0))) return rc;
         put_be(c.out + lenpos, c.w - lenpos - 4, 4);
+        n++;
+    }
+    *rows = n;
+    return (long)c.w;
+}
+
+/* ---- MySQL/MariaDB: LOAD DATA's default text format --------------------------------- */
+
+/* Days since 1970-01-01 -> civil date (H. Hinnant's days_from_civil, inverted). */
+static void civil(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    int64_t era, yoe, doy, mp;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    yoe = z - era * 146097;
+    yoe = (yoe - yoe / 1460 + yoe / 36524 - yoe / 146096) / 365;
+    doy = z - era * 146097 - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* 'YYYY-MM-DD HH:MM:SS' and '.ffffff' when there is a fraction: Python's str(datetime). */
+static int utc_text(cx *c, uint32_t sec, uint32_t nsec)
+{
+    char buf[40];
+    int y, n;
+    unsigned mo, d, us = nsec / 1000, sod = sec % 86400;
+    civil((int64_t)(sec / 86400), &y, &mo, &d);
+    if (y > 9999) return COPY_FALLBACK;
+    n = us ? snprintf(buf, sizeof buf, "%04d-%02u-%02u %02u:%02u:%02u.%06u", y, mo, d, sod / 3600,
+                      sod / 60 % 60, sod % 60, us)
+           : snprintf(buf, sizeof buf, "%04d-%02u-%02u %02u:%02u:%02u", y, mo, d, sod / 3600,
+                      sod / 60 % 60, sod % 60);
+    return emit(c, buf, (size_t)n);
+}
+
+/*
+ * in: a chunk; tag: the tag field, escaped already. Writes one line per record:
+ * tag TAB the time in UTC TAB the record as JSON (orjson's bytes, backslashes doubled:
+ * JSON text holds no raw tab, newline or NUL) NEWLINE, and stores the row count in
+ * *rows. Returns the bytes written, COPY_FALLBACK or COPY_NO_ROOM.
+ */
+long flbsql_tsv_default(const char *in, size_t len, const char *tag, size_t tag_len,
+                        char *out, size_t cap, size_t *rows)
+{
+    cx c = {(const unsigned char *)in, len, 0, (unsigned char *)out, 0, cap};
+    size_t n = 0;
+    int rc;
+    while (c.off < len) {
+        uint32_t sec, nsec;
+        size_t mark, slashes = 0, i, j;
+        if ((rc = event_head(&c, &sec, &nsec))) return rc;
+        if ((rc = emit(&c, tag, tag_len)) || (rc = emit(&c, "\t", 1))) return rc;
+        if ((rc = utc_text(&c, sec, nsec)) || (rc = emit(&c, "\t", 1))) return rc;
+        mark = c.w;
+        if ((rc = json_value(&c, 0))) return rc;
+        for (i = mark; i < c.w; i++) slashes += c.out[i] == '\\';
+        if (room(&c, slashes + 1)) return COPY_NO_ROOM;
+        if (slashes) { /* double them, from the end */
+            for (i = c.w, j = c.w + slashes; i > mark;) {
+                unsigned char ch = c.out[--i];
+                c.out[--j] = ch;
+                if (ch == '\\') c.out[--j] = ch;
+            }
+            c.w += slashes;
+        }
+        c.out[c.w++] = '\n';
         n++;
     }
     *rows = n;

@@ -186,6 +186,19 @@ def test_without_local_infile_rows_go_through_insert_statements(
     assert "local_infile OFF" in caplog.text
 
 
+def test_the_default_shape_without_local_infile_takes_statements_quietly(
+    mysql_db, make_writer, loads, caplog, no_infile
+):
+    """The C encoder feeds LOAD DATA only: without it the rows are mapped, no fallback line."""
+    caplog.set_level(logging.INFO)
+    table = unique_table("noinfile")
+    w = make_writer(mysql_db, table)
+    assert w.write(b"".join(event_v2({"n": i}) for i in range(50)), "app") is Outcome.OK
+    assert count(mysql_db, table) == 50
+    assert loads == []
+    assert "writing these" not in caplog.text
+
+
 def test_the_server_gets_no_file_it_names(mysql_db):
     """A server asking for a client file (``LOAD DATA LOCAL INFILE '/etc/hostname'``) gets none."""
     from flbsql.conn.url import parse_url

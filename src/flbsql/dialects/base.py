@@ -8,11 +8,8 @@ call is declared here, with an ANSI default where one exists. A dialect module
 overrides only what is really driver- or server-specific: connecting, pinging,
 recognising a disconnect, classifying an error, introspection queries, and the
 bulk path. SQLAlchemy's ``mssql/pymssql.py`` and dlt's ``_raw_capabilities`` are
-the models.
-
-Imports go one way: capabilities, dbapi <- sql (statement builder) <- base <- one
-module per database. Base re-exports ``Capabilities``, ``Column``, ``Connection``
-and ``Cursor``.
+the models. Imports go one way: capabilities, dbapi <- sql (statement builder) <-
+base <- one module per database.
 """
 
 from __future__ import annotations
@@ -243,9 +240,12 @@ class Dialect:
         cur.executemany(sql.upsert(self, table_sql, columns, key, update), rows)
 
     def encode_chunk(
-        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None, utc: bool = True
     ) -> tuple[Iterable[Sequence[Any]], int] | None:
-        """A default-shape chunk as (``rows`` for bulk_insert, count), or None: map in Python."""
+        """A default-shape chunk as (``rows`` for bulk_insert, count), or None: map in Python.
+
+        ``utc``: the output's ``time_zone`` is UTC (a naive time column is written in it).
+        """
         return None
 
     def bulk_path(self, conn: Connection) -> tuple[str, str | None]:

@@ -1,25 +1,21 @@
 """MySQL and MariaDB through PyMySQL: errno classification, LOAD DATA or multi-row INSERT.
 
-Bulk path: ``LOAD DATA LOCAL INFILE`` fed from memory (:mod:`flbsql.dialects.mysqlload`)
-when the server allows it (``@@local_infile``, read once per connection); with a
-``unique_key``, the load fills a temporary staging table and one ``INSERT ... SELECT
-... ON DUPLICATE KEY UPDATE`` moves it, in the same transaction. A load the server
-warns about is refused as a whole and that batch is written with statements instead.
-Statement path (``local_infile`` OFF, a fallback): multi-row INSERTs built a column
-at a time (:mod:`flbsql.dialects.mysqlvalues`), each at most the server's
-``max_allowed_packet``; ``bulk insert`` keeps PyMySQL's ``executemany``.
-
-PyMySQL blocks forever on a silent server unless ``read_timeout`` and
-``write_timeout`` are set, so both come from ``statement_timeout``. The session
-gets ``STRICT_ALL_TABLES`` so that an over-long or malformed value is an error,
-never a silently truncated row.
+Bulk path: ``LOAD DATA LOCAL INFILE`` fed from memory (:mod:`flbsql.dialects.mysqlload`;
+the default table shape encoded in C) when the server allows it (``@@local_infile``,
+read once per connection); with a ``unique_key``, the load fills a temporary staging
+table and one ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` moves it. A load the
+server warns about is refused as a whole and that batch is written with statements.
+Statement path (``local_infile`` OFF): multi-row INSERTs (:mod:`.mysqlvalues`), each
+at most ``max_allowed_packet``. ``read_timeout``/``write_timeout`` (PyMySQL blocks
+forever on a silent server without them) come from ``statement_timeout``; the
+session is ``STRICT_ALL_TABLES``: an over-long value is an error, never truncated.
 """
 
 from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flbsql.conn.url import ConnectParams
@@ -266,6 +262,12 @@ class MySQLDialect(Dialect):
     ) -> bool:
         hexed = mysqlload.hex_columns(types, len(columns))
         return mysqlload.load_rows(cur, table_sql, [self.quote(c) for c in columns], rows, hexed)
+
+    def encode_chunk(
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None, utc: bool = True
+    ) -> tuple[Iterable[Sequence[Any]], int] | None:
+        """A (tag, time, JSON) chunk as LOAD DATA text, in C (see :mod:`.mysqlload`)."""
+        return mysqlload.encode_chunk(data, tag, types) if utc else None
 
     def bulk_insert(
         self,

@@ -10,10 +10,12 @@ client file at all. It overrides PyMySQL's ``MySQLResult._read_load_local_packet
 (PyMySQL 1.1 and 1.2 share it).
 
 The payload is the server's default text format (tab-separated fields, newline-ended
-lines, backslash escapes, ``\N`` for NULL), built a column at a time by C-level
-calls (:func:`tsv`): a text column is joined once, escaped with ``str.replace`` and
-split again, numbers and times go through ``map(str, ...)``, binary columns through
-``bytes.hex`` and ``UNHEX()`` on the server. Rows that come as an iterator are built
+lines, backslash escapes, ``\N`` for NULL). A chunk of the default table shape
+(tag, time, JSON) goes from msgpack to that text in C (:func:`encode_chunk`); other
+rows are built a column at a time by C-level calls (:func:`tsv`): a text column is
+joined once, escaped with ``str.replace`` and split again, numbers and times go
+through ``map(str, ...)``, binary columns through ``bytes.hex`` and ``UNHEX()`` on
+the server. Rows that come as an iterator are built
 a slice at a time while the server loads the previous ones. A value of a type not
 listed refuses the load (:class:`~flbsql.errors.BulkRefusedError`): the batch is then
 written with INSERT statements.
@@ -37,11 +39,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from flbsql.dialects.pgbinary import Encoded, c_encode
 from flbsql.errors import BulkRefusedError
 
 __all__ = [
     "INFILE",
     "connection_class",
+    "encode_chunk",
     "hex_columns",
     "infile",
     "load",
@@ -244,10 +248,40 @@ def load_rows(
 ) -> bool:
     """LOAD DATA the rows into ``table_sql``; False when the statement path must write them."""
     if not infile(cur):
+        if isinstance(rows, Encoded):  # no rows to write with statements: map them
+            raise BulkRefusedError("mysql: local_infile is off")
         return False
     sent = [0]
+    if isinstance(rows, Encoded):  # a whole chunk, encoded in C (encode_chunk)
+        sent[0] = rows.rows
+        load(cur, load_statement(table_sql, quoted, hexed), [rows.payload], sent)
+        return True
     load(cur, load_statement(table_sql, quoted, hexed), _blocks(rows, hexed, sent), sent)
     return True
+
+
+def encode_chunk(
+    data: bytes | memoryview, tag: str, types: Sequence[str] | None
+) -> tuple[Encoded, int] | None:
+    """A chunk for a (tag, time, JSON) table as LOAD DATA text, in C; None: Python's path.
+
+    The time column gets the time in UTC (the caller checks that the output's zone is
+    UTC). The text is what :func:`tsv` makes of the Python path's rows, byte for byte
+    (``csrc/pgcopy.c`` ``flbsql_tsv_default``; tests/unit/dialects/test_pgcopy.py).
+    """
+    if types is None or len(types) != 3:
+        return None
+    tag_t, time_t, json_t = (t.lower() for t in types)
+    if not (
+        ("char" in tag_t or "text" in tag_t)
+        and time_t.startswith(("datetime", "timestamp"))
+        and (json_t == "json" or "text" in json_t)
+    ):
+        return None
+    escaped = _escape([tag])
+    if escaped is None:
+        return None
+    return c_encode("flbsql_tsv_default", data, escaped[0].encode("utf-8"))
 
 
 def stage(cur: Any, table_sql: str) -> str | None:

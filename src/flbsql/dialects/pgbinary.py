@@ -35,6 +35,7 @@ __all__ = [
     "HEADER",
     "TRAILER",
     "Encoded",
+    "c_encode",
     "encode_chunk",
     "encode_rows",
     "encoders",
@@ -246,17 +247,26 @@ def encode_chunk(
     None also for any chunk the C code does not take as is (a binary value, a group
     marker, invalid UTF-8, ...): the Python path decodes it and isolates bad records.
     """
-    if _lib is None or types is None or len(types) != 3:
+    if types is None or len(types) != 3:
         return None
     if not all(t in allowed for t, allowed in zip(types, DEFAULT_SHAPE, strict=True)):
         return None
+    return c_encode("flbsql_pg_copy_default", data, tag.encode("utf-8", "surrogateescape"), 1)
+
+
+def c_encode(
+    name: str, data: bytes | memoryview, tag: bytes, *flags: int
+) -> tuple[Encoded, int] | None:
+    """Run one of csrc/pgcopy.c's chunk encoders: (Encoded, rows), or None (Python's)."""
+    if _lib is None:
+        return None
+    encoder = getattr(_lib, name)
     buf = bytes(data)
-    tag_b = tag.encode("utf-8", "surrogateescape")
     rows = _ffi.new("size_t *")
     cap = 2 * len(buf) + 4096
     while True:
         out = _ffi.new("char[]", cap)
-        n = _lib.flbsql_pg_copy_default(buf, len(buf), tag_b, len(tag_b), 1, out, cap, rows)
+        n = encoder(buf, len(buf), tag, len(tag), *flags, out, cap, rows)
         if n != _NO_ROOM:
             break
         cap *= 2

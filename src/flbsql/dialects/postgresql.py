@@ -236,9 +236,12 @@ class PostgreSQLDialect(Dialect):
                 write(row)
 
     def encode_chunk(
-        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None, utc: bool = True
     ) -> tuple[Iterable[Sequence[Any]], int] | None:
-        """A (tag, time, jsonb) chunk as binary COPY rows, in C (see :mod:`.pgbinary`)."""
+        """A (tag, time, jsonb) chunk as binary COPY rows, in C (see :mod:`.pgbinary`).
+
+        ``timestamptz`` holds the instant: the zone does not matter.
+        """
         return pgbinary.encode_chunk(data, tag, types)
 
     def staging_table(self, table_sql: str, columns: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ msgpack ext types as ``{"ext": code, "data": base64}``.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -212,6 +213,11 @@ class Mapper:
         json_type = db_types.get(self.json_column or "", "")
         plain = caps.text_nul and not (caps.json_as_bytes and json_type in ("json", "jsonb"))
         self._json_direct = orjson.dumps if plain else None
+
+    @property
+    def utc(self) -> bool:
+        """The output's ``time_zone`` is UTC."""
+        return self.zone.utcoffset(None) == dt.timedelta(0)
 
     @property
     def default_shape(self) -> bool:

@@ -113,9 +113,11 @@ class Writer:
             )
             rows: list[tuple[Any, ...]] = []
             source: Iterable[Any]
-            encoded = (
-                self.dialect.encode_chunk(data, tag, self._types)
-                if self._streaming and self.mapper.default_shape
+            encoded = (  # the C encoders feed only the fastest bulk path
+                self.dialect.encode_chunk(data, tag, self._types, self.mapper.utc)
+                if self._streaming
+                and self.mapper.default_shape
+                and self.dialect.bulk_path(conn)[1] is None
                 else None
             )
             if encoded is not None:  # the whole chunk at once: one row per record, in order

@@ -116,3 +116,60 @@ def test_every_double_is_written_as_orjson_writes_it(value: float) -> None:
     encoded = pgbinary.encode_chunk(event(1, 0, {"f": value}), "t", TYPES)
     assert encoded is not None
     assert encoded[0].payload == python_rows("t", [(1, 0, {"f": value})])
+
+
+# -- MySQL/MariaDB: LOAD DATA text -------------------------------------------------------
+
+MYSQL_TYPES = ["varchar(255)", "datetime(6)", "longtext"]
+
+
+def python_tsv(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
+    """What the Python path sends for these records (the mapper's rows, then tsv)."""
+    import datetime as dt
+
+    import orjson
+
+    from flbsql.dialects import mysqlload
+    from flbsql.output.convert import TimeConverter
+
+    tconv = TimeConverter("naive_text", dt.timezone.utc)
+    rows = [(tag, tconv(s, n), orjson.dumps(b).decode()) for s, n, b in events]
+    return mysqlload.tsv(rows, [False, False, False])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=0xFFFFFFFD),
+            st.integers(min_value=0, max_value=999_999_999),
+            bodies,
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.text(max_size=20).filter(lambda t: "\x00" not in t),
+)
+def test_c_writes_the_load_data_text_of_the_python_path(
+    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
+) -> None:
+    from flbsql.dialects import mysqlload
+
+    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
+    encoded = mysqlload.encode_chunk(data, tag, MYSQL_TYPES)
+    assert encoded is not None
+    assert encoded[1] == len(records)
+    assert encoded[0].payload == python_tsv(tag, [(s, n, b) for s, n, b, _ in records])
+
+
+def test_load_data_text_only_for_the_default_shape():
+    from flbsql.dialects import mysqlload
+
+    data = event(1, 0, {"a": 1})
+    assert mysqlload.encode_chunk(data, "t", ["varchar(255)", "int", "longtext"]) is None
+    assert mysqlload.encode_chunk(data, "t", ["varchar(255)", "datetime(6)", "blob"]) is None
+    assert mysqlload.encode_chunk(data, "t", None) is None
+    got = mysqlload.encode_chunk(data, "a\tb\\c", ["text", "timestamp", "json"])
+    assert got is not None
+    assert got[0].payload == b'a\\tb\\\\c\t1970-01-01 00:00:01\t{"a":1}\n'

@@ -5,10 +5,9 @@ the default table shape encoded in C) when the server allows it (``@@local_infil
 read once per connection); with a ``unique_key``, the load fills a temporary staging
 table and one ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` moves it. A load the
 server warns about is refused as a whole and that batch is written with statements.
-Statement path (``local_infile`` OFF): multi-row INSERTs (:mod:`.mysqlvalues`), each
-at most ``max_allowed_packet``. ``read_timeout``/``write_timeout`` (PyMySQL blocks
-forever on a silent server without them) come from ``statement_timeout``; the
-session is ``STRICT_ALL_TABLES``: an over-long value is an error, never truncated.
+Statement path (``local_infile`` OFF): multi-row INSERTs (:mod:`.mysqlvalues`).
+``read_timeout``/``write_timeout`` (PyMySQL blocks forever on a silent server without
+them) come from ``statement_timeout``; the session is ``STRICT_ALL_TABLES``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import msgpack
 from flbsql.cdc import OP_READ, format_lsn
 from flbsql.cdc.record import record
 from flbsql.events.codec import header
+from flbsql.input.handoff import Marker
 
 if TYPE_CHECKING:
     import logging
@@ -36,29 +37,16 @@ class Put(Protocol):
     """The source's side of the hand-off: queue one chunk, False when ``stop`` was set."""
 
     def __call__(
-        self,
-        data: bytes,
-        rows: int,
-        lsn: int | None,
-        state: CdcState | None,
-        seqs: dict[str, int] | None,
-        stop: threading.Event,
+        self, data: bytes, rows: int, marker: Marker | None, stop: threading.Event
     ) -> bool:
-        """``lsn``/``state``/``seqs``: the position to confirm once Fluent Bit took ``data``."""
+        """``marker``: the position to confirm once Fluent Bit took ``data``."""
 
 
 class HandOver(Protocol):
     """Queues encoded events and the position after them (raises when stopping)."""
 
-    def __call__(
-        self,
-        data: bytes,
-        rows: int,
-        lsn: int | None = None,
-        state: CdcState | None = None,
-        seqs: dict[str, int] | None = None,
-    ) -> None:
-        """``lsn``/``state``/``seqs``: what may be confirmed once Fluent Bit took the events."""
+    def __call__(self, data: bytes, rows: int, marker: Marker | None = None) -> None:
+        """``marker``: what may be confirmed once Fluent Bit took them (None: nothing)."""
 
 
 class Snapshot:
@@ -96,7 +84,7 @@ class Snapshot:
                 st["rows"],
                 format_lsn(end),
             )
-            self.hand_over(b"", 0, state=new)
+            self.hand_over(b"", 0, Marker(state=new))
             return new
         q = remaining[0]
         info = self.infos[q]
@@ -127,5 +115,5 @@ class Snapshot:
             "done": [*st["done"], q] if done else st["done"],
         }
         self.counters["snapshot_rows"] += len(rows)
-        self.hand_over(b"".join(parts), len(rows), state=new)
+        self.hand_over(b"".join(parts), len(rows), Marker(state=new))
         return new

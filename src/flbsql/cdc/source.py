@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flbsql.cdc.worker import CONFIRM_DELAY, Worker
 from flbsql.input.handoff import Chunk, ChunkQueue, CollectClock, CollectLimit, Marker
@@ -83,13 +83,10 @@ class CdcSource:
         self,
         data: bytes,
         rows: int,
-        lsn: int | None,
-        state: dict[str, Any] | None,
-        seqs: dict[str, int] | None,
+        marker: Marker | None,
         stop: threading.Event,
     ) -> bool:
         """The worker's hand-off: queue a chunk (waits for room); False when stopped."""
-        marker = None if lsn is None and state is None else Marker(lsn, state, seqs=seqs)
         return self.queue.put(Chunk(data, rows, marker), stop)
 
     def _taken(self, chunks: list[Chunk]) -> None:

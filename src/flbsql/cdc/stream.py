@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from flbsql.cdc.record import ChangeEncoder
+from flbsql.input.handoff import Marker
 
 if TYPE_CHECKING:
     import logging
@@ -126,7 +127,7 @@ class Stream:
                 self.done_lsn = end
                 self.partial = None
                 if rows >= self.chunk_rows or size >= self.chunk_bytes:
-                    self.hand_over(b"".join(parts), rows, lsn=end, seqs=dict(seqs))
+                    self.hand_over(b"".join(parts), rows, Marker(lsn=end, seqs=dict(seqs)))
                     total += rows
                     parts, rows, size = [], 0, 0
             elif tag == RELATION:
@@ -139,7 +140,7 @@ class Stream:
         self.counters["changes"] += total
         if total == 0:  # an idle peek: the time the next one will take, about
             self.lead = min(0.2, 0.02 + 2 * (time.monotonic() - t0))
-        self.hand_over(b"".join(parts), rows, lsn=self.done_lsn, seqs=dict(seqs))
+        self.hand_over(b"".join(parts), rows, Marker(lsn=self.done_lsn, seqs=dict(seqs)))
         if n < NCHANGES:
             self.as_of = asked
         return total > 0 or n >= NCHANGES

@@ -150,16 +150,9 @@ class Worker(threading.Thread):
         """Something was taken: confirm soon."""
         self._wake.set()
 
-    def hand_over(
-        self,
-        data: bytes,
-        rows: int,
-        lsn: int | None = None,
-        state: CdcState | None = None,
-        seqs: dict[str, int] | None = None,
-    ) -> None:
+    def hand_over(self, data: bytes, rows: int, marker: Marker | None = None) -> None:
         """Queue a chunk (waits for room); raises when stopping."""
-        if not self._put(data, rows, lsn, state, seqs, self._halt):
+        if not self._put(data, rows, marker, self._halt):
             raise TransientError("stopping")
 
     def run(self) -> None:

@@ -31,13 +31,13 @@ __all__ = [
 
 OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 
-# Keys Fluent Bit consumes itself (never reach a plugin), per docs/fluent-bit-abi.md §5.
 # what an sql output without `workers` costs: said in its log and by `flbsql check`
 ENGINE_THREAD = (
     "flushes run on Fluent Bit's engine thread, which then waits for the database "
     "instead of reading inputs"
 )
 
+# Keys Fluent Bit consumes itself (never reach a plugin), per docs/fluent-bit-abi.md §5.
 CONSUMED_BY_FLUENT_BIT = frozenset(
     {
         "match",

@@ -76,9 +76,11 @@ class Order:
         than one read takes (:data:`~flbsql.output.parked.TAKE`). ``drain``: groups to
         read besides those of ``items`` (the rest of a long wait, after a first read).
         """
-        cur = conn.cursor()
         keys: Unpark = {}
         full: set[Group] = set()
+        if not self.parked.maybe:  # nothing parked: no statement, no round trip
+            return keys, full
+        cur = conn.cursor()
         try:
             groups = self.parked.groups(cur)
             if not groups:

@@ -31,9 +31,8 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from flbsql.dialects import sql
-from flbsql.errors import ConfigError
 from flbsql.events.codec import header
-from flbsql.output.tables import ensure_table
+from flbsql.output.tables import OwnTable
 
 if TYPE_CHECKING:
     import logging
@@ -45,7 +44,15 @@ __all__ = ["TAKE", "Group", "Parked", "ParkedRow"]
 
 TAKE = 20_000  # parked changes of one table read by one flush
 
-COLUMNS = ("source", "source_table", "seq", "position", "parked_epoch", "event")
+COLUMN_TYPES = (
+    ("source", "string"),
+    ("source_table", "string"),
+    ("seq", "int"),
+    ("position", "string"),
+    ("parked_epoch", "int"),
+    ("event", "bytes"),
+)
+COLUMNS = tuple(c for c, _ in COLUMN_TYPES)
 KEY = ("source", "source_table", "seq")
 Group = tuple[str, str]  # (source, source table)
 ParkedRow = tuple[str, str, int, str, int, bytes]  # COLUMNS' values
@@ -62,12 +69,8 @@ class Parked:
 
     def __init__(self, name: str, dialect: Dialect) -> None:
         """``name`` is the option's value (validated here)."""
-        self.dialect = dialect
-        try:
-            self.schema, self.table = dialect.split_name(name)
-            self.table_sql = dialect.table_sql(name)
-        except ValueError as exc:
-            raise ConfigError("apply_parked_table", str(exc)) from None
+        self.own = OwnTable("apply_parked_table", name, dialect)
+        self.table_sql = self.own.table_sql
         q, p = dialect.quote, dialect.placeholder
         self._groups = (
             f"SELECT {q('source')}, {q('source_table')}, MIN({q('parked_epoch')}) "
@@ -88,32 +91,10 @@ class Parked:
 
     def ensure(self, conn: Any, cfg: OutputConfig, log: logging.Logger) -> None:
         """Create the table when missing (outside the flush transaction)."""
-        t = self.dialect.caps.types
-        coldefs = [
-            ("source", t["string"]),
-            ("source_table", t["string"]),
-            ("seq", t["int"]),
-            ("position", t["string"]),
-            ("parked_epoch", t["int"]),
-            ("event", t["bytes"]),
-        ]
-        ensure_table(
-            conn,
-            self.dialect,
-            self.schema,
-            self.table,
-            self.table_sql,
-            coldefs,
-            KEY,
-            cfg.replace(auto_create_table=True),
-            log,
-            option="apply_parked_table",
-        )
+        self.own.ensure(conn, COLUMN_TYPES, KEY, cfg, log)
 
     def groups(self, cur: Any) -> dict[Group, int]:
         """(source, source table) -> when its oldest change was parked (Unix seconds)."""
-        if not self.maybe:
-            return {}
         cur.execute(self._groups)
         found = {(str(s), str(t)): int(e) for s, t, e in cur.fetchall()}
         self.maybe = bool(found)

@@ -34,9 +34,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flbsql.dialects import sql
-from flbsql.errors import ConfigError
 from flbsql.output.convert import TimeConverter, time_kind
-from flbsql.output.tables import ensure_table
+from flbsql.output.tables import OwnTable
 
 if TYPE_CHECKING:
     from flbsql.dialects.base import Dialect
@@ -44,7 +43,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Positions"]
 
-COLUMNS = ("source", "source_table", "position", "lsn", "pos", "seq", "applied_at")
+COLUMN_TYPES = (
+    ("source", "string"),
+    ("source_table", "string"),
+    ("position", "string"),
+    ("lsn", "string"),
+    ("pos", "int"),
+    ("seq", "int"),
+    ("applied_at", "timestamp"),
+)
+COLUMNS = tuple(c for c, _ in COLUMN_TYPES)
 KEY = ("source", "source_table")
 Position = tuple[int, ...]
 Stored = tuple[Position, int | None]  # the last applied position and change number
@@ -62,11 +70,8 @@ class Positions:
         """``name`` is the option's value (validated here)."""
         self.dialect = dialect
         self.name = name
-        try:
-            self.schema, self.table = dialect.split_name(name)
-            self.table_sql = dialect.table_sql(name)
-        except ValueError as exc:
-            raise ConfigError("apply_position_table", str(exc)) from None
+        self.own = OwnTable("apply_position_table", name, dialect)
+        self.table_sql = self.own.table_sql
         self._tconv: TimeConverter | None = None
         self._read = (
             f"SELECT {dialect.quote('source_table')}, {dialect.quote('position')}, "
@@ -77,28 +82,7 @@ class Positions:
 
     def ensure(self, conn: Any, cfg: OutputConfig, log: logging.Logger) -> None:
         """Create the table when missing (outside the flush transaction)."""
-        t = self.dialect.caps.types
-        coldefs = [
-            ("source", t["string"]),
-            ("source_table", t["string"]),
-            ("position", t["string"]),
-            ("lsn", t["string"]),
-            ("pos", t["int"]),
-            ("seq", t["int"]),
-            ("applied_at", t["timestamp"]),
-        ]
-        types = ensure_table(
-            conn,
-            self.dialect,
-            self.schema,
-            self.table,
-            self.table_sql,
-            coldefs,
-            KEY,
-            cfg.replace(auto_create_table=True),
-            log,
-            option="apply_position_table",
-        )
+        types = self.own.ensure(conn, COLUMN_TYPES, KEY, cfg, log)
         self._tconv = TimeConverter(time_kind(types["applied_at"]), dt.timezone.utc)
 
     def read(self, cur: Any, source: str) -> dict[str, Stored]:

@@ -15,10 +15,10 @@ from typing import Any
 
 from flbsql.dialects import sql
 from flbsql.dialects.base import Column, Dialect
-from flbsql.errors import FlbSqlError, TerminalError
+from flbsql.errors import ConfigError, FlbSqlError, TerminalError
 from flbsql.settings import OutputConfig
 
-__all__ = ["OWN_TABLES", "ensure_table"]
+__all__ = ["OWN_TABLES", "OwnTable", "ensure_table"]
 
 #: The tables out_sql keeps for itself: a column a newer version needs is added.
 OWN_TABLES = frozenset({"dead_letter_table", "apply_position_table", "apply_parked_table"})
@@ -94,3 +94,39 @@ def ensure_table(
             "set auto_add_columns on, or set tag_column/time_column/json_column to none"
         )
     return {c: (by_name.get(c) or by_name[c.lower()]).type for c, _ in coldefs}
+
+
+class OwnTable:
+    """A table out_sql keeps for itself, named by ``option``: created on first use."""
+
+    def __init__(self, option: str, name: str, dialect: Dialect) -> None:
+        """Validate the name (a ConfigError naming ``option``); nothing connects."""
+        self.option, self.dialect = option, dialect
+        try:
+            self.schema, self.table = dialect.split_name(name)
+            self.table_sql = dialect.table_sql(name)
+        except ValueError as exc:
+            raise ConfigError(option, str(exc)) from None
+
+    def ensure(
+        self,
+        conn: Any,
+        columns: Sequence[tuple[str, str]],
+        key: Sequence[str],
+        cfg: OutputConfig,
+        log: logging.Logger,
+    ) -> dict[str, str]:
+        """Create it or add missing columns; ``columns``: (name, generic type) pairs."""
+        t = self.dialect.caps.types
+        return ensure_table(
+            conn,
+            self.dialect,
+            self.schema,
+            self.table,
+            self.table_sql,
+            [(c, t[generic]) for c, generic in columns],
+            key,
+            cfg.replace(auto_create_table=True),
+            log,
+            option=self.option,
+        )

@@ -34,6 +34,18 @@ values = st.recursive(
     max_leaves=12,
 )
 bodies = st.dictionaries(st.text(max_size=10).filter(lambda k: "\x00" not in k), values, max_size=9)
+# a chunk: (sec, nsec, body, v2 or v1 framing) per record; and its tag
+records = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=0xFFFFFFFD),
+        st.integers(min_value=0, max_value=999_999_999),
+        bodies,
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=20,
+)
+tags = st.text(max_size=20).filter(lambda t: "\x00" not in t)
 
 
 def event(sec: int, nsec: int, body: Any, v2: bool = True) -> bytes:
@@ -53,19 +65,7 @@ def python_rows(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=0xFFFFFFFD),
-            st.integers(min_value=0, max_value=999_999_999),
-            bodies,
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=20,
-    ),
-    st.text(max_size=20).filter(lambda t: "\x00" not in t),
-)
+@given(records, tags)
 def test_c_writes_the_bytes_of_the_python_path(
     records: list[tuple[int, int, dict[str, Any], bool]], tag: str
 ) -> None:
@@ -138,19 +138,7 @@ def python_tsv(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=0xFFFFFFFD),
-            st.integers(min_value=0, max_value=999_999_999),
-            bodies,
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=20,
-    ),
-    st.text(max_size=20).filter(lambda t: "\x00" not in t),
-)
+@given(records, tags)
 def test_c_writes_the_load_data_text_of_the_python_path(
     records: list[tuple[int, int, dict[str, Any], bool]], tag: str
 ) -> None:

@@ -133,6 +133,8 @@ long flbsql_pg_copy_default(const char *in, size_t len, const char *tag, size_t 
                             int jsonb, char *out, size_t cap, size_t *rows);
 long flbsql_tsv_default(const char *in, size_t len, const char *tag, size_t tag_len,
                         char *out, size_t cap, size_t *rows);
+long flbsql_lines_iso(const char *in, size_t len, const char *tag, size_t tag_len,
+                      char *out, size_t cap, size_t *rows);
 """,
     ),
     "flbsql.cdc.cpgoutput": (

@@ -1,7 +1,8 @@
 /*
  * pgcopy.c - a Fluent Bit chunk -> bulk rows of the default table shape (tag, time,
- * record as JSON), in C: PostgreSQL binary COPY rows (flbsql_pg_copy_default) and
- * MySQL/MariaDB LOAD DATA text (flbsql_tsv_default, at the end of this file).
+ * record as JSON), in C: PostgreSQL binary COPY rows (flbsql_pg_copy_default),
+ * MySQL/MariaDB LOAD DATA text (flbsql_tsv_default) and SQLite's time and JSON lines
+ * (flbsql_lines_iso), the last two at the end of this file.
  *
  * The output's hot path. In Python a chunk is decoded into dicts
  * (flbsql/events/decode.py), each record dumped to JSON by orjson
@@ -459,17 +460,20 @@ static void civil(int64_t z, int *y, unsigned *m, unsigned *d)
 }
 
 /* 'YYYY-MM-DD HH:MM:SS' and '.ffffff' when there is a fraction: Python's str(datetime). */
-static int utc_text(cx *c, uint32_t sec, uint32_t nsec)
+/* The time in UTC as text: "YYYY-MM-DD HH:MM:SS[.ffffff]" (MySQL DATETIME), or with
+ * iso: "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00" (Python's isoformat() of an aware UTC time,
+ * what the SQLite path writes into a TEXT column). The fraction only when nonzero. */
+static int utc_text(cx *c, uint32_t sec, uint32_t nsec, int iso)
 {
-    char buf[40];
+    char buf[48];
     int y, n;
     unsigned mo, d, us = nsec / 1000, sod = sec % 86400;
     civil((int64_t)(sec / 86400), &y, &mo, &d);
     if (y > 9999) return COPY_FALLBACK;
-    n = us ? snprintf(buf, sizeof buf, "%04d-%02u-%02u %02u:%02u:%02u.%06u", y, mo, d, sod / 3600,
-                      sod / 60 % 60, sod % 60, us)
-           : snprintf(buf, sizeof buf, "%04d-%02u-%02u %02u:%02u:%02u", y, mo, d, sod / 3600,
-                      sod / 60 % 60, sod % 60);
+    n = snprintf(buf, sizeof buf, "%04d-%02u-%02u%c%02u:%02u:%02u", y, mo, d, iso ? 'T' : ' ',
+                 sod / 3600, sod / 60 % 60, sod % 60);
+    if (us) n += snprintf(buf + n, sizeof buf - (size_t)n, ".%06u", us);
+    if (iso) n += snprintf(buf + n, sizeof buf - (size_t)n, "+00:00");
     return emit(c, buf, (size_t)n);
 }
 
@@ -490,7 +494,7 @@ long flbsql_tsv_default(const char *in, size_t len, const char *tag, size_t tag_
         size_t mark, slashes = 0, i, j;
         if ((rc = event_head(&c, &sec, &nsec))) return rc;
         if ((rc = emit(&c, tag, tag_len)) || (rc = emit(&c, "\t", 1))) return rc;
-        if ((rc = utc_text(&c, sec, nsec)) || (rc = emit(&c, "\t", 1))) return rc;
+        if ((rc = utc_text(&c, sec, nsec, 0)) || (rc = emit(&c, "\t", 1))) return rc;
         mark = c.w;
         if ((rc = json_value(&c, 0))) return rc;
         for (i = mark; i < c.w; i++) slashes += c.out[i] == '\\';
@@ -504,6 +508,32 @@ long flbsql_tsv_default(const char *in, size_t len, const char *tag, size_t tag_
             c.w += slashes;
         }
         c.out[c.w++] = '\n';
+        n++;
+    }
+    *rows = n;
+    return (long)c.w;
+}
+
+/*
+ * in: a chunk (tag unused: the caller binds it). Writes, per record, the time in UTC as
+ * ISO text NEWLINE the record as JSON (orjson's bytes) NEWLINE, and stores the row count
+ * in *rows: the caller splits the text on newlines (JSON text holds no raw newline) into
+ * the time and JSON columns of a (tag TEXT, time TEXT, data TEXT) SQLite table. Returns
+ * the bytes written, COPY_FALLBACK or COPY_NO_ROOM.
+ */
+long flbsql_lines_iso(const char *in, size_t len, const char *tag, size_t tag_len,
+                      char *out, size_t cap, size_t *rows)
+{
+    cx c = {(const unsigned char *)in, len, 0, (unsigned char *)out, 0, cap};
+    size_t n = 0;
+    int rc;
+    (void)tag;
+    (void)tag_len;
+    while (c.off < len) {
+        uint32_t sec, nsec;
+        if ((rc = event_head(&c, &sec, &nsec))) return rc;
+        if ((rc = utc_text(&c, sec, nsec, 1)) || (rc = emit(&c, "\n", 1))) return rc;
+        if ((rc = json_value(&c, 0)) || (rc = emit(&c, "\n", 1))) return rc;
         n++;
     }
     *rows = n;

@@ -8,11 +8,14 @@ input read while the output writes.
 from __future__ import annotations
 
 import decimal
+import itertools
 import sqlite3
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flbsql.conn.url import ConnectParams
 from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
+from flbsql.dialects.pgbinary import c_encode
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
 
 __all__ = ["DIALECT", "SQLiteDialect"]
@@ -30,6 +33,7 @@ class SQLiteDialect(Dialect):
         max_params=32766,
         upsert_style="on_conflict",
         enforces_length=False,
+        streaming=True,  # executemany consumes an iterator of rows as it goes
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
@@ -74,6 +78,25 @@ class SQLiteDialect(Dialect):
     def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
         """``executemany`` in the flush's one transaction."""
         return "executemany, one transaction per flush", None
+
+    def encode_chunk(
+        self, data: bytes | memoryview, tag: str, types: Sequence[str] | None, utc: bool = True
+    ) -> tuple[Iterable[Sequence[Any]], int] | None:
+        """A chunk for a (tag, time, data) table of TEXT columns, its rows built in C.
+
+        ``csrc/pgcopy.c`` ``flbsql_lines_iso`` writes each record's UTC time as ISO text
+        and its JSON on lines of their own, exactly what the Python path binds
+        (tests/unit/dialects/test_pgcopy.py); splitting the text gives both columns
+        without a Python step per row. None (the Python path) for another shape or zone,
+        or a chunk the C code does not take as is.
+        """
+        if not utc or types is None or [t.lower() for t in types] != ["text"] * 3:
+            return None
+        encoded = c_encode("flbsql_lines_iso", data, b"")
+        if encoded is None:
+            return None
+        lines = encoded[0].payload.decode("utf-8").split("\n")
+        return zip(itertools.repeat(tag), lines[0:-1:2], lines[1::2]), encoded[1]
 
     def is_disconnect(self, exc: BaseException) -> bool:
         """A closed handle or a vanished/corrupt file."""

@@ -161,3 +161,40 @@ def test_load_data_text_only_for_the_default_shape():
     got = mysqlload.encode_chunk(data, "a\tb\\c", ["text", "timestamp", "json"])
     assert got is not None
     assert got[0].payload == b'a\\tb\\\\c\t1970-01-01 00:00:01\t{"a":1}\n'
+
+
+# -- SQLite: time and JSON lines for executemany -----------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(records, tags)
+def test_c_gives_sqlite_the_rows_of_the_python_path(
+    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
+) -> None:
+    import datetime as dt
+
+    import orjson
+
+    from flbsql.dialects.sqlite import DIALECT
+    from flbsql.output.convert import TimeConverter
+
+    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
+    encoded = DIALECT.encode_chunk(data, tag, ["TEXT", "text", "text"])
+    assert encoded is not None
+    assert encoded[1] == len(records)
+    tconv = TimeConverter("text", dt.timezone.utc)
+    want = [(tag, tconv(s, n), orjson.dumps(b).decode()) for s, n, b, _ in records]
+    assert list(encoded[0]) == want
+
+
+def test_sqlite_rows_from_c_only_for_text_columns_in_utc():
+    from flbsql.dialects.sqlite import DIALECT
+
+    data = event(1, 0, {"a": "x\ny"})
+    assert DIALECT.encode_chunk(data, "t", ["text", "integer", "text"]) is None
+    assert DIALECT.encode_chunk(data, "t", ["text", "text", "text"], utc=False) is None
+    assert DIALECT.encode_chunk(data, "t", None) is None
+    assert DIALECT.encode_chunk(event(1, 0, {"a": b"\x00"}), "t", ["text"] * 3) is None
+    got = DIALECT.encode_chunk(data, "t", ["text"] * 3)
+    assert got is not None
+    assert list(got[0]) == [("t", "1970-01-01T00:00:01+00:00", '{"a":"x\\ny"}')]

@@ -32,6 +32,7 @@ void *shim_alloc(size_t n);
 CDEF = {
     "output": """
 int shim_flush_on_engine(void);
+int shim_output_workers(void *ins, int want);
 extern "Python" int py_output_init(void *api, void *ins, void **handle);
 extern "Python" int py_output_flush(void *ctx, const void *data, size_t size, const char *tag);
 extern "Python" int py_output_exit(void *ctx);

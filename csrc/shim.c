@@ -425,6 +425,89 @@ static struct executor *executor_get(void)
     return ex;
 }
 
+/* ------------------------------------------------------------------------- */
+/* default workers (docs/fluent-bit-abi.md section 8.2)                       */
+/* ------------------------------------------------------------------------- */
+
+/*
+ * Fluent Bit gives a proxy output no workers (flb_proxy_register_output copies only
+ * the flags), so its flushes hold the engine thread. Its own setter,
+ * flb_output_set_property(ins, "workers", v), is exported (ENABLE_EXPORTS) and stores
+ * the count in an int of the instance: run it on scratch memory to learn where, read the
+ * operator's count there, and only when it is 0 set ours, as a core plugin's `.workers`.
+ * The scratch instance points every field at a zeroed block (its config, its plugin,
+ * config->env), which is all the setter reads on its way to "workers" (4.1, 5.1).
+ */
+typedef int (*shim_set_prop_fn)(void *ins, const char *key, const char *val);
+
+#define SHIM_PROBE_BYTES (64u << 10)
+
+/* the offset of the count in an instance, or -1 */
+static long shim_probe_workers(shim_set_prop_fn set)
+{
+    void **scratch = malloc(SHIM_PROBE_BYTES), **pristine = malloc(SHIM_PROBE_BYTES);
+    void *zero = calloc(1, SHIM_PROBE_BYTES);
+    const char *vals[2] = {"1907", "2113"};
+    long found = -1;
+    size_t i, w, words = SHIM_PROBE_BYTES / sizeof(int);
+
+    if (!scratch || !pristine || !zero)
+        goto out;
+    for (i = 0; i < SHIM_PROBE_BYTES / sizeof(void *); i++)
+        pristine[i] = zero;
+    for (i = 0; i < 2; i++) {
+        long at = -1;
+        memcpy(scratch, pristine, SHIM_PROBE_BYTES);
+        if (set(scratch, "workers", vals[i]) != 0)
+            goto fail;
+        for (w = 0; w < words; w++) {   /* exactly one int changed, to the value */
+            if (((int *) scratch)[w] == ((int *) pristine)[w])
+                continue;
+            if (at >= 0 || ((int *) scratch)[w] != atoi(vals[i]))
+                goto fail;
+            at = (long) (w * sizeof(int));
+        }
+        if (at < 0 || (i == 1 && at != found))
+            goto fail;
+        found = at;
+    }
+    goto out;
+fail:
+    found = -1;
+out:
+    free(scratch);
+    free(pristine);
+    free(zero);
+    return found;
+}
+
+static long shim_workers_at = -2;   /* -2: not probed yet (Init runs on the main thread) */
+
+/*
+ * For Python, at Init: the instance's worker count, after setting it to `want` when the
+ * operator set none (0); -1 when this host does not let us read it.
+ */
+static int shim_output_workers(void *ins, int want)
+{
+    shim_set_prop_fn set = (shim_set_prop_fn) dlsym(RTLD_DEFAULT, "flb_output_set_property");
+    char buf[16];
+    int *count;
+
+    if (!set || !ins)
+        return -1;
+    if (shim_workers_at == -2)
+        shim_workers_at = shim_probe_workers(set);
+    if (shim_workers_at < 0)
+        return -1;
+    count = (int *) ((char *) ins + shim_workers_at);
+    if (*count == 0 && want > 0) {
+        snprintf(buf, sizeof(buf), "%d", want);
+        if (set(ins, "workers", buf) != 0 || *count != want)
+            return -1;
+    }
+    return *count;
+}
+
 CFFI_DLLEXPORT int FLBPluginInit(void *plugin)
 {
     struct flbgo_output_plugin *p = plugin;

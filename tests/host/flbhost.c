@@ -131,7 +131,7 @@ struct task { struct chunk *c; struct ins *out; int attempts, id; int64_t due; s
 static struct {
     int64_t stack, interval, first_delay, duration, retry_wait, grace, flush_ms, rb_ms;
     double retry_scale; int sched_base, sched_cap;
-    long stop_after; int log_level, def_size; const char *stats_file, *storage_path;
+    long stop_after; int log_level, def_size, no_setter; const char *stats_file, *storage_path;
     struct dso *dsos; struct ins *inputs, *outputs;
     pthread_mutex_t mu; pthread_cond_t cv;   /* engine lock: chunks, queues + lifecycle flags */
     struct task *rh, *rt, *retry;            /* ready FIFO, retry list */
@@ -721,6 +721,7 @@ static void *worker_main(void *arg)
 {
     struct wk w = *(struct wk *) arg; struct ins *o = w.o; free(arg);
     set_thread_name("flb-out-%s-w%i", o->name, w.k);
+    hlog(L_INFO, "[output:%s:%s] worker #%i started", o->sect, o->name, w.k);   /* flb_output_thread.c */
     pthread_mutex_lock(&G.mu);
     for (;;) {
         struct task *t = o->qh;
@@ -1129,11 +1130,26 @@ static int parse_level(const char *s)
     for (int i = 0; i < 6; i++) if (strcasecmp(s, n[i]) == 0) return i;
     return strcasecmp(s, "warning") == 0 ? L_WARN : -1;
 }
+static int set_property_of(struct ins *ins, int out, const char *k, const char *raw);
 static int set_property(struct ins *ins, const char *k, const char *raw)
+{
+    return set_property_of(ins, !ins->is_input, k, raw);
+}
+
+/*
+ * Exported as Fluent Bit exports its own (ENABLE_EXPORTS): out_sql probes it to find an
+ * output's worker count and sets one where the operator set none (docs/fluent-bit-abi.md
+ * section 8.2). Like Fluent Bit's, it reads nothing of the instance before "workers".
+ */
+int flb_output_set_property(struct ins *ins, const char *k, const char *v)
+{
+    return G.no_setter ? -1 : set_property_of(ins, 1, k, v);
+}
+
+static int set_property_of(struct ins *ins, int out, const char *k, const char *raw)
 {
     char *v = env_translate(raw);
     if (!*v) { free(v); v = NULL; }   /* "" is stored as NULL */
-    int out = !ins->is_input;
     if (key_is(k, "log_level")) {
         int l = v ? parse_level(v) : ins->log_level;
         free(v); if (l < 0) return -1;
@@ -1239,6 +1255,7 @@ static void usage(FILE *f)
         "  --storage-path DIR     storage.path: file chunks of storage.type filesystem inputs, backlog loaded at start\n"
         "  --log-level LEVEL      off|error|warn|info|debug|trace (info)\n"
         "  --def-size 32|40|48    emulate the Fluent Bit version's proxy def size (48)\n"
+        "  --setter on|off        off: the exported flb_output_set_property refuses (on)\n"
         "  --stats FILE           write final JSON stats (always printed as the last stdout line)\n"
         "  -h                     this help\n"
         "signals: SIGUSR1 pause inputs, SIGUSR2 resume, SIGINT/SIGTERM stop\n");
@@ -1297,6 +1314,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--stats")) G.stats_file = v;
         else if (!strcmp(a, "--log-level")) {
             if ((G.log_level = parse_level(v)) < 0) { fprintf(stderr, "flbhost: bad --log-level\n"); return 2; }
+        } else if (!strcmp(a, "--setter")) {
+            if (strcmp(v, "on") && strcmp(v, "off")) { fprintf(stderr, "flbhost: --setter must be on or off\n"); return 2; }
+            G.no_setter = !strcmp(v, "off");
         } else if (!strcmp(a, "--def-size")) {
             G.def_size = (int) num_arg(a, v);
             if (G.def_size != 32 && G.def_size != 40 && G.def_size != 48) { fprintf(stderr, "flbhost: --def-size must be 32, 40 or 48\n"); return 2; }

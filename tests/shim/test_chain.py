@@ -400,17 +400,31 @@ def test_metrics_and_background_thread_lines_reach_fluent_bits_logger(host, tmp_
     assert "rows_in=300" in lines[-1] and "rows_out=300" in lines[-1], lines[-1]
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_flushes_on_the_engine_thread_are_pointed_out_once(host, tmp_path, workers):
-    """Without `workers` Fluent Bit flushes a proxy output on its engine thread."""
+@pytest.mark.parametrize(
+    "workers, setter",
+    [
+        (None, "on"),  # none set: out_sql sets one worker itself
+        (2, "on"),  # the operator's count stands
+        (None, "off"),  # a host that refuses: the engine thread, said once
+    ],
+)
+def test_flushes_run_beside_the_engine_thread_unless_the_host_refuses(
+    host, tmp_path, workers, setter
+):
+    """Fluent Bit gives a proxy output no `workers`; out_sql sets 1 where none is set."""
     frames = write_frames(tmp_path / "f.bin", [event_v2({"i": i}) for i in range(5)])
     db = tmp_path / "o.db"
     extra = {"workers": workers} if workers else {}
     r = host.run(
-        "--flush", "0.05", "-i", "feed", *props(file=frames),
+        "--flush", "0.05", "--setter", setter,
+        "-i", "feed", *props(file=frames),
         "-o", "sql", *props(url=db, table="logs", **extra),
     )  # fmt: skip
     assert r.returncode == 0, r.log[-3000:]
     assert rows(db, "SELECT count(*) FROM logs") == [(5,)]
-    note = "flushes run on Fluent Bit's engine thread"
-    assert r.log.count(note) == (0 if workers else 1), r.log[-3000:]
+    chosen = "no `workers` set: flushes run on 1 worker thread beside Fluent Bit's engine"
+    assert r.log.count(chosen) == (1 if workers is None and setter == "on" else 0), r.log
+    engine = "flushes run on Fluent Bit's engine thread"
+    assert r.log.count(engine) == (1 if setter == "off" else 0), r.log[-3000:]
+    started = r.log.count("worker #")
+    assert started == (0 if setter == "off" else (workers or 1)), r.log[-3000:]

@@ -89,6 +89,7 @@ def _init_scoped(
             from flbsql.plugin.output import OutputPlugin
 
             plugin = OutputPlugin(parse("output", get), log)
+            plugin.choose_workers(lambda want: int(lib.shim_output_workers(ins, want)))
     except FlbSqlError as exc:
         log.error("init failed: %s", exc)
         return int(Outcome.ERROR)

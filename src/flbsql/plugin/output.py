@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flbsql.conn.connect import open_pool
 from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
-from flbsql.options import ENGINE_THREAD
+from flbsql.options import DEFAULT_WORKERS, DEFAULT_WORKERS_NOTE, ENGINE_THREAD
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.choose import open_writer
 from flbsql.settings import OutputConfig
@@ -63,13 +64,26 @@ class OutputPlugin:
         self.failures.succeeded()
         return outcome
 
+    def choose_workers(self, workers: Callable[[int], int]) -> None:
+        """At init: run flushes beside the engine thread unless the operator set ``workers``.
+
+        ``workers(want)`` is the instance's worker count after setting it to ``want`` when
+        it is 0 (``want`` 0: only read it), or -1 where the host does not say (then the
+        first flush tells the operator, :meth:`note_thread`). See
+        docs/fluent-bit-abi.md section 8.2.
+        """
+        if workers(0) != 0:  # the operator's count, or a host that does not say
+            return
+        if workers(DEFAULT_WORKERS) == DEFAULT_WORKERS:
+            self.log.info("%s", DEFAULT_WORKERS_NOTE)
+
     def note_thread(self, on_engine: bool) -> None:
         """Once, at the first flush: say so when flushes hold Fluent Bit's engine thread."""
         self.thread_noted = True
         if on_engine:
             self.log.info(
-                "%s (no `workers`: Fluent Bit gives an external plugin none by default); "
-                "set `workers 1` to run them beside it",
+                "%s (no `workers`, and this Fluent Bit does not let out_sql set one: "
+                "docs/fluent-bit-abi.md section 8.2); set `workers 1` to run them beside it",
                 ENGINE_THREAD,
             )
 

@@ -18,7 +18,7 @@ import pathlib
 import re
 
 from flbsql.errors import FlbSqlError
-from flbsql.options import CONSUMED_BY_FLUENT_BIT, ENGINE_THREAD, options_for
+from flbsql.options import CONSUMED_BY_FLUENT_BIT, DEFAULT_WORKERS_NOTE, options_for
 from flbsql.settings import InputConfig, OutputConfig, convert_value, parse
 from flbsql.tools import fbconfig
 
@@ -82,7 +82,7 @@ def check_file(
             problems.append(f"{where}: {exc}")
             continue
         if notes is not None and section.kind == "output" and "workers" not in values:
-            notes.append(f"{where}: no `workers`: {ENGINE_THREAD}; `workers 1` runs them beside it")
+            notes.append(f"{where}: {DEFAULT_WORKERS_NOTE}")
         if connect:
             login = _try_oidc(cfg)
             found: list[str] = []

@@ -93,8 +93,6 @@ _DEMO_CONF = """\
     columns      level=level, status=status:int, path=path, latency_ms=latency_ms:float
     json_column  extra
     dead_letter_table  events_rejected
-    # flushes beside Fluent Bit's engine thread, not on it (no workers by default)
-    workers      1
 """
 
 

@@ -1,4 +1,4 @@
-"""``workers 2`` on out_sql: two flush threads, every record exactly once."""
+"""Flush threads of out_sql: ``workers 2`` as set, one where none is set; every record once."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ pytestmark = [needs_fluent_bit, pytest.mark.fluentbit, pytest.mark.postgres]
 ROWS = 100_000
 
 
-def test_two_workers_write_every_record_exactly_once(fluent_bit, pg_db, tmp_path):
+@pytest.mark.parametrize("workers", [2, None])
+def test_workers_write_every_record_exactly_once(fluent_bit, pg_db, tmp_path, workers):
+    """``workers 2``: two threads. None set: out_sql sets one itself (fluent-bit-abi.md §8.2)."""
     src = source_table(pg_db, ROWS)
     sink = unique_table("workers")
     conf = fluent_bit.config(
         inputs=[
             {"name": "sql", "tag": "src", "url": pg_db.url, "table": src, "db": tmp_path / "pos.db"}
         ],
-        outputs=[{"name": "sql", "match": "*", "url": pg_db.url, "table": sink, "workers": 2}],
+        outputs=[
+            {"name": "sql", "match": "*", "url": pg_db.url, "table": sink}
+            | ({"workers": workers} if workers else {})
+        ],
         http=True,
     )
     run = fluent_bit.start(conf)
@@ -33,9 +38,12 @@ def test_two_workers_write_every_record_exactly_once(fluent_bit, pg_db, tmp_path
         assert run.stop() == 0, run.log()[-3000:]
     log = run.log()
     out = metrics["output"]["sql.0"]
-    print(f"\n{fluent_bit.version()}: {ROWS} rows in {took:.1f}s with 2 workers; output {out}")
+    print(f"\n{fluent_bit.version()}: {ROWS} rows in {took:.1f}s, workers {workers}; {out}")
     assert "Traceback" not in log and "[error]" not in log, log[-3000:]
-    for w in (0, 1):
+    for w in range(workers or 1):
         assert f"worker #{w} started" in log, log[-3000:]
+    assert f"worker #{workers or 1} started" not in log, log[-3000:]
+    assert ("no `workers` set: flushes run on 1 worker thread" in log) == (workers is None), log
+    assert "flushes run on Fluent Bit's engine thread" not in log, log[-3000:]
     assert key_counts(pg_db.url, sink) == (ROWS, ROWS)
     assert out["proc_records"] == ROWS and out["errors"] == 0 and out["retries"] == 0, out

@@ -225,7 +225,7 @@ def test_flbsql_check_shows_the_bulk_path(mysql_db, tmp_path):
     notes: list[str] = []
     assert check_file(conf, notes=notes) == []
     assert len(notes) == 2
-    assert "sql: no `workers` set: flushes run on 1 worker thread beside" in notes[0]
+    assert "sql: no `workers` set: flushes run on 2 worker threads beside" in notes[0]
     assert notes[1].endswith("sql: bulk path: LOAD DATA LOCAL INFILE from memory")
 
 

@@ -57,6 +57,10 @@ class Capabilities:
         empty_table: the statement that empties a table inside the flush transaction
             (``TRUNCATE TABLE`` where it is transactional, PostgreSQL; else ``DELETE FROM``:
             MySQL and Oracle commit a TRUNCATE implicitly, SQLite has none).
+        writers: the flush threads (``workers``) out_sql sets where the operator set none
+            (docs/fluent-bit-abi.md section 8.2): two for a server, so one flush's
+            encoding and sending overlap the other's work in the server; one for SQLite,
+            which has one writer at a time.
         local_time_rule: how the database reads a naive local time that a DST change
             repeats or skips (:func:`flbsql.timestamps.localize`): ``postgresql`` or
             ``earlier``; the ``time_zone_ambiguous database`` default.
@@ -88,6 +92,7 @@ class Capabilities:
     batch_errors: bool = False
     default_port: int | None = None
     local_time_rule: str = "earlier"
+    writers: int = 2
     empty_table: str = "DELETE FROM"
     types: dict[str, str] = dataclasses.field(
         default_factory=lambda: {

@@ -34,6 +34,7 @@ class SQLiteDialect(Dialect):
         upsert_style="on_conflict",
         enforces_length=False,
         streaming=True,  # executemany consumes an iterator of rows as it goes
+        writers=1,  # one writer at a time: a second flush thread only waits for the lock
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",

@@ -20,29 +20,29 @@ from flbsql.options.output import OUTPUT_OPTIONS
 __all__ = [
     "BOTH",
     "CONSUMED_BY_FLUENT_BIT",
-    "DEFAULT_WORKERS",
-    "DEFAULT_WORKERS_NOTE",
     "ENGINE_THREAD",
     "INPUT",
     "MODES",
     "OPTIONS",
     "OUTPUT",
     "Option",
+    "default_workers_note",
     "options_for",
 ]
 
 OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 
-# Worker threads out_sql sets for its flushes where the operator set no `workers`
-# (Fluent Bit gives an external plugin none; docs/fluent-bit-abi.md section 8.2). One: a
-# flush is one transaction on one connection, and one thread beside the engine already
-# takes the database's wait off Fluent Bit's inputs; more mostly add lock waits on the
-# same table (SQLite has one writer).
-DEFAULT_WORKERS = 1
-DEFAULT_WORKERS_NOTE = (
-    f"no `workers` set: flushes run on {DEFAULT_WORKERS} worker thread beside Fluent Bit's "
-    "engine (Fluent Bit gives an external plugin none; `workers` sets another count)"
-)
+
+# what out_sql says where the operator set no `workers` and it set `count` itself
+# (Fluent Bit gives an external plugin none; docs/fluent-bit-abi.md section 8.2)
+def default_workers_note(count: int) -> str:
+    """The line for ``count`` flush threads chosen by out_sql (its log, ``flbsql check``)."""
+    return (
+        f"no `workers` set: flushes run on {count} worker thread{'s' if count > 1 else ''} "
+        "beside Fluent Bit's engine (Fluent Bit gives an external plugin none; `workers` "
+        "sets another count)"
+    )
+
 
 # what an sql output costs where the host does not let out_sql set a worker: said once
 ENGINE_THREAD = (

@@ -18,7 +18,7 @@ import pathlib
 import re
 
 from flbsql.errors import FlbSqlError
-from flbsql.options import CONSUMED_BY_FLUENT_BIT, DEFAULT_WORKERS_NOTE, options_for
+from flbsql.options import CONSUMED_BY_FLUENT_BIT, default_workers_note, options_for
 from flbsql.settings import InputConfig, OutputConfig, convert_value, parse
 from flbsql.tools import fbconfig
 
@@ -82,7 +82,7 @@ def check_file(
             problems.append(f"{where}: {exc}")
             continue
         if notes is not None and section.kind == "output" and "workers" not in values:
-            notes.append(f"{where}: {DEFAULT_WORKERS_NOTE}")
+            notes.append(f"{where}: {default_workers_note(_writers(cfg))}")
         if connect:
             login = _try_oidc(cfg)
             found: list[str] = []
@@ -175,6 +175,14 @@ def validate_as_init(cfg: InputConfig | OutputConfig) -> None:
         from flbsql.input.spec import validate as validate_poll
 
         validate_poll(cfg, get_dialect(parse_url(cfg.url or "").dialect))
+
+
+def _writers(cfg: OutputConfig) -> int:
+    """The flush threads the output sets where no `workers` is (plugin/output.py)."""
+    from flbsql.conn.url import parse_url
+    from flbsql.dialects import get_dialect
+
+    return 1 if cfg.apply != "off" else get_dialect(parse_url(cfg.url or "").dialect).caps.writers
 
 
 def _try_oidc(cfg: InputConfig | OutputConfig) -> list[str]:

@@ -143,6 +143,18 @@ static int json_str(cx *c, const unsigned char *s, size_t n)
     return 0;
 }
 
+/* v in decimal at p, zero-padded to at least width digits; returns the length. The hot
+ * path's numbers (ints, a double's digits, times) go through here, not snprintf. */
+static int put_dec(char *p, uint64_t v, int width)
+{
+    char t[24];
+    int n = 0, i;
+    do { t[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n < width) t[n++] = '0';
+    for (i = 0; i < n; i++) p[i] = t[n - 1 - i];
+    return n;
+}
+
 /* True when m * 10^e reads back as d. */
 static int reads_back(uint64_t m, int e, double d)
 {
@@ -224,7 +236,7 @@ static int json_double(cx *c, double d)
     if (d < 0) { out[o++] = '-'; d = -d; }
     nd = shortest(d, &m, &exp10);
     if (nd == 0) return COPY_FALLBACK;
-    snprintf(digits, sizeof digits, "%0*llu", nd, (unsigned long long)m);
+    put_dec(digits, m, nd);
     while (nd > 1 && digits[nd - 1] == '0') nd--;
     kk = exp10 + 1; /* 10^(kk-1) <= d < 10^kk */
     if (kk <= 16 && kk >= nd) {                            /* 1234e7 -> 12340000000.0 */
@@ -252,8 +264,9 @@ static int json_double(cx *c, double d)
 static int json_int(cx *c, int neg, uint64_t u)
 {
     char buf[24];
-    int n = neg ? snprintf(buf, sizeof buf, "%lld", (long long)u)
-                : snprintf(buf, sizeof buf, "%llu", (unsigned long long)u);
+    int n = 0;
+    if (neg) { buf[n++] = '-'; u = (uint64_t)0 - u; }   /* u held the int64's bits */
+    n += put_dec(buf + n, u, 1);
     return emit(c, buf, (size_t)n);
 }
 
@@ -465,16 +478,25 @@ static void civil(int64_t z, int *y, unsigned *m, unsigned *d)
  * what the SQLite path writes into a TEXT column). The fraction only when nonzero. */
 static int utc_text(cx *c, uint32_t sec, uint32_t nsec, int iso)
 {
-    char buf[48];
-    int y, n;
+    char buf[48], *p = buf;
+    int y;
     unsigned mo, d, us = nsec / 1000, sod = sec % 86400;
     civil((int64_t)(sec / 86400), &y, &mo, &d);
-    if (y > 9999) return COPY_FALLBACK;
-    n = snprintf(buf, sizeof buf, "%04d-%02u-%02u%c%02u:%02u:%02u", y, mo, d, iso ? 'T' : ' ',
-                 sod / 3600, sod / 60 % 60, sod % 60);
-    if (us) n += snprintf(buf + n, sizeof buf - (size_t)n, ".%06u", us);
-    if (iso) n += snprintf(buf + n, sizeof buf - (size_t)n, "+00:00");
-    return emit(c, buf, (size_t)n);
+    if (y < 0 || y > 9999) return COPY_FALLBACK;
+    p += put_dec(p, (uint64_t)y, 4);
+    *p++ = '-';
+    p += put_dec(p, mo, 2);
+    *p++ = '-';
+    p += put_dec(p, d, 2);
+    *p++ = iso ? 'T' : ' ';
+    p += put_dec(p, sod / 3600, 2);
+    *p++ = ':';
+    p += put_dec(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p += put_dec(p, sod % 60, 2);
+    if (us) { *p++ = '.'; p += put_dec(p, us, 6); }
+    if (iso) { memcpy(p, "+00:00", 6); p += 6; }
+    return emit(c, buf, (size_t)(p - buf));
 }
 
 /*

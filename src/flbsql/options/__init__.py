@@ -35,6 +35,15 @@ OPTIONS: tuple[Option, ...] = CONNECTION + OUTPUT_OPTIONS + INPUT_OPTIONS
 
 # what out_sql says where the operator set no `workers` and it set `count` itself
 # (Fluent Bit gives an external plugin none; docs/fluent-bit-abi.md section 8.2)
+def default_workers(apply: str, writers: int) -> int:
+    """The flush threads out_sql sets where the operator set no ``workers``.
+
+    ``writers`` is the dialect's own count (``Capabilities.writers``); an apply output
+    runs one flush at a time (output/apply.py), so one thread is enough.
+    """
+    return 1 if apply != "off" else writers
+
+
 def default_workers_note(count: int) -> str:
     """The line for ``count`` flush threads chosen by out_sql (its log, ``flbsql check``)."""
     return (

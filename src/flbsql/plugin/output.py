@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flbsql.conn.connect import open_pool
 from flbsql.failures import FailureLog
 from flbsql.metrics import Metrics
-from flbsql.options import ENGINE_THREAD, default_workers_note
+from flbsql.options import ENGINE_THREAD, default_workers, default_workers_note
 from flbsql.outcome import Outcome, to_outcome
 from flbsql.output.choose import open_writer
 from flbsql.settings import OutputConfig
@@ -74,8 +74,7 @@ class OutputPlugin:
         """
         if workers(0) != 0:  # the operator's count, or a host that does not say
             return
-        # an apply output runs one flush at a time (output/apply.py): one thread is enough
-        want = 1 if self.cfg.apply != "off" else self.pool.dialect.caps.writers
+        want = default_workers(self.cfg.apply, self.pool.dialect.caps.writers)
         if workers(want) == want:
             self.log.info("%s", default_workers_note(want))
 

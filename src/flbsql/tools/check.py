@@ -18,7 +18,12 @@ import pathlib
 import re
 
 from flbsql.errors import FlbSqlError
-from flbsql.options import CONSUMED_BY_FLUENT_BIT, default_workers_note, options_for
+from flbsql.options import (
+    CONSUMED_BY_FLUENT_BIT,
+    default_workers,
+    default_workers_note,
+    options_for,
+)
 from flbsql.settings import InputConfig, OutputConfig, convert_value, parse
 from flbsql.tools import fbconfig
 
@@ -81,7 +86,7 @@ def check_file(
         except FlbSqlError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        if notes is not None and section.kind == "output" and "workers" not in values:
+        if notes is not None and isinstance(cfg, OutputConfig) and "workers" not in values:
             notes.append(f"{where}: {default_workers_note(_writers(cfg))}")
         if connect:
             login = _try_oidc(cfg)
@@ -182,7 +187,7 @@ def _writers(cfg: OutputConfig) -> int:
     from flbsql.conn.url import parse_url
     from flbsql.dialects import get_dialect
 
-    return 1 if cfg.apply != "off" else get_dialect(parse_url(cfg.url or "").dialect).caps.writers
+    return default_workers(cfg.apply, get_dialect(parse_url(cfg.url or "").dialect).caps.writers)
 
 
 def _try_oidc(cfg: InputConfig | OutputConfig) -> list[str]:

@@ -138,6 +138,9 @@ def test_provider_to_vault_to_database_under_load(host, vault, cluster, chain, t
                 table="t",
                 retry_limit="no_limits",
                 log_level="debug",
+                # one flush at a time: the PACE of each flush is what makes the
+                # writing last SECONDS (two workers would halve it)
+                workers="1",
                 **{
                     "oidc.issuer": idp.issuer,
                     "oidc.client_id": "flbsql",

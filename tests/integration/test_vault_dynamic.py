@@ -119,6 +119,9 @@ def test_rotation_under_continuous_writes_loses_nothing_and_logs_no_secret(
                 table="t",
                 retry_limit="no_limits",
                 log_level="debug",
+                # one flush at a time: the PACE of each flush is what makes the
+                # writing last SECONDS (two workers would halve it)
+                workers="1",
                 **{
                     "vault.address": vault.address,
                     "vault.auth": "approle",

@@ -3,7 +3,7 @@
 The provider, OpenBao's jwt auth and the database role come from
 tests/integration/test_oidc_vault_dynamic.py (access tokens, Vault tokens and database
 credentials all live ``FLBSQL_SOAK_TTL`` seconds, default 10). A feeder inserts rows
-into a source table for ``FLBSQL_SOAK_SECONDS`` (default 45); in_sql reads them and
+into a source table for ``FLBSQL_SOAK_SECONDS`` (default 30); in_sql reads them and
 out_sql writes them with the credentials that chain yields, configured with the
 ``oidc.*`` options alone (no token file). Settings the case needs, and why: the
 ``oidc.*`` and ``vault.*`` options (the subject), ``retry_limit no_limits`` (a flush

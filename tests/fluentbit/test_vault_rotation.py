@@ -5,7 +5,7 @@ The cluster, the database secrets engine (role ``writer``, lease TTL
 tests/integration/test_vault_dynamic.py: every Vault-issued password is captured in
 a side table, every row records ``current_user``, and revocation kills the expired
 role's sessions and drops it. A feeder inserts rows into a source table for
-``FLBSQL_ROTATION_SECONDS`` (default 40); in_sql reads them and out_sql writes them
+``FLBSQL_ROTATION_SECONDS`` (default 30); in_sql reads them and out_sql writes them
 with the dynamic credentials. Settings the case needs, and why: the ``vault.*``
 options (the subject of the test), ``retry_limit no_limits`` (a flush that races a
 revocation is retried, never dropped after Fluent Bit's single default retry), and

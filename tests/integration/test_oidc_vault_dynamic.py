@@ -8,7 +8,7 @@ credentials of a throwaway PostgreSQL cluster (scram-sha-256 for every role but
 (no token file) and writes under continuous load while the access tokens, the Vault
 tokens made from them and the database users all expire and are replaced.
 
-``FLBSQL_SOAK_SECONDS`` (default 45) is how long the output writes and
+``FLBSQL_SOAK_SECONDS`` (default 30) is how long the output writes and
 ``FLBSQL_SOAK_TTL`` (default 10) both the access-token lifetime and the database
 credential TTL (the Vault token lives as long as the access token). The issue's
 acceptance run is ``FLBSQL_SOAK_SECONDS=180 FLBSQL_SOAK_TTL=30``. Every record must
@@ -37,7 +37,7 @@ pytestmark = [
     pytest.mark.chaos,
 ]
 
-SECONDS = float(os.environ.get("FLBSQL_SOAK_SECONDS", "45"))
+SECONDS = float(os.environ.get("FLBSQL_SOAK_SECONDS", "30"))
 TTL = int(os.environ.get("FLBSQL_SOAK_TTL", "10"))
 PACE = 0.04  # seconds each INSERT statement sleeps server-side: a steady write rate
 RECS = 10

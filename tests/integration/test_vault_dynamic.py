@@ -7,7 +7,7 @@ records ``current_user`` for every row, so the rotations are counted from the da
 itself. Vault's revocation terminates the expired role's sessions and drops it, so
 a pool that kept an old connection would fail.
 
-``FLBSQL_ROTATION_SECONDS`` (default 40) is how long the output writes and
+``FLBSQL_ROTATION_SECONDS`` (default 30) is how long the output writes and
 ``FLBSQL_ROTATION_TTL`` (default 10) the lease TTL; the acceptance run is
 ``FLBSQL_ROTATION_SECONDS=180 FLBSQL_ROTATION_TTL=30``. Every Vault-issued password is
 captured (the creation statement stores it in a side table) and the host's whole
@@ -27,7 +27,7 @@ from tests.fix_vault import database_role
 
 pytestmark = [pytest.mark.vault, pytest.mark.postgres, pytest.mark.shim, pytest.mark.chaos]
 
-SECONDS = float(os.environ.get("FLBSQL_ROTATION_SECONDS", "40"))
+SECONDS = float(os.environ.get("FLBSQL_ROTATION_SECONDS", "30"))
 TTL = int(os.environ.get("FLBSQL_ROTATION_TTL", "10"))
 RENEW_BEFORE = 0.33
 PACE = 0.04  # seconds each INSERT/COPY statement sleeps server-side: a steady write rate

@@ -1,7 +1,8 @@
 """SIGKILL of the test host during an OUTPUT stream, then replay until it completes.
 
 The feed is ``CHUNKS`` chunks of ``PER_CHUNK`` records, each record with a unique
-``id`` and the number of its ``chunk``; ``out_sql`` writes them with ``workers 2``.
+``id`` and the number of its ``chunk``; ``out_sql`` writes them with ``workers 2``
+into PostgreSQL, MariaDB and a SQLite file (two writers on one file).
 The host is killed with SIGKILL ``KILLS`` times at random moments (some at a random
 delay after the start, during Init or the re-sent chunks, the others once the
 table has grown by a random amount, i.e. mid-stream). After every kill:
@@ -72,7 +73,8 @@ SABOTAGE_CODE = {
         from flbsql.dialects import mysql, postgresql
         _create = s.create_table
         s.create_table = lambda d, t, c, unique=(): _create(d, t, c, ())  # BUG on purpose
-        for cls in (postgresql.PostgreSQLDialect, mysql.MySQLDialect):
+        from flbsql.dialects import sqlite
+        for cls in (postgresql.PostgreSQLDialect, mysql.MySQLDialect, sqlite.SQLiteDialect):
             cls.upsert = lambda self, cur, t, cols, rows, key, update, types=None: (
                 self.bulk_insert(cur, t, cols, rows, types))
     """,
@@ -88,10 +90,11 @@ SABOTAGE_CAUGHT_BY = {
     params=[
         pytest.param("pg_db", marks=pytest.mark.postgres, id="postgresql"),
         pytest.param("mysql_db", marks=pytest.mark.mysql, id="mysql"),
+        pytest.param("sqlite_db", marks=pytest.mark.sqlite, id="sqlite"),
     ]
 )
 def db(request: pytest.FixtureRequest) -> fix_db.TestDB:
-    """The session database of each server dialect."""
+    """The session database of each server dialect, and a SQLite file."""
     found: fix_db.TestDB = request.getfixturevalue(request.param)
     return found
 
@@ -131,8 +134,13 @@ class Table:
 
     def exists(self) -> bool:
         """The output has created the table (a kill may come before it does)."""
-        schema = "DATABASE()" if self.db.dialect == "mysql" else "CURRENT_SCHEMA"
         cur = self._cur()
+        if self.db.dialect == "sqlite":
+            cur.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (self.name,)
+            )
+            return int(cur.fetchone()[0]) > 0
+        schema = "DATABASE()" if self.db.dialect == "mysql" else "CURRENT_SCHEMA"
         cur.execute(
             "SELECT COUNT(*) FROM information_schema.tables "
             f"WHERE table_schema = {schema} AND table_name = %s",

@@ -221,15 +221,22 @@ RUNS = [
 
 
 def _run_shards(host: Any, name: str, tmp_path: pathlib.Path, monkeypatch: Any) -> list[int]:
-    """Run the sharded example once per shard (0 to 3), each for some seconds: the ids."""
-    ids = []
+    """Run the sharded example as four instances at once (shards 0 to 3), as four Fluent
+    Bits would, each with its own state directory, for some seconds: the ids they sent."""
+    procs = []
     for shard in range(4):
-        monkeypatch.setenv("FLBSQL_SHARD", str(shard))
         work = tmp_path / f"shard{shard}"
         work.mkdir()
+        monkeypatch.setenv("FLBSQL_SHARD", str(shard))
+        monkeypatch.setenv("FLBSQL_STATE_DIR", str(work))
         # 7 s: MySQL reads a row once it is `settle` (5 s) old
-        result = host.run("--duration", "7000", *host_args(CONF / name, work, 0), timeout=60)
-        assert result.returncode == 0, result.log[-3000:]
+        args = host_args(CONF / name, work, 0)
+        with open(work / "host.log", "w") as log:
+            procs.append((work, host.start("--duration", "7000", *args, stderr=log)))
+    ids = []
+    for work, proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0, (work / "host.log").read_text()[-3000:]
         ids += [ev[1]["id"] for ev in sink_records(work / "stdout.bin")]
     return ids
 

@@ -75,7 +75,7 @@ sanitize: dev ## shim, host and the C speed-ups under ASan/UBSan, then their tes
 	rm -rf $(BUILD)/san/py && mkdir -p $(BUILD)/san/py && cp -r src/flbsql $(BUILD)/san/py/
 	rm -f $(BUILD)/san/py/flbsql/*/c*.so
 	FLBSQL_SANITIZE=1 $(VPY) csrc/build_shim.py --extensions $(BUILD)/san/py/flbsql
-	PYTHONPATH=$(BUILD)/san/py PYTHONMALLOC=malloc \
+	PYTHONPATH=$(BUILD)/san/py PYTHONMALLOC=malloc FLBSQL_EXAMPLES_SCALE=0.25 \
 	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTEST) -p no:cacheprovider tests/unit/events/test_frame.py \

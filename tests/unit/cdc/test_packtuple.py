@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from flbsql.cdc import packtuple
 from flbsql.cdc.packtuple import TuplePacker
 from flbsql.cdc.types import C_KINDS, Decoder, build_decoder
+from tests.fix_hypothesis import examples
 
 
 def decoder(oid: int, decimal: str = "string") -> Decoder:
@@ -82,7 +83,7 @@ def rows(draw: st.DrawFn) -> tuple[list[int], list[str | None]]:
     return oids, values
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(rows())
 def test_c_packs_what_the_python_decoders_give(row: tuple[list[int], list[str | None]]) -> None:
     oids, values = row

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from flbsql.dialects import pgbinary
 from flbsql.output.convert import dumps
 from flbsql.timestamps import EpochMicros
+from tests.fix_hypothesis import examples
 
 TYPES = ["text", "timestamp with time zone", "jsonb"]
 
@@ -64,7 +65,7 @@ def python_rows(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
     return b"".join(out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(records, tags)
 def test_c_writes_the_bytes_of_the_python_path(
     records: list[tuple[int, int, dict[str, Any], bool]], tag: str
@@ -105,7 +106,7 @@ def test_only_the_default_table_shape() -> None:
     assert pgbinary.encode_chunk(data, "t", None) is None
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(
     st.floats()
     | st.integers(min_value=0, max_value=2**64 - 1).map(
@@ -137,7 +138,7 @@ def python_tsv(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
     return mysqlload.tsv(rows, [False, False, False])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(records, tags)
 def test_c_writes_the_load_data_text_of_the_python_path(
     records: list[tuple[int, int, dict[str, Any], bool]], tag: str
@@ -166,7 +167,7 @@ def test_load_data_text_only_for_the_default_shape():
 # -- SQLite: time and JSON lines for executemany -----------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(records, tags)
 def test_c_gives_sqlite_the_rows_of_the_python_path(
     records: list[tuple[int, int, dict[str, Any], bool]], tag: str

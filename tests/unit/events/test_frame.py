@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from flbsql.events import frame
 from flbsql.events.codec import header
 from flbsql.events.frame import Framer, frame_py
+from tests.fix_hypothesis import examples
 
 HEAD = header(1_700_000_000, 123_456_789)
 
@@ -49,7 +50,7 @@ def pages(draw: st.DrawFn) -> tuple[list[str], list[bool], list[tuple[object, ..
     return names, emit, rows
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(pages())
 def test_the_c_and_the_python_framer_give_the_bytes_of_a_dict_per_row(
     page: tuple[list[str], list[bool], list[tuple[object, ...]]],
@@ -91,7 +92,7 @@ def test_malformed_pages_are_refused_not_read_past_their_end(packed: bytes) -> N
         Framer(["a", "b"], [True, True]).frame(packed, 1, HEAD)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -27,6 +27,8 @@ after a kill; ``no-dedup`` creates the table without the unique key and writes p
 INSERTs, and the exactly-once check fails. ``test_each_sabotage_fails_its_check``
 runs each one and expects that check's own message, so a sabotage that stops
 sabotaging (a renamed function it patches, say) fails the suite.
+SQLite without ``columns`` (the default shape, whose rows come from C) has its own
+at-least-once test, and ``c-drops-row`` (the C path losing a record) shows it can fail.
 ``FLBSQL_CHAOS_SABOTAGE=<name>`` runs the two tests above under one sabotage, by hand.
 """
 
@@ -78,6 +80,17 @@ SABOTAGE_CODE = {
             cls.upsert = lambda self, cur, t, cols, rows, key, update, types=None: (
                 self.bulk_insert(cur, t, cols, rows, types))
     """,
+    "c-drops-row": """
+        import flbsql.dialects.sqlite as q
+        _encode = q.SQLiteDialect.encode_chunk
+        def encode_chunk(self, *args, **kwargs):
+            got = _encode(self, *args, **kwargs)
+            if got is None:
+                return None
+            rows, n = got
+            return list(rows)[:-1], n - 1  # BUG on purpose: the C path loses a record
+        q.SQLiteDialect.encode_chunk = encode_chunk
+    """,
 }
 # sabotage -> (unique_key?, the start of the message of the check it must fail)
 SABOTAGE_CAUGHT_BY = {
@@ -125,7 +138,13 @@ class Table:
 
     db: fix_db.TestDB
     name: str
+    default_shape: bool = False  # tag, time, the record as JSON in `data` (SQLite)
     _conn: Any = field(default=None, repr=False)
+
+    def _col(self, key: str) -> str:
+        if self.default_shape:
+            return f"json_extract({qt(self.db, 'data')}, '$.{key}')"
+        return qt(self.db, key)
 
     def _cur(self) -> Any:
         if self._conn is None:
@@ -162,15 +181,15 @@ class Table:
             return {}
         cur = self._cur()
         cur.execute(
-            f"SELECT {qt(self.db, 'chunk')}, COUNT(*) FROM {qt(self.db, self.name)} "
-            f"GROUP BY {qt(self.db, 'chunk')}"
+            f"SELECT {self._col('chunk')}, COUNT(*) FROM {qt(self.db, self.name)} "
+            f"GROUP BY {self._col('chunk')}"
         )
         return {int(c): int(n) for c, n in cur.fetchall()}
 
     def ids(self) -> list[int]:
         """Every stored id (with repeats)."""
         cur = self._cur()
-        cur.execute(f"SELECT {qt(self.db, 'id')} FROM {qt(self.db, self.name)}")
+        cur.execute(f"SELECT {self._col('id')} FROM {qt(self.db, self.name)}")
         return [int(r[0]) for r in cur.fetchall()]
 
     def close(self) -> None:
@@ -206,14 +225,16 @@ def _start(
     env: dict[str, str],
     unique: bool,
     log: Any,
+    default_shape: bool = False,
 ) -> subprocess.Popen[str]:
     p: dict[str, Any] = {
         "url": db.url,
         "table": table,
-        "columns": "id=id:int,chunk=chunk:int",
         "workers": 2,
         "retry_limit": "no_limits",
     }
+    if not default_shape:
+        p["columns"] = "id=id:int,chunk=chunk:int"
     if unique:
         p["unique_key"] = "id"
     if env.get("FLBSQL_T_SABOTAGE") == "split-commit":
@@ -247,17 +268,23 @@ def _check_atomic(table: Table, unique: bool, when: str) -> dict[int, int]:
 
 
 def _kill_and_replay(
-    host: Host, db: fix_db.TestDB, frames: Any, env: dict[str, str], tmp_path: Any, unique: bool
+    host: Host,
+    db: fix_db.TestDB,
+    frames: Any,
+    env: dict[str, str],
+    tmp_path: Any,
+    unique: bool,
+    default_shape: bool = False,
 ) -> tuple[Table, list[dict[str, Any]], dict[str, Any]]:
     """KILLS runs killed at random moments, each followed by the atomicity check; a replay."""
-    table = Table(db, unique_table("okill"))
+    table = Table(db, unique_table("okill"), default_shape)
     rng = random.Random(f"{db.dialect}-{unique}")
     kills: list[dict[str, Any]] = []
     try:
         for k in range(KILLS):
             before = table.rows()
             with open(tmp_path / f"host{k}.log", "w") as log:
-                proc = _start(host, db, table.name, frames, env, unique, log)
+                proc = _start(host, db, table.name, frames, env, unique, log, default_shape)
             start = time.monotonic()
             if k % 3 == 0:  # any moment: Init, re-sent chunks, new ones
                 mode = "time"
@@ -290,7 +317,7 @@ def _kill_and_replay(
                 }
             )
         with open(tmp_path / "final.log", "w") as log:
-            proc = _start(host, db, table.name, frames, env, unique, log)
+            proc = _start(host, db, table.name, frames, env, unique, log, default_shape)
             out, _ = proc.communicate(timeout=180)
         stats: dict[str, Any] = next(
             (json.loads(ln) for ln in reversed(out.splitlines()) if ln.startswith("{")), {}
@@ -336,7 +363,36 @@ def test_sigkill_during_idempotent_output_then_replay_gives_every_id_once(
 
 def test_sigkill_without_unique_key_is_at_least_once(host, db, frames, env, tmp_path):
     """Without a key, re-delivered chunks that had committed are written again, whole."""
-    table, kills, stats = _kill_and_replay(host, db, frames, env, tmp_path, unique=False)
+    _check_at_least_once(*_kill_and_replay(host, db, frames, env, tmp_path, unique=False))
+
+
+@pytest.mark.sqlite
+def test_sigkill_during_sqlites_default_shape_is_at_least_once_in_whole_chunks(
+    host, sqlite_db, frames, env, tmp_path
+):
+    """No ``columns``: tag, time and the record as JSON, which SQLite gets from C
+    (``csrc/pgcopy.c`` ``flbsql_lines_iso``); the same whole-chunk guarantee."""
+    _check_at_least_once(
+        *_kill_and_replay(host, sqlite_db, frames, env, tmp_path, unique=False, default_shape=True)
+    )
+
+
+@pytest.mark.sqlite
+def test_the_default_shape_check_catches_a_c_path_that_loses_a_record(
+    host, sqlite_db, frames, tmp_path
+):
+    """The test above can fail on that path: a C encoder that drops a record is caught."""
+    env = sabotage_env(tmp_path, "c-drops-row")
+    with pytest.raises(AssertionError, match="chunks written in part") as caught:
+        table, _, _ = _kill_and_replay(
+            host, sqlite_db, frames, env, tmp_path, unique=False, default_shape=True
+        )
+        table.close()
+    print(f"\nsqlite default shape, c-drops-row: {str(caught.value).splitlines()[0][:120]}")
+
+
+def _check_at_least_once(table: Table, kills: list[dict[str, Any]], stats: dict[str, Any]) -> None:
+    db = table.db
     try:
         counts = _check_atomic(table, False, "after the final replay")
         ids = table.ids()

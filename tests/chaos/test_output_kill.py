@@ -72,10 +72,9 @@ SABOTAGE_CODE = {
     """,
     "no-dedup": """
         import flbsql.dialects.sql as s
-        from flbsql.dialects import mysql, postgresql
+        from flbsql.dialects import mysql, postgresql, sqlite
         _create = s.create_table
         s.create_table = lambda d, t, c, unique=(): _create(d, t, c, ())  # BUG on purpose
-        from flbsql.dialects import sqlite
         for cls in (postgresql.PostgreSQLDialect, mysql.MySQLDialect, sqlite.SQLiteDialect):
             cls.upsert = lambda self, cur, t, cols, rows, key, update, types=None: (
                 self.bulk_insert(cur, t, cols, rows, types))

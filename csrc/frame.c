@@ -6,7 +6,8 @@
  * re-frames those bytes: every row array becomes `head` + a map header + for each
  * emitted column its packed key followed by the column's packed value, copied as
  * is. Nothing is decoded or re-encoded; values are only skipped over to find their
- * length. flbsql/events/frame.py is the Python side and holds the same algorithm in
+ * length, except that a column marked FRAME_UNQUOTE loses the quotes of a JSON
+ * string literal (a timestamp the server rendered with to_json). flbsql/events/frame.py is the Python side and holds the same algorithm in
  * Python (the fallback and the test oracle).
  *
  * Built as the cffi extension module flbsql.events.cframe (csrc/build_shim.py).
@@ -17,6 +18,7 @@
 
 #define FRAME_MALFORMED (-1)
 #define FRAME_NO_ROOM (-2)
+#define FRAME_UNQUOTE 2 /* emit[c]: the column's strings are JSON string literals */
 
 static uint32_t be16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 
@@ -114,6 +116,64 @@ static int skip_object(const unsigned char *in, size_t len, size_t *off)
     return 0;
 }
 
+/*
+ * Copy the packed value v (n bytes) to out; a string that is a JSON string literal
+ * without escapes ("2024-05-01T12:00:00+00:00", as PostgreSQL's to_json renders a
+ * timestamp) is written without its quotes. Anything else is copied as it is. The
+ * result is never longer than the value. Returns the bytes written.
+ */
+static size_t unquote(const unsigned char *v, size_t n, unsigned char *out)
+{
+    size_t hl, len;
+
+    if (v[0] >= 0xa0 && v[0] <= 0xbf) {
+        hl = 1;
+    }
+    else if (v[0] == 0xd9) {
+        hl = 2;
+    }
+    else if (v[0] == 0xda) {
+        hl = 3;
+    }
+    else if (v[0] == 0xdb) {
+        hl = 5;
+    }
+    else {
+        hl = 0;
+    }
+    len = hl ? n - hl : 0;
+    if (len < 2 || v[hl] != '"' || v[n - 1] != '"' || memchr(v + hl, '\\', len) != NULL) {
+        memcpy(out, v, n);
+        return n;
+    }
+    len -= 2;
+    if (len < 32) {
+        out[0] = (unsigned char)(0xa0 | len);
+        hl = 1;
+    }
+    else if (len <= 0xff) {
+        out[0] = 0xd9;
+        out[1] = (unsigned char)len;
+        hl = 2;
+    }
+    else if (len <= 0xffff) {
+        out[0] = 0xda;
+        out[1] = (unsigned char)(len >> 8);
+        out[2] = (unsigned char)(len & 0xff);
+        hl = 3;
+    }
+    else {
+        out[0] = 0xdb;
+        out[1] = (unsigned char)(len >> 24);
+        out[2] = (unsigned char)((len >> 16) & 0xff);
+        out[3] = (unsigned char)((len >> 8) & 0xff);
+        out[4] = (unsigned char)(len & 0xff);
+        hl = 5;
+    }
+    memcpy(out + hl, v + (n - len - 1), len);
+    return hl + len;
+}
+
 /* The header of an array at in[*off]: its element count, or -1. */
 static long array_header(const unsigned char *in, size_t len, size_t *off)
 {
@@ -149,7 +209,8 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
  *           the time column's header, built by the database (input/encoding.py)
  * keys:     the packed keys of the emitted columns, concatenated, in column order
  * key_len:  the length of each emitted column's key
- * emit:     per column, 1 when it goes into the map, 0 when it is skipped
+ * emit:     per column, 1 when it goes into the map, 0 when it is skipped, 2 when
+ *           it goes in and a JSON string literal in it loses its quotes (unquote)
  * tail:     packed key/value pairs added to every map after the columns (`ntail`
  *           pairs: the input's table_key field), or tail_len 0
  * offs:     room for ncols + 1 offsets (scratch)
@@ -237,6 +298,10 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
             w += key_len[k];
             key += key_len[k];
             k++;
+            if (emit[c] == FRAME_UNQUOTE) {
+                w += unquote(in + offs[c], n, out + w);
+                continue;
+            }
             memcpy(out + w, in + offs[c], n);
             w += n;
         }

@@ -6,10 +6,9 @@ name. :class:`Dialect` is the whole contract between the generic code and a
 database: every hook the writer, the table setup, the dead letters and the reader
 call is declared here, with an ANSI default where one exists. A dialect module
 overrides only what is really driver- or server-specific: connecting, pinging,
-recognising a disconnect, classifying an error, introspection queries, and the
-bulk path. SQLAlchemy's ``mssql/pymssql.py`` and dlt's ``_raw_capabilities`` are
-the models. Imports go one way: capabilities, dbapi <- sql (statement builder) <-
-base <- one module per database.
+recognising a disconnect, classifying an error, introspection queries, and the bulk
+path. SQLAlchemy's ``mssql/pymssql.py`` and dlt's ``_raw_capabilities`` are the
+models. Imports go one way: capabilities, dbapi <- sql <- base <- one per database.
 """
 
 from __future__ import annotations
@@ -333,8 +332,9 @@ class Dialect:
     def input_select_expr(self, quoted: str, db_type: str) -> str | None:
         """SQL that makes the server render a column as its event value, or None.
 
-        Only for values the server formats faster than Python does, with the same
-        meaning as :mod:`flbsql.input.encoding` gives them; never used for order columns.
+        Only for values the server formats faster than Python does, with the same meaning
+        as :mod:`flbsql.input.encoding` gives them, as a JSON string literal whose quotes
+        the encoder drops (``csrc/frame.c``); never used for order columns.
         """
         return None
 

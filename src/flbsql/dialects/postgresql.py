@@ -293,12 +293,12 @@ class PostgreSQLDialect(Dialect):
     def input_select_expr(self, quoted: str, db_type: str) -> str | None:
         """A timestamptz as ISO-8601 text rendered by the server (``to_json``).
 
-        ``2024-05-01T12:00:00.123+00:00``: the session zone's offset, fractional
-        seconds without trailing zeros. Building a datetime and calling isoformat()
-        per value was a quarter of the input's CPU per log row.
+        ``"2024-05-01T12:00:00.123+00:00"``: the session zone's offset, no trailing
+        zeros, quotes that the encoder drops. A datetime and isoformat() per value was a
+        quarter of the input's CPU per log row; ``#>> '{}'`` a third of the server's.
         """
         if db_type == "timestamp with time zone":
-            return f"to_json({quoted}) #>> '{{}}'"
+            return f"to_json({quoted})::text"
         return None
 
     def input_time_header_expr(

@@ -30,9 +30,10 @@ try:  # built by csrc/build_shim.py (make build, pip install)
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 
-__all__ = ["Framer", "accelerated", "frame_py"]
+__all__ = ["UNQUOTE", "Framer", "accelerated", "frame_py"]
 
 _MALFORMED, _NO_ROOM = -1, -2
+UNQUOTE = 2  # an emit flag: the column holds JSON string literals, framed without quotes
 
 
 def accelerated() -> bool:
@@ -44,11 +45,21 @@ def _map_header(n: int) -> bytes:
     return bytes((0x80 | n,)) if n < 16 else b"\xde" + n.to_bytes(2, "big")
 
 
+def _unquote(packed: bytes) -> bytes:
+    """A packed JSON string literal without escapes, packed without its quotes; else as is."""
+    if not (0xA0 <= packed[0] <= 0xBF or 0xD9 <= packed[0] <= 0xDB):
+        return packed  # not a str
+    value = msgpack.unpackb(packed, raw=True)
+    if len(value) < 2 or value[:1] != b'"' or value[-1:] != b'"' or b"\\" in value:
+        return packed
+    return msgpack.packb(value[1:-1].decode("utf-8", "surrogateescape"), use_bin_type=True)
+
+
 def frame_py(
     packed: bytes,
     head: bytes,
     keys: Sequence[bytes],
-    emit: Sequence[bool],
+    emit: Sequence[int],
     head_col: int = -1,
     tail: tuple[bytes, int] = (b"", 0),
 ) -> bytes:
@@ -68,7 +79,9 @@ def frame_py(
             start = unpacker.tell()
         own = msgpack.unpackb(values[head_col]) if head_col >= 0 else None
         out.append((own or head) + map_head)
-        shown = [v for v, on in zip(values, emit, strict=True) if on]
+        shown = [
+            _unquote(v) if on == UNQUOTE else v for v, on in zip(values, emit, strict=True) if on
+        ]
         out.extend(k + v for k, v in zip(keys, shown, strict=True))
         out.append(tail[0])
     return b"".join(out)
@@ -80,11 +93,13 @@ class Framer:
     def __init__(
         self,
         keys: Sequence[str],
-        emit: Sequence[bool],
+        emit: Sequence[int],
         head_col: int = -1,
         extra: dict[str, Any] | None = None,
     ) -> None:
         """``keys``: the names of the emitted columns, in order; ``emit``: per column.
+
+        ``emit`` is 0 (not emitted), 1 (emitted as it is) or :data:`UNQUOTE`.
 
         ``head_col``: the column holding each row's own event header (binary; NULL:
         the page's header), or -1. ``extra``: fields added to every body after the
@@ -104,7 +119,7 @@ class Framer:
             self._c = (
                 b"".join(self.keys),
                 _ffi.new("size_t[]", [len(k) for k in self.keys] or [0]),
-                _ffi.new("unsigned char[]", [1 if e else 0 for e in self.emit] or [0]),
+                _ffi.new("unsigned char[]", [int(e) for e in self.emit] or [0]),
             )
             self._offs = _ffi.new("size_t[]", len(self.emit) + 1)
             self._alloc = _ffi.new_allocator(should_clear_after_alloc=False)

@@ -41,7 +41,7 @@ from typing import Any
 import msgpack
 
 from flbsql.events.codec import MAX_EVENT_SEC, header
-from flbsql.events.frame import Framer
+from flbsql.events.frame import UNQUOTE, Framer
 from flbsql.timestamps import localize, to_event_time
 
 __all__ = ["HEADER_COLUMN", "RowEncoder"]
@@ -72,7 +72,10 @@ class RowEncoder:
             zone: zone of naive timestamps.
             decimal_float: DECIMAL as float instead of string.
             hidden: columns read for the position only, not emitted.
-            kinds: column -> ``json`` / ``utc`` (dialect hints, case-insensitive).
+            kinds: column -> ``json`` / ``utc`` (dialect hints, case-insensitive), or
+                ``quoted``: the server rendered the value as a JSON string literal
+                (:meth:`~flbsql.dialects.base.Dialect.input_select_expr`), emitted
+                without its quotes.
             time_column: column giving the event time (None: ingest time).
             local_rule: naive times a DST change repeats or skips (timestamps.localize).
             extra: fields added to every record after the columns (``table_key``).
@@ -84,6 +87,7 @@ class RowEncoder:
         self.emit = [i for i, n in enumerate(names) if n.lower() not in hide]
         self.keys = [names[i] for i in self.emit]
         self.json_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "json"]
+        self.quoted_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "quoted"]
         self.utc_idx = [i for i in self.emit if kinds.get(names[i].lower()) == "utc"]
         self.zone = zone
         self.local_rule = local_rule
@@ -97,9 +101,9 @@ class RowEncoder:
         self.decimal_float = decimal_float
         self.extra = dict(extra or {})
         # emitted columns lead the row (a header read last is cut off by zip)
-        self._simple = not (self.json_idx or self.utc_idx or self.extra) and self.emit == list(
-            range(len(self.emit))
-        )
+        self._simple = not (
+            self.json_idx or self.utc_idx or self.quoted_idx or self.extra
+        ) and self.emit == list(range(len(self.emit)))
         shown = set(self.emit)
         # rows whose values go out as the driver returned them: framed from one pack,
         # each behind the page's header or, with a time column, its own from the server
@@ -108,7 +112,10 @@ class RowEncoder:
             if self.json_idx or self.utc_idx
             else Framer(
                 self.keys,
-                [i in shown for i in range(len(names))],
+                [
+                    (UNQUOTE if i in self.quoted_idx else 1) if i in shown else 0
+                    for i in range(len(names))
+                ],
                 -1 if self.head_idx is None else self.head_idx,
                 self.extra,
             )
@@ -148,6 +155,10 @@ class RowEncoder:
             if isinstance(v, (str, bytes)):
                 with contextlib.suppress(ValueError):  # not a document: keep the text
                     values[i] = json.loads(v)
+        for i in self.quoted_idx:  # a JSON string literal rendered by the server
+            v = values[i]
+            if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"' and "\\" not in v:
+                values[i] = v[1:-1]
         for i in self.utc_idx:
             v = values[i]
             if isinstance(v, dt.datetime) and v.tzinfo is None:

@@ -201,7 +201,7 @@ def resolve(
                         "set table_key to a field name no table uses",
                     )
                 key = [by_lower[k.lower()] for k in key]
-                kinds = d.input_column_kinds(conn, schema, name)
+                kinds = dict(d.input_column_kinds(conn, schema, name))
                 # values the server renders faster than Python (PostgreSQL: ISO
                 # timestamps); never order columns, whose typed values are the position,
                 # nor the time column, unless the server also gives its event header
@@ -213,6 +213,7 @@ def resolve(
                     expr = d.input_select_expr(d.quote(col.name), col.type)
                     if expr and col.name.lower() not in raw:
                         exprs[col.name] = expr
+                        kinds[col.name] = "quoted"  # a JSON string literal (encoding.py)
             else:
                 key = list(cfg.key)
         finally:

@@ -126,3 +126,38 @@ def test_fields_added_to_every_record_follow_the_columns() -> None:
     assert (
         frame_py(msgpack.packb(rows), HEAD, framer.keys, framer.emit, -1, framer.tail) == expected
     )
+
+
+quoted_values = (
+    st.none()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.binary(max_size=40)  # bin is never unquoted, quotes or not
+    | st.text(max_size=40)
+    | st.text(max_size=300).map(lambda s: f'"{s}"')  # str 8 / str 16 headers shrink
+    | st.builds(lambda n: '"' + "x" * n + '"', st.sampled_from([0, 29, 30, 31, 253, 254, 65534]))
+    | st.just('"').map(lambda q: q)  # one quote: too short to be a literal
+)
+
+
+def unquoted(v: object) -> object:
+    """What the server's JSON string literal means: its text (escapes: left as sent)."""
+    if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"' and "\\" not in v:
+        return v[1:-1]
+    return v
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), quoted_values, quoted_values), max_size=20)
+)
+def test_a_column_of_json_string_literals_is_framed_without_its_quotes(
+    rows: list[tuple[int, object, object]],
+) -> None:
+    """PostgreSQL renders timestamptz with to_json(ts)::text; the framer drops the quotes."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    expected = b"".join(HEAD + pack({"n": n, "ts": unquoted(ts), "s": s}) for n, ts, s in rows)
+    packed = msgpack.packb(rows, use_bin_type=True)
+    emit = [1, frame.UNQUOTE, 1]
+    keys = [msgpack.packb(k) for k in ("n", "ts", "s")]
+    assert frame_py(packed, HEAD, keys, emit) == expected
+    assert Framer(["n", "ts", "s"], emit).frame(packed, len(rows), HEAD) == expected

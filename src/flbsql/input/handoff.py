@@ -71,6 +71,7 @@ class ChunkQueue:
         self._rows = 0
         self._epoch = 0
         self._last_put = 0.0  # time.monotonic() of the last put
+        self._gap = 0.0  # moving average of the time between two puts of a reader streaming
         self._cv = threading.Condition()
 
     @property
@@ -107,18 +108,24 @@ class ChunkQueue:
             self._items.append(chunk)
             self._bytes += len(chunk.data)
             self._rows += chunk.rows
-            self._last_put = time.monotonic()
+            now = time.monotonic()
+            if now - self._last_put < 1.0:  # a reader streaming pages, not one after a pause
+                gap = now - self._last_put
+                self._gap = 0.8 * self._gap + 0.2 * gap if self._gap else gap
+            self._last_put = now
             self._cv.notify_all()
             return True
 
     def fill(self, max_rows: int, max_bytes: int, timeout: float, quiet: float = 0.05) -> None:
         """Wait, at most ``timeout``, while less than a batch is queued and chunks still come.
 
-        Chunks "still come" when one was put in the last ``quiet`` seconds: a reader
-        catching up. A reader that is idle or waits for new rows ends the wait at once.
+        Chunks "still come" when one was put in the last ``quiet`` seconds, or twice the
+        usual time between two puts when that is longer (large pages): a reader catching
+        up. A reader that is idle or waits for new rows ends the wait soon.
         """
         deadline = time.monotonic() + timeout
         with self._cv:
+            quiet = min(max(quiet, 2 * self._gap), timeout)
             while self._bytes < max_bytes and self._rows < max_rows:
                 now = time.monotonic()
                 if now >= deadline or now - self._last_put > quiet:

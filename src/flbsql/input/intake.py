@@ -23,7 +23,9 @@ Rules (:meth:`Intake.landed`, called at every collect before the next batch):
   ring-buffer writes did not grow, the batch made no entry (processors dropped every
   record) and there is nothing to wait for.
 - While a batch waits uncounted in the ring buffer at a collect, the input hands over
-  nothing more (:meth:`Intake.waiting`): the engine is behind.
+  nothing more (:meth:`Intake.waiting`): the engine is behind. The collect first waits
+  up to :data:`ENGINE_WAIT` for the engine to count it (:meth:`Intake.wait`), so a
+  batch handed over late in one second does not cost the next.
 - Without the counters (a host that does not export cmetrics' encoder), or when the
   records counter has not moved at all :data:`NEVER_COUNTED` seconds after a batch was
   handed over (a Fluent Bit that counts elsewhere: one warning), a batch counts as
@@ -41,9 +43,10 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
 
-__all__ = ["NEVER_COUNTED", "Counters", "Intake", "no_counters"]
+__all__ = ["ENGINE_WAIT", "NEVER_COUNTED", "Counters", "Intake", "no_counters"]
 
 NEVER_COUNTED = 60.0  # seconds a batch may wait before a counter that never moved is ignored
+ENGINE_WAIT = 0.5  # seconds a collect waits for the engine to count the last batch
 
 Counters = tuple[int, int, int]
 """The input's ``fluentbit_input_records_total`` (what the engine took),
@@ -149,6 +152,34 @@ class Intake:
         make a kill re-deliver more.
         """
         return any(b.counted == 0 < b.expect for b in self._batches)
+
+    def wait(self, timeout: float, step: float = 0.02) -> bool:
+        """Wait, up to ``timeout`` seconds, until :meth:`waiting` ends; False when it did not.
+
+        A batch handed over late in a second (a collect that waited for a whole batch)
+        is often still in the engine's hands at the next callback: waiting a little for
+        it costs less than skipping the whole second. Reads the counters only; what
+        landed is still decided at the next collect (:meth:`landed`).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self._read()
+            if got is None or self._consumed is None or not self._uncounted(got[0]):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(step, left))
+
+    def _uncounted(self, total: int) -> bool:
+        """:meth:`waiting` as if the records counter read ``total`` (nothing is changed)."""
+        assert self._consumed is not None
+        avail = total - self._consumed
+        for b in self._batches:
+            if b.expect > 0 and avail <= 0 and b.counted == 0:
+                return True
+            avail -= b.expect
+        return False
 
     def _cover(self, total: int) -> None:
         assert self._consumed is not None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from flbsql.conn.connect import open_pool
 from flbsql.conn.pool import Pool
 from flbsql.failures import FailureLog
-from flbsql.input.intake import Intake, no_counters
+from flbsql.input.intake import ENGINE_WAIT, Intake, no_counters
 from flbsql.input.source import BatchSource
 from flbsql.metrics import Metrics
 
@@ -92,7 +92,8 @@ class InputPlugin:
             self.metrics.tick()
             try:
                 self.source.landed(self.intake.landed())
-                if self.intake.waiting():  # the engine has not taken the last batch yet
+                # the engine has not taken the last batch yet
+                if self.intake.waiting() and not self.intake.wait(ENGINE_WAIT):
                     return []
                 pieces = self.source.next_batch()
             except Exception as exc:

@@ -139,3 +139,24 @@ def test_an_idle_reader_polls_just_before_the_next_collect(
         clock.collected()
     now[0] = 104.9
     assert clock.idle_wait(0.2, 0.05) == pytest.approx(0.05)
+
+
+def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
+    """Pages 80 ms apart (large pages): the fill wait does not end between two of them."""
+    q = ChunkQueue(10_000)
+    stop = threading.Event()
+
+    def reader() -> None:
+        for i in range(6):
+            q.put(chunk(100, tag=i), stop)
+            time.sleep(0.08)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    time.sleep(0.2)  # three pages in: the gap between two puts is known
+    q.fill(max_rows=1000, max_bytes=600, timeout=2.0)
+    assert len(q) == 6  # a fixed 50 ms quiet would have stopped after the third or fourth
+    t.join(2)
+    before = time.monotonic()
+    q.fill(max_rows=1000, max_bytes=10_000, timeout=2.0)  # the reader stopped: ends soon
+    assert time.monotonic() - before < 0.5

@@ -138,3 +138,32 @@ def test_a_counter_that_moved_once_is_trusted_however_long_the_engine_is_busy():
     it.landed()
     it._batches[0].since -= NEVER_COUNTED + 1
     assert it.landed() == 0 and it.waiting()
+
+
+def test_a_collect_waits_for_the_engine_to_count_the_last_batch_and_lands_nothing_early():
+    """A batch handed over late in a second: the next collect waits for the count."""
+    import threading
+
+    eng = Engine()
+    it = started(eng)
+    assert eng.append(it, 100)
+    assert it.landed() == 0 and it.waiting()
+    assert not it.wait(0.05)  # the engine did not count it: give up, skip this second
+    counted = threading.Timer(0.1, lambda: setattr(eng, "records", eng.records + 100))
+    counted.start()
+    assert it.wait(5.0)  # counted meanwhile: hand over the next batch now
+    counted.join()
+    assert it.landed() == 0  # only seen counted now: it lands one collect later, as before
+    assert it.landed() == 1
+
+
+def test_waiting_for_the_engine_needs_every_earlier_batch_counted():
+    eng = Engine()
+    it = started(eng)
+    for rows in (10, 20):
+        assert eng.append(it, rows)
+        it.landed()
+    eng.records = 10  # the second batch is still in the ring
+    assert not it.wait(0.05)
+    eng.records = 30
+    assert it.wait(0.05)

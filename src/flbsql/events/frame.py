@@ -49,10 +49,11 @@ def _unquote(packed: bytes) -> bytes:
     """A packed JSON string literal without escapes, packed without its quotes; else as is."""
     if not (0xA0 <= packed[0] <= 0xBF or 0xD9 <= packed[0] <= 0xDB):
         return packed  # not a str
-    value = msgpack.unpackb(packed, raw=True)
+    value: bytes = msgpack.unpackb(packed, raw=True)
     if len(value) < 2 or value[:1] != b'"' or value[-1:] != b'"' or b"\\" in value:
         return packed
-    return msgpack.packb(value[1:-1].decode("utf-8", "surrogateescape"), use_bin_type=True)
+    out: bytes = msgpack.packb(value[1:-1].decode("utf-8", "surrogateescape"), use_bin_type=True)
+    return out
 
 
 def frame_py(

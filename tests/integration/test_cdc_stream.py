@@ -305,3 +305,35 @@ def test_the_cdc_input_counts_its_connections_in_the_metrics(cdc_db: Any, tmp_pa
         metrics.close()
     finally:
         src.close()
+
+
+def test_a_backlog_read_ahead_delivers_every_change_once_in_order(
+    cdc_db: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Many full peeks, each read ahead while the last decodes; a connection killed midway.
+
+    The read ahead consumes the reader slot: a peek it read and then dropped would lose
+    those changes unless the reader slot is copied again from the durable one.
+    """
+    from flbsql.cdc import stream
+
+    monkeypatch.setattr(stream, "NCHANGES", 50)  # 3,000 changes: 60+ peeks
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    src = open_source(cdc_db.props(tmp_path, tables="t", snapshot="never"))
+    seen: list[dict[str, Any]] = []
+    try:
+        cdc_db.execute("INSERT INTO t VALUES (0)")
+        drain(src, lambda r: len(r) >= 1, out=seen)  # the slot exists: a backlog builds up
+        seen.clear()
+        for start in range(1, 3001, 10):  # 10-row transactions
+            cdc_db.execute(f"INSERT INTO t SELECT g FROM generate_series({start}, {start + 9}) g")
+        drain(src, lambda r: len(r) >= 1000, out=seen)
+        pid = src.worker.pg.dec.info.backend_pid
+        cdc_db.execute(f"SELECT pg_terminate_backend({pid})")
+        drain(src, lambda r: any(x["after"]["id"] == 3000 for x in r), out=seen)
+        peeks = src.worker.counters["peeks"]
+    finally:
+        src.close()
+    ids = [r["after"]["id"] for r in seen]
+    assert ids == list(range(1, 3001)), "every change once, in commit order"
+    assert peeks > 3000 // 50

@@ -250,3 +250,9 @@ class Watched:
 
     def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> None:
         self.pause(exc)
+        broken = getattr(self.conn, "broken", False)
+        if exc is not None and not isinstance(exc, FlbSqlError) and broken:
+            # the server ended the session mid-statement (a terminated backend, a
+            # restart); psycopg may report that as a protocol error ("received 2
+            # results from command FETCH"): it is a lost connection, reconnect
+            raise DisconnectError(f"connection lost: {exc}") from exc

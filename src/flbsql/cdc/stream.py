@@ -1,5 +1,11 @@
 """The change stream: peek -> decode -> encode -> hand over, one peek per step.
 
+While a step decodes a full peek (a backlog: more changes are waiting), the next peek
+already runs on the server (:class:`ReadAhead`): decoding on the server and in Python
+overlap instead of taking turns. The worker uses the connection for nothing else
+meanwhile: it settles the read ahead before confirming or probing (:meth:`Stream.settle`)
+and drops it before it closes the connection (:meth:`Stream.drop`).
+
 Stream positions: a transaction is skipped when its commit LSN is below
 ``done_lsn`` (already handed over), so reading again before the slot moved never
 duplicates within a run; a transaction split over several chunks keeps its
@@ -11,6 +17,7 @@ transaction again (at-least-once).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from flbsql.cdc.record import ChangeEncoder
@@ -18,12 +25,13 @@ from flbsql.input.handoff import Marker
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
 
     from flbsql.cdc.pgoutput import PgOutputDecoder
     from flbsql.cdc.postgresql import PgCdc
     from flbsql.cdc.snapshot import HandOver
 
-__all__ = ["NCHANGES", "Stream"]
+__all__ = ["NCHANGES", "ReadAhead", "Stream"]
 
 NCHANGES = 100_000  # changes per peek (stops at the next transaction end)
 PG_EPOCH_UNIX = 946_684_800  # 2000-01-01, PostgreSQL's epoch, in Unix seconds
@@ -32,6 +40,57 @@ HEARTBEAT_PREFIX = "flbsql_heartbeat"
 # pgoutput message tags
 BEGIN, COMMIT, RELATION, MESSAGE = b"B"[0], b"C"[0], b"R"[0], b"M"[0]
 CHANGES = frozenset(b"IUDT")  # insert, update, delete, truncate
+
+
+Peek = tuple[float, int, list[bytes]]  # time.time() asked, the WAL end read up to, messages
+
+
+class ReadAhead:
+    """The next peek, consumed from the reader slot on a thread of its own meanwhile.
+
+    Only after a full peek (the slot holds more): the changes it consumes follow the
+    ones being decoded. It is used only when the reader slot is still the one it read
+    from; a reconnect copies a new reader slot from the durable one, which starts
+    again at the confirmed position, so a dropped read ahead loses nothing.
+    """
+
+    def __init__(self, pg: PgCdc) -> None:
+        """Nothing runs before :meth:`start`."""
+        self.pg = pg
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="flbsql-cdc-readahead")
+        self._ahead: tuple[str | None, Future[Peek]] | None = None
+
+    def start(self, read: Callable[[], Peek]) -> None:
+        """Run ``read`` now, in the background."""
+        self.drop()
+        self._ahead = (self.pg.reader, self._exec.submit(read))
+
+    def take(self) -> Peek | None:
+        """The peek read ahead (its error raised here), or None when there is none."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        reader, future = ahead
+        if reader != self.pg.reader:  # read from a reader slot since replaced
+            future.exception()
+            return None
+        return future.result()
+
+    def settle(self) -> None:
+        """Wait until the read ahead is done (the connection is free again)."""
+        if self._ahead is not None:
+            self._ahead[1].exception()
+
+    def drop(self) -> None:
+        """Forget the read ahead, once it is done."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].exception()
+
+    def close(self) -> None:
+        """Drop it and stop the thread."""
+        self.drop()
+        self._exec.shutdown(wait=True)
 
 
 class Stream:
@@ -69,25 +128,42 @@ class Stream:
         self.encoder = ChangeEncoder()
         # table -> its changes so far (flbsql.cdc.sequence); set by the worker before a step
         self.seqs: dict[str, int] | None = None
+        self.ahead = ReadAhead(pg)
+
+    def _peek(self) -> Peek:
+        """One peek up to the WAL end now: when it was asked, that end, the messages."""
+        asked, upto = time.time(), self.pg.current_lsn()
+        msgs = list(self.pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size))
+        return asked, upto, msgs
+
+    def settle(self) -> None:
+        """The connection is free for the worker (a read ahead is done)."""
+        self.ahead.settle()
+
+    def drop(self) -> None:
+        """Forget a read ahead (before the connection closes)."""
+        self.ahead.drop()
 
     def step(self, snapshot_end: int) -> bool:  # noqa: PLR0912, PLR0915 - the hot loop, flat
         """One peek up to the current WAL end; True when changes were handed over.
 
         ``snapshot_end``: changes committed at or before it are marked ``overlap``.
         """
-        pg, dec, enc = self.pg, self.decoder, self.encoder
+        dec, enc = self.decoder, self.encoder
         seqs = self.seqs
         if seqs is None:
             seqs = self.seqs = {}
-        t0, asked = time.monotonic(), time.time()
-        upto = pg.current_lsn()
+        t0 = time.monotonic()
+        asked, upto, msgs = self.ahead.take() or self._peek()
+        if len(msgs) >= NCHANGES:  # more is waiting: the next peek runs while this decodes
+            self.ahead.start(self._peek)
         parts: list[bytes] = []
-        rows = size = total = n = 0
+        rows = size = total = 0
+        n = len(msgs)
         skip_txn = False
         skip_pos = 0
         self.counters["peeks"] += 1
-        for data in pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size):
-            n += 1
+        for data in msgs:
             tag = data[0]
             if tag in CHANGES:
                 if skip_txn:

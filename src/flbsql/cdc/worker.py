@@ -138,6 +138,7 @@ class Worker(threading.Thread):
         self._wake.set()
         if self.is_alive():
             self.join(10)
+        self.stream.ahead.close()
         self.pg.close()
         self.pg.release()
         self.store.close()
@@ -162,9 +163,11 @@ class Worker(threading.Thread):
         failures = FailureLog(self.log, "CDC")
         while not self._halt.is_set():
             try:
+                self.stream.settle()  # the connection is the worker's again
                 if self.ready and self.pg.credentials_changed():
                     self.log.info("credentials changed; reconnecting")
                     self.pg.counters["rotations"] += 1
+                    self.stream.drop()
                     self.pg.close()
                     self.ready = False
                 if not self.ready:
@@ -185,6 +188,7 @@ class Worker(threading.Thread):
                 if isinstance(err, TransientError):
                     delay = backoff.failure()
                     failures.failed(err, f"reconnecting in {delay:.1f}s")
+                    self.stream.drop()
                     self.pg.close()
                     self.ready = False
                     self._halt.wait(delay)

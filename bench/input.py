@@ -66,13 +66,25 @@ def prepare(rows: int) -> str:
     return table
 
 
-def settle_server() -> None:
-    """A checkpoint before a case: the WAL the output benchmarks (or a fill) left behind
-    is written now, not by a checkpoint in the middle of the runs measured."""
+def settle_server(wait: float = 120.0) -> None:
+    """Before a case: what the output benchmarks (or a fill) left the server to do is done.
+
+    A checkpoint writes their WAL now, and autovacuum's workers on their tables (a
+    million inserted rows start one) are waited for, up to ``wait`` seconds: on two
+    cores either would take a core from the runs measured.
+    """
     import psycopg
 
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute("CHECKPOINT")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            busy = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            ).fetchone()
+            if not busy or not busy[0]:
+                return
+            time.sleep(1.0)
 
 
 def copy_rate(table: str) -> tuple[float, int]:

@@ -337,3 +337,46 @@ def test_a_backlog_read_ahead_delivers_every_change_once_in_order(
     ids = [r["after"]["id"] for r in seen]
     assert ids == list(range(1, 3001)), "every change once, in commit order"
     assert peeks > 3000 // 50
+
+
+def test_a_transaction_too_large_to_hold_whole_is_streamed_and_nothing_is_lost(
+    cdc_db: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A peek over PEEK_BYTES is given up, the reader slot copied again, the peek streamed."""
+    from flbsql.cdc import stream
+    from flbsql.cdc.postgresql import PgCdc
+
+    monkeypatch.setattr(stream, "NCHANGES", 50)
+    monkeypatch.setattr(stream, "PEEK_BYTES", 20_000)  # 10-row transactions fit, 2,000 not
+    reopened: list[str] = []
+    reopen = PgCdc.reopen_reader
+
+    def counted(self: Any) -> str:
+        reopened.append(self.reader)
+        return reopen(self)
+
+    monkeypatch.setattr(PgCdc, "reopen_reader", counted)
+    cdc_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    src = open_source(cdc_db.props(tmp_path, tables="t", snapshot="never"))
+    seen: list[dict[str, Any]] = []
+    try:
+        cdc_db.execute("INSERT INTO t VALUES (0)")
+        drain(src, lambda r: len(r) >= 1, out=seen)
+        seen.clear()
+        for start in range(1, 1001, 10):
+            cdc_db.execute(f"INSERT INTO t SELECT g FROM generate_series({start}, {start + 9}) g")
+        cdc_db.execute("INSERT INTO t SELECT g FROM generate_series(1001, 3000) g")
+        for start in range(3001, 4001, 10):
+            cdc_db.execute(f"INSERT INTO t SELECT g FROM generate_series({start}, {start + 9}) g")
+        drain(src, lambda r: any(x["after"]["id"] == 4000 for x in r), out=seen, timeout=60)
+        with psycopg.connect(cdc_db.url) as c:
+            row = c.execute(
+                "SELECT count(*) FROM pg_replication_slots "
+                "WHERE temporary AND database = current_database()"
+            ).fetchone()
+    finally:
+        src.close()
+    ids = [r["after"]["id"] for r in seen]
+    assert ids == list(range(1, 4001)), "every change once, in commit order"
+    assert reopened, "the large transaction was given up whole and streamed"
+    assert row == (1,), "the reader slot given up was dropped"

@@ -111,6 +111,7 @@ class PgConnections:
         self._creds: dict[str, tuple[str | None, str | None] | None] = {}
         self._text_oids: dict[int, list[int]] = {}
         self.reader: str | None = None
+        self.reader_of: str | None = None  # the durable slot the reader was copied from
         self.grace = grace_for(statement_timeout)
         self.timeouts = 0
         self.counters = {"connects": 0, "connect_failures": 0, "rotations": 0}

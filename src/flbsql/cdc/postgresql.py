@@ -21,7 +21,7 @@ from flbsql.cdc.types import TypeInfo
 from flbsql.errors import ConfigError, TerminalError, TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Generator, Sequence
 
 __all__ = ["DEFAULT_SCHEMA", "PgCdc", "SlotHealth", "TableInfo", "split_table"]
 
@@ -254,12 +254,25 @@ class PgCdc(PgConnections):
         self.execute(
             self.dec, "SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader)
         )
-        self.reader = reader
+        self.reader, self.reader_of = reader, slot
         return reader
+
+    def reopen_reader(self) -> str:
+        """Drop the reader slot and copy it again from the durable one (its position).
+
+        For a peek given up half read: what it consumed is read again from the durable
+        slot's confirmed position (transactions handed over already are skipped).
+        """
+        old = self.reader
+        if old is not None:
+            self.reader = None
+            self.execute(self.dec, "SELECT pg_drop_replication_slot(%s)", (old,))
+        assert self.reader_of is not None
+        return self.open_reader(self.reader_of)
 
     def read_changes(
         self, publication: str, upto_lsn: int, nchanges: int, itersize: int
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """Pgoutput messages up to ``upto_lsn``, consumed from the reader slot.
 
         Rows are streamed through a server-side cursor, so memory stays bounded. The

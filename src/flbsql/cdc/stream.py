@@ -25,7 +25,7 @@ from flbsql.input.handoff import Marker
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from flbsql.cdc.pgoutput import PgOutputDecoder
     from flbsql.cdc.postgresql import PgCdc
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["NCHANGES", "ReadAhead", "Stream"]
 
 NCHANGES = 100_000  # changes per peek (stops at the next transaction end)
+PEEK_BYTES = 32 << 20  # a peek held whole (to read the next one ahead) holds at most this
 PG_EPOCH_UNIX = 946_684_800  # 2000-01-01, PostgreSQL's epoch, in Unix seconds
 HEARTBEAT_PREFIX = "flbsql_heartbeat"
 
@@ -51,16 +52,17 @@ class ReadAhead:
     Only after a full peek (the slot holds more): the changes it consumes follow the
     ones being decoded. It is used only when the reader slot is still the one it read
     from; a reconnect copies a new reader slot from the durable one, which starts
-    again at the confirmed position, so a dropped read ahead loses nothing.
+    again at the confirmed position, so a dropped read ahead loses nothing. It holds
+    one peek whole, so at most PEEK_BYTES (:meth:`Stream._peek`).
     """
 
     def __init__(self, pg: PgCdc) -> None:
         """Nothing runs before :meth:`start`."""
         self.pg = pg
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="flbsql-cdc-readahead")
-        self._ahead: tuple[str | None, Future[Peek]] | None = None
+        self._ahead: tuple[str | None, Future[Peek | None]] | None = None
 
-    def start(self, read: Callable[[], Peek]) -> None:
+    def start(self, read: Callable[[], Peek | None]) -> None:
         """Run ``read`` now, in the background."""
         self.drop()
         self._ahead = (self.pg.reader, self._exec.submit(read))
@@ -129,12 +131,34 @@ class Stream:
         # table -> its changes so far (flbsql.cdc.sequence); set by the worker before a step
         self.seqs: dict[str, int] | None = None
         self.ahead = ReadAhead(pg)
+        self._streamed = False  # the next peek is streamed: the last did not fit PEEK_BYTES
 
-    def _peek(self) -> Peek:
-        """One peek up to the WAL end now: when it was asked, that end, the messages."""
+    def _peek(self) -> Peek | None:
+        """One peek up to the WAL end now, held whole; None past PEEK_BYTES.
+
+        The peek: when it was asked, the WAL end, the messages. A peek given up half read
+        has consumed changes from the reader slot: the reader is copied again from the
+        durable slot, which starts at the confirmed position (what was handed over since
+        is skipped by ``done_lsn``), and the next peek is streamed as it is read: memory
+        stays bounded however large a transaction is.
+        """
         asked, upto = time.time(), self.pg.current_lsn()
-        msgs = list(self.pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size))
-        return asked, upto, msgs
+        msgs: list[bytes] = []
+        size = 0
+        changes = self.pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size)
+        try:
+            for data in changes:
+                msgs.append(data)
+                size += len(data) + 64  # and the bytes object around it
+                if size > PEEK_BYTES:
+                    break
+            else:
+                return asked, upto, msgs
+        finally:
+            changes.close()
+        self._streamed = True
+        self.pg.reopen_reader()
+        return None
 
     def settle(self) -> None:
         """The connection is free for the worker (a read ahead is done)."""
@@ -154,16 +178,25 @@ class Stream:
         if seqs is None:
             seqs = self.seqs = {}
         t0 = time.monotonic()
-        asked, upto, msgs = self.ahead.take() or self._peek()
-        if len(msgs) >= NCHANGES:  # more is waiting: the next peek runs while this decodes
-            self.ahead.start(self._peek)
+        msgs: Iterable[bytes]
+        got = self.ahead.take()
+        if got is None and not self._streamed:
+            got = self._peek()
+        if got is None:  # too large to hold whole: streamed as it is read, nothing ahead
+            self._streamed = False
+            asked, upto = time.time(), self.pg.current_lsn()
+            msgs = self.pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size)
+        else:
+            asked, upto, msgs = got
+            if len(msgs) >= NCHANGES:  # more is waiting: the next peek runs while this decodes
+                self.ahead.start(self._peek)
         parts: list[bytes] = []
-        rows = size = total = 0
-        n = len(msgs)
+        rows = size = total = n = 0
         skip_txn = False
         skip_pos = 0
         self.counters["peeks"] += 1
         for data in msgs:
+            n += 1
             tag = data[0]
             if tag in CHANGES:
                 if skip_txn:

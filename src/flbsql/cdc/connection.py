@@ -11,13 +11,16 @@ password come from a credential source asked on every connect (rotated Vault
 credentials reconnect, see :meth:`PgConnections.credentials_changed`), and every
 round trip is bounded by the pool's watchdog (:mod:`flbsql.conn.watchdog`): a server
 that stops answering for ``statement_timeout`` plus a grace has its connection
-broken, which the worker sees as a disconnect and reconnects.
+broken, which the worker sees as a disconnect and reconnects. The reader slot, a
+temporary copy of the durable slot that ``decoding`` consumes, lives and dies with
+that session (:meth:`PgConnections.open_reader`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import secrets
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -207,6 +210,37 @@ class PgConnections:
             f"no answer for {watch.elapsed:.1f}s (statement_timeout "
             f"{self.statement_timeout:g}s + {self.grace:g}s grace)"
         )
+
+    # -- the reader slot ------------------------------------------------------------------
+
+    def open_reader(self, slot: str) -> str:
+        """A temporary copy of ``slot`` that this session consumes (no re-decoding).
+
+        Peeking the durable slot would decode everything since its confirmed position
+        on every call, and the durable slot may only move once Fluent Bit took the
+        records. So the changes are *consumed* from a temporary copy (dropped by the
+        server with this session), and the durable slot is advanced separately. After
+        a reconnect the copy starts again at the durable slot's position.
+        """
+        reader = f"{slot[:50]}_rd_{secrets.token_hex(3)}"
+        self.execute(
+            self.dec, "SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader)
+        )
+        self.reader, self.reader_of = reader, slot
+        return reader
+
+    def reopen_reader(self) -> str:
+        """Drop the reader slot and copy it again from the durable one (its position).
+
+        For a peek given up half read: what it consumed is read again from the durable
+        slot's confirmed position (transactions handed over already are skipped).
+        """
+        old = self.reader
+        if old is not None:
+            self.reader = None
+            self.execute(self.dec, "SELECT pg_drop_replication_slot(%s)", (old,))
+        assert self.reader_of is not None
+        return self.open_reader(self.reader_of)
 
     def watched(self, conn: Any) -> Watched:
         """Bound the round trips in a ``with`` block by the watchdog."""

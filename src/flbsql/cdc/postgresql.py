@@ -8,7 +8,6 @@ credentials and the watchdog over every round trip are in :mod:`.connection`.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -240,35 +239,6 @@ class PgCdc(PgConnections):
         return parse_lsn(
             self.execute(self.dec, "SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
         )
-
-    def open_reader(self, slot: str) -> str:
-        """A temporary copy of ``slot`` that this session consumes (no re-decoding).
-
-        Peeking the durable slot would decode everything since its confirmed position
-        on every call, and the durable slot may only move once Fluent Bit took the
-        records. So the changes are *consumed* from a temporary copy (dropped by the
-        server with this session), and the durable slot is advanced separately. After
-        a reconnect the copy starts again at the durable slot's position.
-        """
-        reader = f"{slot[:50]}_rd_{secrets.token_hex(3)}"
-        self.execute(
-            self.dec, "SELECT pg_copy_logical_replication_slot(%s, %s, true)", (slot, reader)
-        )
-        self.reader, self.reader_of = reader, slot
-        return reader
-
-    def reopen_reader(self) -> str:
-        """Drop the reader slot and copy it again from the durable one (its position).
-
-        For a peek given up half read: what it consumed is read again from the durable
-        slot's confirmed position (transactions handed over already are skipped).
-        """
-        old = self.reader
-        if old is not None:
-            self.reader = None
-            self.execute(self.dec, "SELECT pg_drop_replication_slot(%s)", (old,))
-        assert self.reader_of is not None
-        return self.open_reader(self.reader_of)
 
     def read_changes(
         self, publication: str, upto_lsn: int, nchanges: int, itersize: int

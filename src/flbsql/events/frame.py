@@ -30,7 +30,7 @@ try:  # built by csrc/build_shim.py (make build, pip install)
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 
-__all__ = ["UNQUOTE", "Framer", "accelerated", "frame_py"]
+__all__ = ["UNQUOTE", "Framer", "accelerated", "frame_py", "unquote_literal"]
 
 _MALFORMED, _NO_ROOM = -1, -2
 UNQUOTE = 2  # an emit flag: the column holds JSON string literals, framed without quotes
@@ -45,14 +45,22 @@ def _map_header(n: int) -> bytes:
     return bytes((0x80 | n,)) if n < 16 else b"\xde" + n.to_bytes(2, "big")
 
 
+def unquote_literal(text: str) -> str:
+    """A JSON string literal without escapes, without its quotes; any other text as is."""
+    if len(text) >= 2 and text[0] == text[-1] == '"' and "\\" not in text:
+        return text[1:-1]
+    return text
+
+
 def _unquote(packed: bytes) -> bytes:
     """A packed JSON string literal without escapes, packed without its quotes; else as is."""
     if not (0xA0 <= packed[0] <= 0xBF or 0xD9 <= packed[0] <= 0xDB):
         return packed  # not a str
-    value: bytes = msgpack.unpackb(packed, raw=True)
-    if len(value) < 2 or value[:1] != b'"' or value[-1:] != b'"' or b"\\" in value:
+    text: str = msgpack.unpackb(packed, raw=False, unicode_errors="surrogateescape")
+    inner = unquote_literal(text)
+    if inner is text:
         return packed
-    out: bytes = msgpack.packb(value[1:-1].decode("utf-8", "surrogateescape"), use_bin_type=True)
+    out: bytes = msgpack.packb(inner, use_bin_type=True, unicode_errors="surrogateescape")
     return out
 
 

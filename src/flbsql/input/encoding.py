@@ -41,7 +41,7 @@ from typing import Any
 import msgpack
 
 from flbsql.events.codec import MAX_EVENT_SEC, header
-from flbsql.events.frame import UNQUOTE, Framer
+from flbsql.events.frame import UNQUOTE, Framer, unquote_literal
 from flbsql.timestamps import localize, to_event_time
 
 __all__ = ["HEADER_COLUMN", "RowEncoder"]
@@ -156,9 +156,8 @@ class RowEncoder:
                 with contextlib.suppress(ValueError):  # not a document: keep the text
                     values[i] = json.loads(v)
         for i in self.quoted_idx:  # a JSON string literal rendered by the server
-            v = values[i]
-            if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"' and "\\" not in v:
-                values[i] = v[1:-1]
+            if isinstance(values[i], str):
+                values[i] = unquote_literal(values[i])
         for i in self.utc_idx:
             v = values[i]
             if isinstance(v, dt.datetime) and v.tzinfo is None:

@@ -96,7 +96,7 @@ class SQLiteDialect(Dialect):
         encoded = c_encode("flbsql_lines_iso", data, b"")
         if encoded is None:
             return None
-        lines = encoded[0].payload.decode("utf-8").split("\n")
+        lines = str(encoded[0].payload, "utf-8").split("\n")
         return zip(itertools.repeat(tag), lines[0:-1:2], lines[1::2]), encoded[1]
 
     def is_disconnect(self, exc: BaseException) -> bool:

@@ -209,7 +209,7 @@ def load_statement(table_sql: str, quoted: Sequence[str], hexed: Sequence[bool])
     return stmt + (f" SET {', '.join(sets)}" if sets else "")
 
 
-def load(cur: Any, statement: str, blocks: Iterable[bytes], sent: list[int]) -> None:
+def load(cur: Any, statement: str, blocks: Iterable[bytes | memoryview], sent: list[int]) -> None:
     """Run one load; BulkRefusedError on any warning or fewer rows than ``sent[0]``."""
     conn = cur.connection
     conn.flbsql_infile = blocks

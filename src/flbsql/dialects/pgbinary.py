@@ -157,7 +157,7 @@ def _row_encoder(encs: Sequence[Encoder]) -> Callable[[Sequence[Any]], bytes]:
 def encode_rows(
     encs: Sequence[Encoder],
     rows: Iterable[Sequence[Any]],
-    write: Callable[[bytes], Any],
+    write: Callable[[bytes | memoryview], Any],
     flush_bytes: int = 1 << 16,
 ) -> None:
     """Encode ``rows`` and pass ~``flush_bytes`` buffers to ``write`` (no header/trailer).

@@ -59,7 +59,7 @@ def python_rows(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
     """What the Python path writes for these records."""
     encs = pgbinary.encoders(TYPES)
     assert encs is not None
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     rows = [(tag, EpochMicros(s * 1_000_000 + n // 1000), dumps(b)) for s, n, b in events]
     pgbinary.encode_rows(encs, rows, out.append)
     return b"".join(out)
@@ -161,7 +161,7 @@ def test_load_data_text_only_for_the_default_shape():
     assert mysqlload.encode_chunk(data, "t", None) is None
     got = mysqlload.encode_chunk(data, "a\tb\\c", ["text", "timestamp", "json"])
     assert got is not None
-    assert got[0].payload == b'a\\tb\\\\c\t1970-01-01 00:00:01\t{"a":1}\n'
+    assert bytes(got[0].payload) == b'a\\tb\\\\c\t1970-01-01 00:00:01\t{"a":1}\n'
 
 
 # -- SQLite: time and JSON lines for executemany -----------------------------------------

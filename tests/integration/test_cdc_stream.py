@@ -313,7 +313,9 @@ def test_a_backlog_read_ahead_delivers_every_change_once_in_order(
     """Many full peeks, each read ahead while the last decodes; a connection killed midway.
 
     The read ahead consumes the reader slot: a peek it read and then dropped would lose
-    those changes unless the reader slot is copied again from the durable one.
+    those changes unless the reader slot is copied again from the durable one. While the
+    backlog lasts the stream says it is behind (a collect waits for a whole batch); once
+    it caught up it does not (changes trickling in are not held back).
     """
     from flbsql.cdc import stream
 
@@ -327,11 +329,20 @@ def test_a_backlog_read_ahead_delivers_every_change_once_in_order(
         seen.clear()
         for start in range(1, 3001, 10):  # 10-row transactions
             cdc_db.execute(f"INSERT INTO t SELECT g FROM generate_series({start}, {start + 9}) g")
-        drain(src, lambda r: len(r) >= 1000, out=seen)
+        behind: list[bool] = []
+
+        def thousand(r: list[Any]) -> bool:
+            behind.append(src.worker.behind())
+            return len(r) >= 1000
+
+        drain(src, thousand, out=seen)
+        assert True in behind
         pid = src.worker.pg.dec.info.backend_pid
         cdc_db.execute(f"SELECT pg_terminate_backend({pid})")
         drain(src, lambda r: any(x["after"]["id"] == 3000 for x in r), out=seen)
         peeks = src.worker.counters["peeks"]
+        time.sleep(0.5)  # a peek or two more: nothing left to read
+        assert not src.worker.behind()
     finally:
         src.close()
     ids = [r["after"]["id"] for r in seen]

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from flbsql.cdc.worker import CONFIRM_DELAY, Worker
-from flbsql.input.handoff import Chunk, ChunkQueue, CollectClock, CollectLimit, Marker
+from flbsql.input.handoff import FILL_WAIT, Chunk, ChunkQueue, CollectClock, CollectLimit, Marker
 
 if TYPE_CHECKING:
     import logging
@@ -40,12 +40,20 @@ class CdcSource:
         self.log = log
         self.batch_rows = 0
         self.queue = ChunkQueue(cfg.bytes_per_collect)
-        self._limit = CollectLimit(self.queue, cfg.bytes_per_collect, cfg.rows_per_collect)
         self.clock = CollectClock()
         self.worker = Worker(cfg, log, self.put, self.clock)
+        self._limit = CollectLimit(  # a backlog fills each batch; a trickle is not held back
+            self.queue,
+            cfg.bytes_per_collect,
+            cfg.rows_per_collect,
+            fill=FILL_WAIT,
+            behind=self.worker.behind,
+        )
         self.worker.try_setup()  # TerminalError fails Init; an unreachable server does not
         self._inflight: list[Chunk] | None = None
-        self._ring: collections.deque[list[Chunk]] = collections.deque()  # committed, by batch
+        # committed batches, by batch, until they landed: their positions only (Fluent Bit
+        # holds their data: keeping it too would cost a batch of memory per batch in flight)
+        self._ring: collections.deque[list[Marker]] = collections.deque()
         self._paused = False
         self._fatal_logged = 0.0
         self.worker.start()
@@ -75,9 +83,9 @@ class CdcSource:
                 self.batch_rows = sum(c.rows for c in chunks)
                 return data
             if self._ring:  # only positions (idle stream): they follow the batches before
-                self._ring[-1].extend(chunks)
+                self._ring[-1].extend(markers(chunks))
             else:
-                self._taken(chunks)
+                self._taken(markers(chunks))
 
     def put(
         self,
@@ -89,15 +97,14 @@ class CdcSource:
         """The worker's hand-off: queue a chunk (waits for room); False when stopped."""
         return self.queue.put(Chunk(data, rows, marker), stop)
 
-    def _taken(self, chunks: list[Chunk]) -> None:
-        for c in chunks:
-            if c.marker is not None:
-                self.worker.took(c.marker)
+    def _taken(self, positions: list[Marker]) -> None:
+        for marker in positions:
+            self.worker.took(marker)
 
     def commit(self) -> None:
         """Fluent Bit copied the last batch into its ring buffer."""
         if self._inflight is not None:
-            self._ring.append(self._inflight)
+            self._ring.append(markers(self._inflight))
             self._inflight = None
             self._limit.taken()
 
@@ -140,3 +147,8 @@ class CdcSource:
     def close(self) -> None:
         """Stop the worker; positions not yet confirmed are delivered again next time."""
         self.worker.stop()
+
+
+def markers(chunks: list[Chunk]) -> list[Marker]:
+    """The positions of ``chunks`` (what a batch handed over still needs to be confirmed)."""
+    return [c.marker for c in chunks if c.marker is not None]

@@ -132,6 +132,7 @@ class Stream:
         self.seqs: dict[str, int] | None = None
         self.ahead = ReadAhead(pg)
         self._streamed = False  # the next peek is streamed: the last did not fit PEEK_BYTES
+        self.behind = False  # the peek being decoded was full: more changes are waiting
 
     def _peek(self) -> Peek | None:
         """One peek up to the WAL end now, held whole; None past PEEK_BYTES.
@@ -184,11 +185,13 @@ class Stream:
             got = self._peek()
         if got is None:  # too large to hold whole: streamed as it is read, nothing ahead
             self._streamed = False
+            self.behind = True  # a transaction larger than a peek can hold
             asked, upto = time.time(), self.pg.current_lsn()
             msgs = self.pg.read_changes(self.publication, upto, NCHANGES, self.fetch_size)
         else:
             asked, upto, msgs = got
-            if len(msgs) >= NCHANGES:  # more is waiting: the next peek runs while this decodes
+            self.behind = len(msgs) >= NCHANGES
+            if self.behind:  # more is waiting: the next peek runs while this decodes
                 self.ahead.start(self._peek)
         parts: list[bytes] = []
         rows = size = total = n = 0
@@ -245,6 +248,7 @@ class Stream:
                 self._message(data)
         if n < NCHANGES:  # everything up to `upto` was read
             self.done_lsn = max(self.done_lsn, upto)
+            self.behind = False
         total += rows
         self.counters["changes"] += total
         if total == 0:  # an idle peek: the time the next one will take, about

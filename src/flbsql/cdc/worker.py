@@ -113,6 +113,10 @@ class Worker(threading.Thread):
             log,
         )
 
+    def behind(self) -> bool:
+        """The stream is catching up with a backlog (a collect may wait for a whole batch)."""
+        return self.stream.behind
+
     @property
     def lag(self) -> float | None:
         """Seconds from the last heartbeat's emission to its reading (None before one)."""

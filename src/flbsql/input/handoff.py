@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
     from flbsql.input.position import Position
 
-__all__ = ["Chunk", "ChunkQueue", "CollectClock", "CollectLimit", "Marker"]
+__all__ = ["FILL_WAIT", "Chunk", "ChunkQueue", "CollectClock", "CollectLimit", "Marker"]
+
+FILL_WAIT = 0.7  # seconds a callback may wait for a whole batch while the reader catches up
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,17 +194,26 @@ class CollectLimit:
     ``fill``: while the reader is catching up, a callback waits up to this many seconds
     for a whole batch (:meth:`ChunkQueue.fill`). The next callback still comes on its 1 s
     tick, so the wait costs no cadence and makes the batches full; it delays only what
-    else Fluent Bit does on the input's thread (pause, exit) by as much.
+    else Fluent Bit does on the input's thread (pause, exit) by as much. ``behind``, when
+    given, says whether the reader is catching up (a CDC stream: its last read found more
+    than one read carries); otherwise chunks that still come say so. A source that is not
+    behind (changes trickling in) hands over what it has at once: no latency is added.
     """
 
     FLOOR = 1 << 20
 
     def __init__(
-        self, queue: ChunkQueue, budget: int, max_rows: int = 0, fill: float = 0.0
+        self,
+        queue: ChunkQueue,
+        budget: int,
+        max_rows: int = 0,
+        fill: float = 0.0,
+        behind: Callable[[], bool] | None = None,
     ) -> None:
         """``budget``: bytes per callback at most; ``max_rows``: rows at most (0: no cap)."""
         self.queue = queue
         self.fill = fill
+        self.behind = behind
         self.budget = max(budget, 1)
         self.max_rows = max_rows or (1 << 62)
         self.bytes = self.budget
@@ -218,7 +229,7 @@ class CollectLimit:
 
     def take(self, take: Callable[[int, int], list[Chunk]]) -> list[Chunk]:
         """Chunks for one callback, taken through ``take(max_rows, max_bytes)``."""
-        if self.fill:
+        if self.fill and (self.behind is None or self.behind()):
             self.queue.fill(self.max_rows, self.bytes, self.fill)
         chunks = take(self.max_rows, self.bytes)
         self._behind = bool(chunks) and len(self.queue) > 0

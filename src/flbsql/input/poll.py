@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from flbsql.errors import ConfigError, FlbSqlError
 from flbsql.input.fetch import Fetcher
-from flbsql.input.handoff import ChunkQueue, CollectLimit
+from flbsql.input.handoff import FILL_WAIT, ChunkQueue, CollectLimit
 from flbsql.input.spec import validate
 from flbsql.input.store import PositionStore
 from flbsql.input.tracker import PositionTracker
@@ -35,9 +35,7 @@ if TYPE_CHECKING:
     from flbsql.metrics import Metrics
     from flbsql.settings import InputConfig
 
-__all__ = ["FILL_WAIT", "PollSource"]
-
-FILL_WAIT = 0.7  # seconds a callback may wait for a whole batch while the reader catches up
+__all__ = ["PollSource"]
 
 
 class PollSource:

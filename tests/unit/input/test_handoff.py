@@ -160,3 +160,30 @@ def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
     before = time.monotonic()
     q.fill(max_rows=1000, max_bytes=10_000, timeout=2.0)  # the reader stopped: ends soon
     assert time.monotonic() - before < 0.5
+
+
+@pytest.mark.parametrize("behind", [True, False])
+def test_a_collect_fills_its_batch_only_while_the_source_says_it_is_behind(behind: bool) -> None:
+    """CDC: a backlog fills each batch; changes trickling in are handed over at once."""
+    q = ChunkQueue(10_000)
+    stop = threading.Event()
+    limit = handoff.CollectLimit(q, 600, fill=2.0, behind=lambda: behind)
+
+    def reader() -> None:
+        for i in range(6):
+            q.put(chunk(100, tag=i), stop)
+            time.sleep(0.08)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    time.sleep(0.2)  # three chunks in, more coming
+    before = time.monotonic()
+    taken = limit.take(q.take)
+    waited = time.monotonic() - before
+    t.join(2)
+    if behind:
+        assert tags(taken) == [0, 1, 2, 3, 4, 5]
+    else:  # what was queued, at once
+        assert 3 <= len(taken) < 6
+        assert tags(taken) == list(range(len(taken)))
+        assert waited < 0.05

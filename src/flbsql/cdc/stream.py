@@ -132,7 +132,8 @@ class Stream:
         self.seqs: dict[str, int] | None = None
         self.ahead = ReadAhead(pg)
         self._streamed = False  # the next peek is streamed: the last did not fit PEEK_BYTES
-        self.behind = False  # the peek being decoded was full: more changes are waiting
+        # the peek being decoded was full (more changes are waiting), or none was read yet
+        self.behind = True
 
     def _peek(self) -> Peek | None:
         """One peek up to the WAL end now, held whole; None past PEEK_BYTES.

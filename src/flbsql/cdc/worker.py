@@ -188,6 +188,7 @@ class Worker(threading.Thread):
                 backoff.success()
                 failures.succeeded()
             except BaseException as exc:  # noqa: PERF203 - once per failure
+                self.stream.behind = False  # nothing comes meanwhile: collects do not wait
                 err = classify(exc)
                 if isinstance(err, TransientError):
                     delay = backoff.failure()

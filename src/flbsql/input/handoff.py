@@ -71,6 +71,7 @@ class ChunkQueue:
         self._items: collections.deque[Chunk] = collections.deque()
         self._bytes = 0
         self._rows = 0
+        self._held = 0  # bytes taken and still in memory until Fluent Bit has the batch
         self._epoch = 0
         self._last_put = 0.0  # time.monotonic() of the last put
         self._gap = 0.0  # moving average of the time between two puts of a reader streaming
@@ -85,14 +86,14 @@ class ChunkQueue:
     def full(self) -> bool:
         """True when the queued bytes (or rows) reached the bound."""
         with self._cv:
-            return self._bytes >= self.max_bytes or (
+            return self._bytes + self._held >= self.max_bytes or (
                 self.max_rows is not None and self._rows >= self.max_rows
             )
 
     def _no_room(self, chunk: Chunk) -> bool:
-        if not self._items:
+        if not self._items and not self._held:
             return False  # an oversize chunk passes alone
-        if self._bytes + len(chunk.data) > self.max_bytes:
+        if self._bytes + self._held + len(chunk.data) > self.max_bytes:
             return True
         return self.max_rows is not None and self._rows + chunk.rows > self.max_rows
 
@@ -118,24 +119,41 @@ class ChunkQueue:
             self._cv.notify_all()
             return True
 
-    def fill(self, max_rows: int, max_bytes: int, timeout: float, quiet: float = 0.05) -> None:
+    def fill(
+        self,
+        max_rows: int,
+        max_bytes: int,
+        timeout: float,
+        quiet: float = 0.05,
+        behind: Callable[[], bool] | None = None,
+    ) -> None:
         """Wait, at most ``timeout``, while less than a batch is queued and chunks still come.
 
         Chunks "still come" when one was put in the last ``quiet`` seconds, or twice the
         usual time between two puts when that is longer (large pages): a reader catching
-        up. A reader that is idle or waits for new rows ends the wait soon.
+        up. A reader that is idle or waits for new rows ends the wait soon. A reader that
+        knows (``behind``) says so instead: the wait lasts while it is behind.
         """
         deadline = time.monotonic() + timeout
         with self._cv:
             quiet = min(max(quiet, 2 * self._gap), timeout)
             while self._bytes < max_bytes and self._rows < max_rows:
                 now = time.monotonic()
-                if now >= deadline or now - self._last_put > quiet:
+                if now >= deadline:
                     return
-                self._cv.wait(min(quiet, deadline - now))
+                if behind is None and now - self._last_put > quiet:
+                    return
+                if behind is not None and not behind():
+                    return
+                self._cv.wait(min(quiet if behind is None else 0.02, deadline - now))
 
     def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
-        """Pop chunks while within the limits (at least one when any is queued)."""
+        """Pop chunks while within the limits (at least one when any is queued).
+
+        Their bytes still count against the bound until :meth:`release`: a batch being
+        copied into Fluent Bit is in memory as well, and the reader must not queue a
+        whole bound more meanwhile (the peak would depend on when the copy happens).
+        """
         out: list[Chunk] = []
         rows = size = 0
         with self._cv:
@@ -149,8 +167,16 @@ class ChunkQueue:
                 size += len(nxt.data)
             self._bytes -= size
             self._rows -= rows
+            self._held += size
             self._cv.notify_all()
         return out
+
+    def release(self) -> None:
+        """The batch taken is out of memory (Fluent Bit has it, or it was given back)."""
+        with self._cv:
+            if self._held:
+                self._held = 0
+                self._cv.notify_all()
 
     def push_front(self, chunks: list[Chunk]) -> None:
         """Give chunks back (a batch that could not be handed over), in their order."""
@@ -159,12 +185,13 @@ class ChunkQueue:
                 self._items.appendleft(chunk)
                 self._bytes += len(chunk.data)
                 self._rows += chunk.rows
+                self._held = max(0, self._held - len(chunk.data))
 
     def clear(self) -> None:
         """Drop everything queued and start a new epoch."""
         with self._cv:
             self._items.clear()
-            self._bytes = self._rows = 0
+            self._bytes = self._rows = self._held = 0
             self._epoch += 1
             self._cv.notify_all()
 
@@ -186,7 +213,9 @@ class CollectLimit:
     or storage limits) and when a batch could not be handed over, down to 1 MiB.
     The queue holds one limit and a half (:attr:`ChunkQueue.max_bytes` follows it): the
     batch of the next callback and half a batch read ahead, enough for a reader faster
-    than a batch a second to keep the next callback's batch whole, so memory stays within
+    than a batch a second to keep the next callback's batch whole. The batch being
+    handed over counts until Fluent Bit has it (:meth:`ChunkQueue.release`), so what
+    the reader holds never exceeds that, whenever the copy happens: memory stays within
     a few times the budget however large the table is (1M and 10M-row tables peak alike
     in docs/benchmarks.md).
     ``rows_per_collect`` (0: none) caps the rows of a batch as well.
@@ -195,9 +224,10 @@ class CollectLimit:
     for a whole batch (:meth:`ChunkQueue.fill`). The next callback still comes on its 1 s
     tick, so the wait costs no cadence and makes the batches full; it delays only what
     else Fluent Bit does on the input's thread (pause, exit) by as much. ``behind``, when
-    given, says whether the reader is catching up (a CDC stream: its last read found more
-    than one read carries); otherwise chunks that still come say so. A source that is not
-    behind (changes trickling in) hands over what it has at once: no latency is added.
+    given, says whether the reader is catching up (a CDC stream: until its first read,
+    then while its last read found more than one read carries), and the wait lasts while
+    it is; otherwise chunks that still come say so. A source that is not behind (changes
+    trickling in) hands over what it has at once: no latency is added.
     """
 
     FLOOR = 1 << 20
@@ -229,14 +259,16 @@ class CollectLimit:
 
     def take(self, take: Callable[[int, int], list[Chunk]]) -> list[Chunk]:
         """Chunks for one callback, taken through ``take(max_rows, max_bytes)``."""
-        if self.fill and (self.behind is None or self.behind()):
-            self.queue.fill(self.max_rows, self.bytes, self.fill)
+        self.queue.release()  # the last batch was committed or given back by now
+        if self.fill:
+            self.queue.fill(self.max_rows, self.bytes, self.fill, behind=self.behind)
         chunks = take(self.max_rows, self.bytes)
         self._behind = bool(chunks) and len(self.queue) > 0
         return chunks
 
     def taken(self) -> None:
         """Fluent Bit took the batch: grow when the source is ahead of it."""
+        self.queue.release()
         if self._behind and self.bytes < self.budget:
             self.bytes = min(self.budget, self.bytes * 2)
             self._set_queue()
@@ -244,6 +276,7 @@ class CollectLimit:
 
     def shrink(self) -> None:
         """Fluent Bit paused the input, or a batch did not reach it: hand over less."""
+        self.queue.release()
         self.bytes = max(min(self.budget, self.FLOOR), self.bytes // 2)
         self._behind = False
         self._set_queue()

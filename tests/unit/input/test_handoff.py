@@ -29,7 +29,8 @@ def put_in_thread(
     return t, result
 
 
-def test_put_blocks_while_the_bytes_would_pass_the_bound_and_take_makes_room():
+def test_put_blocks_while_the_bytes_would_pass_the_bound_and_a_handed_over_take_makes_room():
+    """A batch taken still counts until released: it is in memory until Fluent Bit has it."""
     q = ChunkQueue(100)
     stop = threading.Event()
     assert q.put(chunk(60, tag=1), stop)
@@ -37,6 +38,9 @@ def test_put_blocks_while_the_bytes_would_pass_the_bound_and_take_makes_room():
     t.join(0.3)
     assert t.is_alive() and len(q) == 1  # 120 > 100: waits
     assert tags(q.take(10, 1000)) == [1]
+    t.join(0.3)
+    assert t.is_alive() and len(q) == 0  # taken, being copied: still 120 > 100
+    q.release()
     t.join(2)
     assert result == [True] and tags(q.take(10, 1000)) == [2]
 
@@ -46,6 +50,8 @@ def test_one_oversize_chunk_still_passes_alone():
     assert q.put(chunk(500, tag=1), threading.Event())
     assert q.full()
     assert tags(q.take(10, 10)) == [1]  # take hands over at least one
+    assert q.full()  # until it is released
+    q.release()
     assert not q.full()
 
 
@@ -187,3 +193,26 @@ def test_a_collect_fills_its_batch_only_while_the_source_says_it_is_behind(behin
         assert 3 <= len(taken) < 6
         assert tags(taken) == list(range(len(taken)))
         assert waited < 0.05
+
+
+def test_a_collect_waits_for_a_source_behind_before_its_first_chunk_until_it_caught_up():
+    """CDC at start: the first read is still under way; the wait ends when it caught up."""
+    q = ChunkQueue(10_000)
+    stop = threading.Event()
+    state = {"behind": True}
+    limit = handoff.CollectLimit(q, 10_000, fill=2.0, behind=lambda: state["behind"])
+
+    def reader() -> None:
+        time.sleep(0.3)  # nothing put yet: a quiet reader would have ended the wait
+        for i in range(3):
+            q.put(chunk(100, tag=i), stop)
+        state["behind"] = False
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    before = time.monotonic()
+    taken = limit.take(q.take)
+    waited = time.monotonic() - before
+    t.join(2)
+    assert tags(taken) == [0, 1, 2]
+    assert 0.3 <= waited < 1.0  # not the whole fill timeout: it caught up

@@ -22,8 +22,9 @@ $(OIDC_NODE): tests/oidc/package.json tests/oidc/package-lock.json
 
 dev: $(VENV)/.stamp $(OIDC_NODE) ## create .venv with every driver, test and dev tool (and the tests' OIDC provider)
 
-shim: dev ## build in_sql.so and out_sql.so into src/flbsql/lib
+shim: dev ## build in_sql.so and out_sql.so into src/flbsql/lib; byte-compile the package
 	$(VPY) csrc/build_shim.py
+	$(VPY) -m compileall -q src/flbsql >/dev/null  # as pip install does: every start imports it
 
 host: ## build the C test host (build/flbhost) that loads plugins like Fluent Bit
 	$(MAKE) -s -C tests/host BUILD=$(BUILD)

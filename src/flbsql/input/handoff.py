@@ -216,8 +216,7 @@ class CollectLimit:
     than a batch a second to keep the next callback's batch whole. The batch being
     handed over counts until Fluent Bit has it (:meth:`ChunkQueue.release`), so what
     the reader holds never exceeds that, whenever the copy happens: memory stays within
-    a few times the budget however large the table is (1M and 10M-row tables peak alike
-    in docs/benchmarks.md).
+    a few times the budget however large the table is.
     ``rows_per_collect`` (0: none) caps the rows of a batch as well.
 
     ``fill``: while the reader is catching up, a callback waits up to this many seconds

@@ -137,15 +137,13 @@ class ChunkQueue:
         deadline = time.monotonic() + timeout
         with self._cv:
             quiet = min(max(quiet, 2 * self._gap), timeout)
+            poll = quiet if behind is None else 0.02  # a source may stop being behind unannounced
             while self._bytes < max_bytes and self._rows < max_rows:
                 now = time.monotonic()
-                if now >= deadline:
+                coming = now - self._last_put <= quiet if behind is None else behind()
+                if now >= deadline or not coming:
                     return
-                if behind is None and now - self._last_put > quiet:
-                    return
-                if behind is not None and not behind():
-                    return
-                self._cv.wait(min(quiet if behind is None else 0.02, deadline - now))
+                self._cv.wait(min(poll, deadline - now))
 
     def take(self, max_rows: int, max_bytes: int) -> list[Chunk]:
         """Pop chunks while within the limits (at least one when any is queued).

@@ -147,9 +147,8 @@ def test_an_idle_reader_polls_just_before_the_next_collect(
     assert clock.idle_wait(0.2, 0.05) == pytest.approx(0.05)
 
 
-def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
-    """Pages 80 ms apart (large pages): the fill wait does not end between two of them."""
-    q = ChunkQueue(10_000)
+def pages_80ms_apart(q: ChunkQueue) -> threading.Thread:
+    """A reader putting six 100-byte chunks (tags 0-5), 80 ms apart, from now on."""
     stop = threading.Event()
 
     def reader() -> None:
@@ -159,6 +158,20 @@ def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    return t
+
+
+def timed_take(limit: handoff.CollectLimit, q: ChunkQueue) -> tuple[list[Chunk], float]:
+    """One callback's chunks and the seconds it took to get them."""
+    before = time.monotonic()
+    taken = limit.take(q.take)
+    return taken, time.monotonic() - before
+
+
+def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
+    """Pages 80 ms apart (large pages): the fill wait does not end between two of them."""
+    q = ChunkQueue(10_000)
+    t = pages_80ms_apart(q)
     time.sleep(0.2)  # three pages in: the gap between two puts is known
     q.fill(max_rows=1000, max_bytes=600, timeout=2.0)
     assert len(q) == 6  # a fixed 50 ms quiet would have stopped after the third or fourth
@@ -172,20 +185,10 @@ def test_a_collect_waits_for_a_whole_batch_while_large_pages_keep_coming():
 def test_a_collect_fills_its_batch_only_while_the_source_says_it_is_behind(behind: bool) -> None:
     """CDC: a backlog fills each batch; changes trickling in are handed over at once."""
     q = ChunkQueue(10_000)
-    stop = threading.Event()
     limit = handoff.CollectLimit(q, 600, fill=2.0, behind=lambda: behind)
-
-    def reader() -> None:
-        for i in range(6):
-            q.put(chunk(100, tag=i), stop)
-            time.sleep(0.08)
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    t = pages_80ms_apart(q)
     time.sleep(0.2)  # three chunks in, more coming
-    before = time.monotonic()
-    taken = limit.take(q.take)
-    waited = time.monotonic() - before
+    taken, waited = timed_take(limit, q)
     t.join(2)
     if behind:
         assert tags(taken) == [0, 1, 2, 3, 4, 5]
@@ -210,9 +213,7 @@ def test_a_collect_waits_for_a_source_behind_before_its_first_chunk_until_it_cau
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    before = time.monotonic()
-    taken = limit.take(q.take)
-    waited = time.monotonic() - before
+    taken, waited = timed_take(limit, q)
     t.join(2)
     assert tags(taken) == [0, 1, 2]
     assert 0.3 <= waited < 1.0  # not the whole fill timeout: it caught up

@@ -127,8 +127,10 @@ def configuration_markdown() -> str:
         "`file:/path`, `vault:<api path>#<field>`, `oidc:` (see [secrets.md](secrets.md)). "
         "Their values never appear in logs.",
         "",
-        "An unknown or misspelled key fails the plugin's Init with its name (and "
-        "`flbsql check -c <config>` lists all of them at once).",
+        "A plugin can only ask Fluent Bit for a key by name, so Init fails on the "
+        "misspellings it probes for (`table_name`, `dsn`, a key of the other plugin, ...) "
+        "and cannot see any other unknown key: run `flbsql check -c <config>`, which "
+        "reads the file and names every unknown key with a suggestion.",
         "",
         "## Contents",
         "",

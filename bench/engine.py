@@ -7,10 +7,15 @@ and every row says so. Both are driven the same way: a pipeline of
 run until an output has counted ``records`` records.
 
 Real Fluent Bit is observed from outside, as an operator would: its HTTP server's
-``/api/v1/metrics`` (an output's ``proc_records``) says when the last record was
+``/api/v1/metrics`` (an output's ``proc_records``) says that the last record was
 delivered, and ``/proc/<pid>/status`` its peak RSS (``VmHWM``) just before it is
-stopped. The wall time runs from process start to the poll that saw the last record
-(polls every 20 ms).
+stopped. The wall time runs from process start to the delivery of the last record.
+Fluent Bit refreshes those metrics once a second (``flb_metrics_exporter.c``), which
+would add up to a second to every run, so where the sink has a clock of its own the
+end is taken from it: the ``counter`` output's timestamped line for each flush
+(:func:`sink`, the ``null`` output that says when), or a caller's ``finished``
+(e.g. when a sink file was last written). Otherwise it is the metrics poll that saw
+the last record (polls every 20 ms).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ import pathlib
 import re
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -44,6 +51,7 @@ class Section:
     kind: str  # "input" | "output"
     name: str
     props: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feed: pathlib.Path | None = None  # frames the bench sends this input (:func:`replay`)
 
 
 @dataclasses.dataclass
@@ -103,8 +111,13 @@ class FluentBit:
         timeout: float = 1800,
         plugins: Sequence[pathlib.Path] = (IN_SQL, OUT_SQL),
         service: dict[str, Any] | None = None,
+        finished: Callable[[], float] | None = None,
     ) -> Run:
-        """Run until output ``count`` (its alias) has delivered ``records`` records."""
+        """Run until output ``count`` (its alias) has delivered ``records`` records.
+
+        ``finished``: when the last record was delivered (epoch seconds), asked once
+        the metrics have counted them all, before Fluent Bit is stopped.
+        """
         port = _free_port()
         with tempfile.TemporaryDirectory(prefix="flbsql-bench-") as tmp:
             conf = pathlib.Path(tmp) / "fluent-bit.conf"
@@ -125,13 +138,15 @@ class FluentBit:
             for lib in plugins:
                 cmd += ["-e", str(lib)]
             cmd += ["-c", str(conf)]
-            log = pathlib.Path(tmp) / "log"
-            with open(log, "w") as out:
-                start = time.monotonic()
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            log, printed = pathlib.Path(tmp) / "log", pathlib.Path(tmp) / "stdout"
+            with open(log, "w") as err, open(printed, "w") as out:
+                start, epoch = time.monotonic(), time.time()
+                proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+                senders = [_sender(s, proc) for s in sections if s.feed is not None]
                 try:
                     wall, got = self._wait(proc, port, count, records, start, timeout)
                     hwm = _vm_hwm_kb(proc.pid)
+                    done = finished() if finished and got >= records else None
                 finally:
                     proc.send_signal(signal.SIGTERM)
                     try:
@@ -139,11 +154,17 @@ class FluentBit:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
+                    for t in senders:
+                        t.join(10)
             text = log.read_text(errors="replace")
+            counted = printed.read_text(errors="replace")  # the counter output's lines
         if got < records:
             raise RuntimeError(
                 f"{self.label} delivered {got} of {records} records:\n{text[-3000:]}"
             )
+        done = done or _counted_at(counted, records)
+        if done is not None and 0 < done - epoch < wall:
+            wall = done - epoch
         return Run(wall, hwm / 1024, got, text)
 
     @staticmethod
@@ -171,6 +192,88 @@ class FluentBit:
         return time.monotonic() - start, got
 
 
+def _counted_at(log: str, records: int) -> float | None:
+    """When the ``counter`` output's flushes first added up to ``records`` (epoch seconds).
+
+    Fluent Bit 5 prints ``{"ts":..., "log_records": n, ...}`` per flush; 4.x prints
+    ``ts,n (total = N)``.
+    """
+    seen = 0
+    for line in log.splitlines():
+        if line.startswith('{"ts":'):
+            try:
+                flush = json.loads(line)
+            except ValueError:
+                continue
+            seen += int(flush.get("log_records", flush.get("total", 0)))
+            ts = float(flush["ts"])
+        elif m := re.match(r"(\d+\.\d+),\d+ \(total = (\d+)\)", line):
+            ts, seen = float(m.group(1)), int(m.group(2))
+        else:
+            continue
+        if seen >= records:
+            return ts
+    return None
+
+
+def sink(eng: Engine, alias: str = "sink") -> Section:
+    """An output that drops every record and says when it had them all.
+
+    Fluent Bit: ``counter`` (``null`` that prints each flush's count and time);
+    the test host: ``null``, which it counts itself.
+    """
+    name = "counter" if isinstance(eng, FluentBit) else "null"
+    return Section("output", name, {"Match": "*", "Alias": alias})
+
+
+def replay(eng: Engine, feed: pathlib.Path, tag: str = "bench") -> Section:
+    """The chunks of a frames file (:func:`bench.common.write_frames`), as fast as taken.
+
+    Fluent Bit: its ``forward`` input, sent each chunk as one PackedForward message,
+    which it appends as it is (``flb_input_log_append``): the cost of taking a chunk
+    in, as the test host's ``feed`` input replays the same file. No ``Mem_Buf_Limit``:
+    on pause Fluent Bit closes every forward connection, and a client must resend
+    what was not acknowledged, duplicates included; so what the output has not taken
+    yet waits in Fluent Bit's memory and counts in its peak RSS, as with ``dummy``.
+    """
+    if isinstance(eng, TestHost):
+        return Section("input", "feed", {"file": feed})
+    props = {"Listen": "127.0.0.1", "Port": _free_port()}
+    return Section("input", "forward", {**props, "Tag": tag}, feed=feed)
+
+
+def _sender(section: Section, proc: subprocess.Popen[Any]) -> threading.Thread:
+    """A thread sending ``section.feed`` to Fluent Bit's forward input once it listens."""
+    import msgpack
+
+    assert section.feed is not None
+    feed, port = section.feed, int(section.props["Port"])
+    tag = str(section.props.get("Tag", "bench"))
+
+    def send() -> None:
+        while proc.poll() is None:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.005)  # not listening yet
+        else:
+            return
+        with sock, open(feed, "rb") as f:
+            while head := f.read(4):
+                chunk = f.read(struct.unpack("<I", head)[0])
+                try:
+                    sock.sendall(msgpack.packb([tag, chunk]))
+                except OSError:
+                    return  # Fluent Bit stopped
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(1)  # until Fluent Bit closes
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    return t
+
+
 def dummy(record: dict[str, Any], records: int, tag: str = "bench") -> Section:
     """Fluent Bit's ``dummy`` input emitting exactly ``records`` copies of ``record``.
 
@@ -183,12 +286,17 @@ def dummy(record: dict[str, Any], records: int, tag: str = "bench") -> Section:
     return Section("input", "dummy", {**props, "samples": records // 1000})
 
 
-def ceiling(eng: Engine, record: dict[str, Any], records: int) -> Run:
-    """The host's own ceiling for this record, to ``null``: what no plugin can beat.
+def ceiling(
+    eng: Engine, record: dict[str, Any], records: int, source: Section | None = None
+) -> Run:
+    """The host's own ceiling for this record, to :func:`sink`: what no plugin can beat.
 
-    Fluent Bit: ``dummy`` as fast as it goes (rate 1000 x 1000 copies). Test host:
+    ``source``: the input the plugin's run had (e.g. :func:`replay`). Otherwise
+    Fluent Bit: ``dummy`` as fast as it goes (rate 1000 x 1000 copies); test host:
     its ``feed`` input replaying ``records`` copies in 2 MB chunks.
     """
+    if source is not None:
+        return eng.run([source, sink(eng)], records=records, count="sink", plugins=())
     if isinstance(eng, TestHost):
         import msgpack
 
@@ -211,10 +319,7 @@ def ceiling(eng: Engine, record: dict[str, Any], records: int) -> Run:
                 plugins=(),
             )
     return eng.run(
-        [
-            dummy(record, records),
-            Section("output", "null", {"Match": "*", "Alias": "sink"}),
-        ],
+        [dummy(record, records), sink(eng)],
         records=records,
         count="sink",
         plugins=(),
@@ -242,6 +347,7 @@ class TestHost:
         timeout: float = 1800,
         plugins: Sequence[pathlib.Path] = (IN_SQL, OUT_SQL),
         service: dict[str, Any] | None = None,
+        finished: Callable[[], float] | None = None,  # the host times itself
     ) -> Run:
         """Run until ``records`` records were counted (``--stop-after-records``)."""
         cmd = [str(HOST)]

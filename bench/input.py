@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.engine import IN_SQL, Engine, Section, ceiling, engine
+from bench.engine import IN_SQL, Engine, Section, ceiling, engine, sink
 
 ADMIN = os.environ.get(
     "FLBSQL_BENCH_POSTGRES_URL",
@@ -107,10 +107,7 @@ def plugin_rate(eng: Engine, table: str, rows: int, opts: dict[str, str]) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         props = {"Tag": "bench", "url": _url(), "table": table, "db": f"{tmp}/pos.db", **opts}
         run = eng.run(
-            [
-                Section("input", "sql", props),
-                Section("output", "null", {"Match": "*", "Alias": "sink"}),
-            ],
+            [Section("input", "sql", props), sink(eng)],
             records=rows,
             count="sink",
             plugins=(IN_SQL,),

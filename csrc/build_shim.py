@@ -122,7 +122,8 @@ EXTENSIONS = {
         "frame.c",
         """
 long flbsql_frame(const char *in, size_t in_len, const char *head, size_t head_len,
-                  long head_col, const char *keys, const size_t *key_len,
+                  long head_col, size_t stamp_at, uint32_t max_sec,
+                  const char *keys, const size_t *key_len,
                   const unsigned char *emit, size_t ncols, const char *tail,
                   size_t tail_len, size_t ntail, size_t *offs, char *out, size_t out_cap);
 """,

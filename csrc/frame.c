@@ -27,6 +27,38 @@ static uint32_t be32(const unsigned char *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
+#define PG_EPOCH_MICROS 946684800000000LL /* 2000-01-01, PostgreSQL's epoch */
+
+/*
+ * A row's own header: `head` with the time of v (bin 8 of 8 bytes: PostgreSQL's binary
+ * timestamp, big-endian int64 microseconds since 2000-01-01 UTC) at `stamp_at`.
+ * Returns 1 and fills own[] (head_len bytes), or 0 for a time outside 0..max_sec
+ * seconds since 1970 (infinity included): the row gets `head` (codec.header_of_pg_micros).
+ */
+static int own_header(const unsigned char *v, const unsigned char *head, size_t head_len,
+                      size_t stamp_at, uint32_t max_sec, unsigned char *own)
+{
+    uint64_t raw = ((uint64_t)be32(v) << 32) | be32(v + 4);
+    int64_t micros = (int64_t)raw;
+    uint64_t unix_us, sec, nsec;
+    if (micros < -PG_EPOCH_MICROS || micros > (int64_t)max_sec * 1000000 - PG_EPOCH_MICROS) {
+        return 0;
+    }
+    unix_us = (uint64_t)(micros + PG_EPOCH_MICROS);
+    sec = unix_us / 1000000;
+    nsec = unix_us % 1000000 * 1000;
+    memcpy(own, head, head_len);
+    own[stamp_at] = (unsigned char)(sec >> 24);
+    own[stamp_at + 1] = (unsigned char)(sec >> 16);
+    own[stamp_at + 2] = (unsigned char)(sec >> 8);
+    own[stamp_at + 3] = (unsigned char)sec;
+    own[stamp_at + 4] = (unsigned char)(nsec >> 24);
+    own[stamp_at + 5] = (unsigned char)(nsec >> 16);
+    own[stamp_at + 6] = (unsigned char)(nsec >> 8);
+    own[stamp_at + 7] = (unsigned char)nsec;
+    return 1;
+}
+
 /*
  * Skip one complete msgpack object at in[*off]; nested arrays and maps are skipped
  * with a counter of objects still to skip, not by recursion. Returns 0, or
@@ -205,8 +237,9 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
 /*
  * in:       msgpack array of rows, each an array of exactly `ncols` values
  * head:     the bytes before every map (the event header: [[EventTime, {}], )
- * head_col: -1, or the column holding each row's own header (binary; nil: `head`):
- *           the time column's header, built by the database (input/encoding.py)
+ * head_col: -1, or the column holding each row's time (PostgreSQL's binary timestamp,
+ *           8 bytes; nil or out of range: `head`): its header is `head` with that
+ *           time's seconds and nanoseconds at `stamp_at` (input/encoding.py)
  * keys:     the packed keys of the emitted columns, concatenated, in column order
  * key_len:  the length of each emitted column's key
  * emit:     per column, 1 when it goes into the map, 0 when it is skipped, 2 when
@@ -220,7 +253,8 @@ static long array_header(const unsigned char *in, size_t len, size_t *off)
  * FRAME_NO_ROOM when out_cap is too small (frame.py sizes it so this cannot happen).
  */
 long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_len,
-                  long head_col, const char *keys, const size_t *key_len,
+                  long head_col, size_t stamp_at, uint32_t max_sec,
+                  const char *keys, const size_t *key_len,
                   const unsigned char *emit, size_t ncols, const char *tail,
                   size_t tail_len, size_t ntail, size_t *offs, char *out_, size_t out_cap)
 {
@@ -228,6 +262,7 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
     unsigned char *out = (unsigned char *)out_;
     size_t off = 0, w = 0, nemit = 0, c;
     unsigned char map_head[3];
+    unsigned char own[32];
     size_t map_head_len;
     long rows, r;
 
@@ -248,7 +283,8 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
     else {
         return FRAME_MALFORMED;
     }
-    if (head_col >= (long)ncols) {
+    if (head_col >= (long)ncols || (head_col >= 0 && (head_len > sizeof own ||
+                                                      stamp_at + 8 > head_len))) {
         return FRAME_MALFORMED;
     }
     rows = array_header(in, in_len, &off);
@@ -271,9 +307,11 @@ long flbsql_frame(const char *in_, size_t in_len, const char *head, size_t head_
         offs[ncols] = off;
         if (head_col >= 0) {
             const unsigned char *v = in + offs[head_col];
-            if (v[0] == 0xc4 && offs[head_col + 1] - offs[head_col] == 2 + (size_t)v[1]) {
-                h = v + 2; /* bin 8: the row's own header */
-                hlen = v[1];
+            if (v[0] == 0xc4 && v[1] == 8 && offs[head_col + 1] - offs[head_col] == 10) {
+                if (own_header(v + 2, (const unsigned char *)head, head_len, stamp_at,
+                               max_sec, own)) {
+                    h = own;
+                }
             }
             else if (v[0] != 0xc0) { /* nil: the default header */
                 return FRAME_MALFORMED;

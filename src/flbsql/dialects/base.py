@@ -338,12 +338,11 @@ class Dialect:
         """
         return None
 
-    def input_time_header_expr(
-        self, quoted: str, db_type: str, head: bytes, tail: bytes, max_sec: int
-    ) -> str | None:
-        """SQL giving the event header ``head + u32 sec + u32 nsec + tail`` of a time column.
+    def input_time_binary_expr(self, quoted: str, db_type: str) -> str | None:
+        """SQL giving a time column as PostgreSQL's binary timestamp, or None: not offered.
 
-        NULL outside 0..``max_sec`` seconds since 1970 (the read time is used); None: not offered.
+        8 bytes, big-endian int64 microseconds since 2000-01-01 UTC; the event header
+        is built from them in C (:func:`flbsql.events.codec.header_of_pg_micros`).
         """
         return None
 

@@ -20,11 +20,13 @@ __all__ = [
     "GROUP_END",
     "GROUP_START",
     "MAX_EVENT_SEC",
+    "STAMP_AT",
     "U32X2",
     "EventTime",
     "encode_event",
     "ext_hook",
     "header",
+    "header_of_pg_micros",
     "is_group",
 ]
 
@@ -33,6 +35,8 @@ GROUP_START = 0xFFFFFFFF
 GROUP_END = 0xFFFFFFFE
 MAX_EVENT_SEC = 0xFFFFFFFD  # the last second an EventTime can carry that is not a marker
 _V2_HEAD = b"\x92\x92\xd7\x00"  # [[ fixext 8 of type 0 ...
+STAMP_AT = len(_V2_HEAD)  # where a header's seconds and nanoseconds start
+PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
 
 
 class EventTime(tuple[int, int]):
@@ -77,6 +81,22 @@ def is_group(sec: int, nsec: int) -> bool:
 def header(sec: int, nsec: int) -> bytes:
     """``[[EventTime, {}],`` : the bytes before a packed body."""
     return _V2_HEAD + U32X2.pack(sec, nsec) + b"\x80"
+
+
+def header_of_pg_micros(raw: bytes | None) -> bytes | None:
+    """The header of a time sent as PostgreSQL's binary timestamp, or None.
+
+    ``raw``: big-endian int64 microseconds since 2000-01-01 UTC (``timestamptz_send``).
+    None for NULL and outside 0..:data:`MAX_EVENT_SEC` seconds since 1970 (infinity
+    included): the caller uses the read time. ``csrc/frame.c`` does the same in C.
+    """
+    if raw is None or len(raw) != 8:
+        return None
+    micros = int.from_bytes(raw, "big", signed=True) + PG_EPOCH_MICROS
+    if not 0 <= micros <= MAX_EVENT_SEC * 1_000_000:
+        return None
+    sec, us = divmod(micros, 1_000_000)
+    return header(sec, us * 1000)
 
 
 def encode_event(sec: int, nsec: int, body_packed: bytes) -> bytes:

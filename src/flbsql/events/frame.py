@@ -21,6 +21,8 @@ from typing import Any
 
 import msgpack
 
+from flbsql.events.codec import MAX_EVENT_SEC, STAMP_AT, header_of_pg_micros
+
 _ffi: Any
 _lib: Any
 try:  # built by csrc/build_shim.py (make build, pip install)
@@ -86,7 +88,7 @@ def frame_py(
             unpacker.skip()
             values.append(packed[start : unpacker.tell()])
             start = unpacker.tell()
-        own = msgpack.unpackb(values[head_col]) if head_col >= 0 else None
+        own = header_of_pg_micros(msgpack.unpackb(values[head_col])) if head_col >= 0 else None
         out.append((own or head) + map_head)
         shown = [
             _unquote(v) if on == UNQUOTE else v for v, on in zip(values, emit, strict=True) if on
@@ -110,8 +112,9 @@ class Framer:
 
         ``emit`` is 0 (not emitted), 1 (emitted as it is) or :data:`UNQUOTE`.
 
-        ``head_col``: the column holding each row's own event header (binary; NULL:
-        the page's header), or -1. ``extra``: fields added to every body after the
+        ``head_col``: the column holding each row's time as PostgreSQL's binary
+        timestamp (:func:`~flbsql.events.codec.header_of_pg_micros`; NULL or out of
+        range: the page's header), or -1. ``extra``: fields added to every body after the
         columns (the same value for every row).
         """
         if sum(1 for e in emit if e) != len(keys):
@@ -146,6 +149,8 @@ class Framer:
             head,
             len(head),
             self.head_col,
+            STAMP_AT,
+            MAX_EVENT_SEC,
             keys,
             key_len,
             emit,

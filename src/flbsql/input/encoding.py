@@ -40,14 +40,14 @@ from typing import Any
 
 import msgpack
 
-from flbsql.events.codec import MAX_EVENT_SEC, header
+from flbsql.events.codec import MAX_EVENT_SEC, header, header_of_pg_micros
 from flbsql.events.frame import UNQUOTE, Framer, unquote_literal
 from flbsql.timestamps import localize, to_event_time
 
 __all__ = ["HEADER_COLUMN", "RowEncoder"]
 
 _UTC = dt.timezone.utc
-HEADER_COLUMN = "flbsql_event_header"  # the time column's event header, from the server
+HEADER_COLUMN = "flbsql_event_time"  # the time column as a binary timestamp, from the server
 
 
 class RowEncoder:
@@ -178,7 +178,7 @@ class RowEncoder:
                 return self._framer.frame(self._packer.pack(rows), len(rows), head)
             pack, row_of = self._packer.pack, self._row
             return b"".join([head + pack(row_of(r)) for r in rows])
-        if self.head_idx is not None:  # headers built by the server: no Python per value
+        if self.head_idx is not None:  # times read in binary: headers built in C
             head = header(sec, int((now - sec) * 1e9))
             if self._framer is not None:
                 return self._framer.frame(self._packer.pack(rows), len(rows), head)
@@ -200,12 +200,12 @@ class RowEncoder:
         return b"".join(parts)
 
     def _encode_headed(self, rows: Sequence[Sequence[Any]], default_head: bytes) -> bytes:
-        """Events whose header the server read with the row (NULL: ``default_head``)."""
+        """Events timed by the binary timestamp read with the row (else ``default_head``)."""
         h, pack = self.head_idx, self._packer.pack
         assert h is not None
         parts: list[bytes] = []
         add = parts.append
         for r in rows:
-            add(r[h] or default_head)
+            add(header_of_pg_micros(r[h]) or default_head)
             add(pack(self._row(r)))
         return b"".join(parts)

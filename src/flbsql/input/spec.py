@@ -23,7 +23,6 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from flbsql.errors import ConfigError
-from flbsql.events.codec import MAX_EVENT_SEC, header
 from flbsql.input.encoding import HEADER_COLUMN
 from flbsql.input.keyset import KeysetQuery
 from flbsql.input.shard import check_dialect, parse_shard, shard_condition
@@ -250,14 +249,11 @@ def resolve(
 def _time_header(
     d: Dialect, described: Sequence[Column], time_column: str | None
 ) -> tuple[str, str] | None:
-    """(alias, SQL) of the time column's event header read from the server, or None."""
+    """(alias, SQL) of the time column read as a binary timestamp, or None."""
     col = next((c for c in described if c.name.lower() == (time_column or "").lower()), None)
     if col is None:
         return None
-    sample, stamp = header(0x01020304, 0x05060708), bytes(range(1, 9))
-    at = sample.index(stamp)
-    head, tail = sample[:at], sample[at + 8 :]
-    expr = d.input_time_header_expr(d.quote(col.name), col.type, head, tail, MAX_EVENT_SEC)
+    expr = d.input_time_binary_expr(d.quote(col.name), col.type)
     return None if expr is None else (HEADER_COLUMN, expr)
 
 

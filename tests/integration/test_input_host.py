@@ -93,8 +93,9 @@ def _kill_run(host, pg_db, tmp_path, rows, kills, rows_per_collect, interval, bu
         proc.stdout.close()
     delivered_before_final = {i for s in sinks for i in sink_ids(s)}
     sinks.append(tmp_path / "final.bin")
+    # the final run only drains: larger batches (no kill follows, so no more duplicates)
     proc = host.start(
-        *_args(pg_db.url, table, tmp_path, sinks[-1], rows_per_collect, interval),
+        *_args(pg_db.url, table, tmp_path, sinks[-1], max(rows_per_collect, rows // 10), interval),
         stderr=subprocess.DEVNULL,
     )
     try:

@@ -1,4 +1,4 @@
-"""The C chunk encoder writes the COPY bytes the Python path writes, JSON included."""
+"""The C chunk encoders write what the Python paths write: COPY, LOAD DATA, SQLite rows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flbsql.dialects import pgbinary
+from flbsql.dialects import mysqlload, pgbinary
+from flbsql.dialects.sqlite import DIALECT as SQLITE
 from flbsql.output.convert import dumps
 from flbsql.timestamps import EpochMicros
 from tests.fix_hypothesis import examples
@@ -63,18 +64,6 @@ def python_rows(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
     rows = [(tag, EpochMicros(s * 1_000_000 + n // 1000), dumps(b)) for s, n, b in events]
     pgbinary.encode_rows(encs, rows, out.append)
     return b"".join(out)
-
-
-@settings(max_examples=examples(300), deadline=None)
-@given(records, tags)
-def test_c_writes_the_bytes_of_the_python_path(
-    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
-) -> None:
-    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
-    encoded = pgbinary.encode_chunk(data, tag, TYPES)
-    assert encoded is not None
-    assert encoded[1] == len(records)
-    assert encoded[0].payload == python_rows(tag, [(s, n, b) for s, n, b, _ in records])
 
 
 @pytest.mark.parametrize(
@@ -138,20 +127,6 @@ def python_tsv(tag: str, events: list[tuple[int, int, Any]]) -> bytes:
     return mysqlload.tsv(rows, [False, False, False])
 
 
-@settings(max_examples=examples(300), deadline=None)
-@given(records, tags)
-def test_c_writes_the_load_data_text_of_the_python_path(
-    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
-) -> None:
-    from flbsql.dialects import mysqlload
-
-    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
-    encoded = mysqlload.encode_chunk(data, tag, MYSQL_TYPES)
-    assert encoded is not None
-    assert encoded[1] == len(records)
-    assert encoded[0].payload == python_tsv(tag, [(s, n, b) for s, n, b, _ in records])
-
-
 def test_load_data_text_only_for_the_default_shape():
     from flbsql.dialects import mysqlload
 
@@ -167,25 +142,16 @@ def test_load_data_text_only_for_the_default_shape():
 # -- SQLite: time and JSON lines for executemany -----------------------------------------
 
 
-@settings(max_examples=examples(300), deadline=None)
-@given(records, tags)
-def test_c_gives_sqlite_the_rows_of_the_python_path(
-    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
-) -> None:
+def python_sqlite(tag: str, events: list[tuple[int, int, Any]]) -> list[tuple[str, str, str]]:
+    """What the Python path binds for these records (time text, JSON text)."""
     import datetime as dt
 
     import orjson
 
-    from flbsql.dialects.sqlite import DIALECT
     from flbsql.output.convert import TimeConverter
 
-    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
-    encoded = DIALECT.encode_chunk(data, tag, ["TEXT", "text", "text"])
-    assert encoded is not None
-    assert encoded[1] == len(records)
     tconv = TimeConverter("text", dt.timezone.utc)
-    want = [(tag, tconv(s, n), orjson.dumps(b).decode()) for s, n, b, _ in records]
-    assert list(encoded[0]) == want
+    return [(tag, tconv(s, n), orjson.dumps(b).decode()) for s, n, b in events]
 
 
 def test_sqlite_rows_from_c_only_for_text_columns_in_utc():
@@ -199,3 +165,31 @@ def test_sqlite_rows_from_c_only_for_text_columns_in_utc():
     got = DIALECT.encode_chunk(data, "t", ["text"] * 3)
     assert got is not None
     assert list(got[0]) == [("t", "1970-01-01T00:00:01+00:00", '{"a":"x\\ny"}')]
+
+
+# -- all three, from one draw ------------------------------------------------------------
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(records, tags)
+def test_each_c_encoder_writes_what_its_python_path_writes(
+    records: list[tuple[int, int, dict[str, Any], bool]], tag: str
+) -> None:
+    """PostgreSQL COPY binary, MySQL LOAD DATA text and SQLite rows, from one draw each.
+
+    Drawing a chunk costs more than encoding it three times: one draw checks all three.
+    """
+    data = b"".join(event(s, n, b, v2) for s, n, b, v2 in records)
+    events = [(s, n, b) for s, n, b, _ in records]
+    encoded = pgbinary.encode_chunk(data, tag, TYPES)
+    assert encoded is not None
+    assert encoded[1] == len(records)
+    assert encoded[0].payload == python_rows(tag, events), "PostgreSQL COPY binary"
+    loaded = mysqlload.encode_chunk(data, tag, MYSQL_TYPES)
+    assert loaded is not None
+    assert loaded[1] == len(records)
+    assert loaded[0].payload == python_tsv(tag, events), "MySQL LOAD DATA text"
+    rows = SQLITE.encode_chunk(data, tag, ["TEXT", "text", "text"])
+    assert rows is not None
+    assert rows[1] == len(records)
+    assert list(rows[0]) == python_sqlite(tag, events), "SQLite rows"

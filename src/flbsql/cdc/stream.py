@@ -4,9 +4,7 @@ While a step decodes a full peek (a backlog: more changes are waiting), the next
 already runs on the server (:class:`ReadAhead`): decoding on the server and in Python
 overlap instead of taking turns. The worker uses the connection for nothing else
 meanwhile: it settles the read ahead before confirming or probing (:meth:`Stream.settle`)
-and drops it before it closes the connection (:meth:`Stream.drop`). A run of inserts
-into one table is encoded in C (:meth:`Stream._inserts`); everything else, and any
-message C does not take, goes through the decoder and :class:`ChangeEncoder`.
+and drops it before it closes the connection (:meth:`Stream.drop`).
 
 Stream positions: a transaction is skipped when its commit LSN is below
 ``done_lsn`` (already handed over), so reading again before the slot moved never

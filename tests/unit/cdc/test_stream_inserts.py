@@ -86,7 +86,7 @@ def hand_overs(
     return out, dec.pos, dict(s.seqs or {})
 
 
-CASES: dict[str, tuple[list[bytes], dict[str, Any]]] = {
+CASES = {
     "runs split by chunk rows": ([T, *txn(100, [row(i) for i in range(50)])], {"chunk_rows": 7}),
     "runs split by chunk bytes": (
         [T, *txn(100, [row(i) for i in range(50)]), *txn(200, [row(i) for i in range(50, 60)])],

@@ -92,7 +92,6 @@ class ChangeEncoder:
         self._start = b""  # event header and map header
         self._middle = b""  # lsn .. overlap and the key "pos"
         self._op_table: dict[tuple[str, str], bytes] = {}
-        self._prefix: dict[tuple[str, str], bytes] = {}
 
     def begin(
         self, sec: int, nsec: int, lsn: str, xid: int, commit_time: str, overlap: bool
@@ -116,27 +115,6 @@ class ChangeEncoder:
             )
         )
         self._op_table.clear()
-        self._prefix.clear()
-
-    def prefix(self, op: str, table: str) -> bytes:
-        """What each ``op`` change of ``table`` in this transaction starts with.
-
-        The event header and every field up to the key ``pos``: a C encoder of whole
-        runs of changes (:meth:`flbsql.cdc.packtuple.TuplePacker.inserts`) adds the rest.
-        """
-        got = self._prefix.get((op, table))
-        if got is None:
-            got = self._prefix[op, table] = self._start + self._op(op, table) + self._middle
-        return got
-
-    def _op(self, op: str, table: str) -> bytes:
-        got = self._op_table.get((op, table))
-        if got is None:
-            pack = self._pack
-            got = self._op_table[op, table] = b"".join(
-                (_KEY["op"], pack(op), _KEY["table"], pack(table))
-            )
-        return got
 
     def change(
         self,
@@ -151,7 +129,9 @@ class ChangeEncoder:
         pack = self._pack
         op_table = self._op_table.get((op, table))
         if op_table is None:
-            op_table = self._op(op, table)
+            op_table = self._op_table[op, table] = b"".join(
+                (_KEY["op"], pack(op), _KEY["table"], pack(table))
+            )
         return b"".join(
             (
                 self._start,

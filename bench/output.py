@@ -184,9 +184,7 @@ def bench_postgres(
                 raise RuntimeError(f"pgsql output wrote {got} rows, expected {rows}")
             native.append(rows / nat.wall_s)
             line += f", pgsql output {native[-1]:,.0f}"
-        top.append(
-            rows / ceiling(eng, record(1, random.Random(42)), rows, replay(eng, feed)).wall_s
-        )
+        top.append(_ceiling(eng, feed, rows))
         emit(f"{line}, ceiling (-> counter) {top[-1]:,.0f} rows/s")
     dump.unlink(missing_ok=True)
     out = _summary("postgresql", "psql \\copy", plugin, baseline, rss)
@@ -254,9 +252,7 @@ def bench_mysql(
             )
         )
         baseline.append(rows / secs)
-        top.append(
-            rows / ceiling(eng, record(1, random.Random(42)), rows, replay(eng, feed)).wall_s
-        )
+        top.append(_ceiling(eng, feed, rows))
         emit(
             f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, LOAD DATA {baseline[-1]:,.0f} "
             f"rows/s, ceiling (-> counter) {top[-1]:,.0f} rows/s"
@@ -303,9 +299,7 @@ def bench_sqlite(
         secs, _ = timed(load)
         baseline.append(rows / secs)
         conn.close()
-        top.append(
-            rows / ceiling(eng, record(1, random.Random(42)), rows, replay(eng, feed)).wall_s
-        )
+        top.append(_ceiling(eng, feed, rows))
         emit(
             f"  run {n + 1}: plugin {plugin[-1]:,.0f} rows/s, executemany "
             f"{baseline[-1]:,.0f} rows/s, ceiling (-> counter) {top[-1]:,.0f} rows/s"

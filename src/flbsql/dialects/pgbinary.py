@@ -20,6 +20,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from flbsql.events.codec import PG_EPOCH_MICROS
 from flbsql.timestamps import EpochMicros
 
 _ffi: Any
@@ -76,12 +77,9 @@ def _bytea(v: Any) -> bytes:
     return _LEN(len(b)) + b
 
 
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970-01-01
-
-
 def _timestamptz(v: Any) -> bytes:
     if v.__class__ is EpochMicros:  # the record time, already an integer
-        return _I8(8, v - _PG_EPOCH_US)
+        return _I8(8, v - PG_EPOCH_MICROS)
     if v.tzinfo is None:
         raise ValueError("naive datetime for a timestamptz column")
     return _I8(8, (v - _PG_EPOCH_TZ) // _US)

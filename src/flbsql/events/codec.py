@@ -20,6 +20,7 @@ __all__ = [
     "GROUP_END",
     "GROUP_START",
     "MAX_EVENT_SEC",
+    "PG_EPOCH_MICROS",
     "STAMP_AT",
     "U32X2",
     "EventTime",

@@ -205,7 +205,7 @@ def resolve(
                 # timestamps); never order columns, whose typed values are the position,
                 # nor the time column, unless the server also gives its event header
                 raw = {*(k.lower() for k in key), (cfg.tracking_column or "").lower()}
-                extra = _time_header(d, described, time_column)
+                extra = _binary_time(d, described, time_column)
                 if extra is None:
                     raw.add((time_column or "").lower())
                 for col in described:
@@ -246,7 +246,7 @@ def resolve(
     return spec, query
 
 
-def _time_header(
+def _binary_time(
     d: Dialect, described: Sequence[Column], time_column: str | None
 ) -> tuple[str, str] | None:
     """(alias, SQL) of the time column read as a binary timestamp, or None."""

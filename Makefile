@@ -80,7 +80,8 @@ sanitize: dev ## shim, host and the C speed-ups under ASan/UBSan, then their tes
 	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(PYTEST) -p no:cacheprovider tests/unit/events/test_frame.py \
-	  tests/unit/cdc/test_packtuple.py tests/unit/dialects/test_pgcopy.py
+	  tests/unit/cdc/test_packtuple.py tests/unit/cdc/test_stream_inserts.py \
+	  tests/unit/dialects/test_pgcopy.py
 
 bench-output: build ## output benchmark: PostgreSQL (vs psql \copy), MariaDB, SQLite
 	$(VPY) -m bench output

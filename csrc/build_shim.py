@@ -145,6 +145,11 @@ long flbsql_lines_iso(const char *in, size_t len, const char *tag, size_t tag_le
 long flbsql_pg_tuple(const char *buf, size_t len, size_t off, const char *keys,
                      const size_t *key_len, const unsigned char *kinds, size_t ncols,
                      char *out, size_t out_cap);
+long flbsql_pg_inserts(const char *msgs, const size_t *ends, size_t first, size_t count,
+                       uint32_t oid, const char *prefix, size_t prefix_len,
+                       const char *keys, const size_t *key_len, const unsigned char *kinds,
+                       size_t ncols, int64_t pos0, int64_t seq0, size_t max_rows,
+                       size_t max_bytes, char *out, size_t out_cap, size_t *written);
 """,
     ),
 }

@@ -240,3 +240,60 @@ long flbsql_pg_tuple(const char *buf_, size_t len, size_t off, const char *keys_
     }
     return (long)o.w;
 }
+
+/*
+ * A run of inserts into one relation, as whole change events (flbsql/cdc/record.py
+ * ChangeEncoder.change with before=None and the map above as `after`):
+ *
+ *   prefix  <pos>  "seq" <seq>  "before" nil  "after" <map>
+ *
+ * prefix: the event header, the body's map header and every field up to the "pos"
+ * key, the same for each insert of the transaction. msgs: the peek's messages
+ * concatenated, ends[i] where message i ends. From message `first` on, while a
+ * message is an 'I' ('N' new tuple) of relation `oid` that flbsql_pg_tuple packs,
+ * writes its event with pos0 + k and seq0 + 1 + k. Stops before any other message,
+ * and after the event that brings the run to max_rows events or max_bytes bytes
+ * (the stream's chunk bounds: it hands over there). Returns the number of messages
+ * (= events) written; *written: their bytes. 0: the caller decodes `first` itself.
+ */
+long flbsql_pg_inserts(const char *msgs_, const size_t *ends, size_t first, size_t count,
+                       uint32_t oid, const char *prefix, size_t prefix_len,
+                       const char *keys, const size_t *key_len, const unsigned char *kinds,
+                       size_t ncols, int64_t pos0, int64_t seq0, size_t max_rows,
+                       size_t max_bytes, char *out_, size_t out_cap, size_t *written)
+{
+    static const unsigned char seq_key[] = {0xa3, 's', 'e', 'q'};
+    static const unsigned char before_nil_after[] = {0xa6, 'b', 'e', 'f', 'o', 'r', 'e',
+                                                     0xc0, 0xa5, 'a', 'f', 't', 'e', 'r'};
+    const unsigned char *msgs = (const unsigned char *)msgs_;
+    pgt_out o = {(unsigned char *)out_, 0, out_cap};
+    size_t i, rows = 0;
+
+    *written = 0;
+    for (i = first; i < count && rows < max_rows && o.w < max_bytes; i++) {
+        size_t start = i ? ends[i - 1] : 0, len = ends[i] - start;
+        const unsigned char *m = msgs + start;
+        size_t mark = o.w;
+        long n;
+        if (len < 6 || m[0] != 'I' || m[5] != 'N' ||
+            (((uint32_t)m[1] << 24) | ((uint32_t)m[2] << 16) | ((uint32_t)m[3] << 8) | m[4]) != oid) {
+            break;
+        }
+        if (put(&o, prefix, prefix_len) || put_int(&o, pos0 + (int64_t)rows) ||
+            put(&o, seq_key, sizeof seq_key) || put_int(&o, seq0 + 1 + (int64_t)rows) ||
+            put(&o, before_nil_after, sizeof before_nil_after)) {
+            o.w = mark;
+            break;
+        }
+        n = flbsql_pg_tuple((const char *)m, len, 6, keys, key_len, kinds, ncols,
+                            (char *)o.p + o.w, o.cap - o.w);
+        if (n < 0) { /* a value for Python, or no room: the run ends before it */
+            o.w = mark;
+            break;
+        }
+        o.w += (size_t)n;
+        rows++;
+    }
+    *written = o.w;
+    return (long)rows;
+}

@@ -9,10 +9,18 @@ module ``flbsql.cdc.cpgoutput``) and gives exactly the bytes of
 ``msgpack.packb(dict(...))`` (``tests/unit/cdc/test_packtuple.py``). Whatever the C
 code does not handle (an unchanged TOAST value, a number it cannot parse) makes
 :meth:`TuplePacker.pack` return None, and the caller decodes in Python.
+
+:meth:`TuplePacker.inserts` goes further for the common backlog, a run of inserts
+into one table: whole change events, the transaction's fields given once, from the
+peek's messages joined into one buffer (:class:`Messages`; a peek holds at most
+``stream.PEEK_BYTES``, held twice while it is decoded). 1.1 us a change against 6 in
+Python on the 2-core benchmark machine; the same bytes
+(``tests/unit/cdc/test_stream_inserts.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,14 +37,25 @@ try:  # built by csrc/build_shim.py (make build, pip install)
 except ImportError:  # pragma: no cover - a source tree without the build
     _ffi = _lib = None
 
-__all__ = ["TuplePacker", "accelerated"]
+__all__ = ["Messages", "TuplePacker", "accelerated"]
 
 _VALUE_MAX = 16  # bytes a value may add to its text: a header and a ":00"
+_RUN_BYTES = 4 << 20  # output of one run of inserts at most (it stops early, not wrong)
 
 
 def accelerated() -> bool:
     """True when the C tuple packer is built and loaded."""
     return _lib is not None
+
+
+class Messages:
+    """A peek's messages concatenated once, for :meth:`TuplePacker.inserts`."""
+
+    def __init__(self, msgs: Sequence[bytes]) -> None:
+        """``msgs``: the pgoutput messages in order."""
+        self.count = len(msgs)
+        self.blob = b"".join(msgs)
+        self.ends = _ffi.new("size_t[]", list(itertools.accumulate(map(len, msgs))) or [0])
 
 
 class TuplePacker:
@@ -75,3 +94,50 @@ class TuplePacker:
             buf, len(buf), off, self._keys, self._key_len, self._kinds, self.ncols, out, cap
         )
         return None if n < 0 else _ffi.buffer(out, n)[:]
+
+    def inserts(
+        self,
+        msgs: Messages,
+        first: int,
+        oid: int,
+        prefix: bytes,
+        pos: int,
+        seq: int,
+        max_rows: int,
+        max_bytes: int,
+    ) -> tuple[int, bytes]:
+        """Messages ``first``.. while they insert into ``oid``, as whole change events.
+
+        ``prefix``: what every change of the transaction starts with, up to the
+        ``pos`` key (:meth:`~flbsql.cdc.record.ChangeEncoder.prefix`); ``pos``/``seq``:
+        the first change's position and its table's last change number. The run
+        stops before any other message or a value C does not take, and after the
+        event that reaches ``max_rows`` events or ``max_bytes`` bytes. Returns
+        (messages taken, their events); (0, b"") when the first is not for C.
+        """
+        cap = min(max_bytes, _RUN_BYTES) + len(prefix) + 64 + self._extra
+        if cap > self._cap:
+            self._cap = max(cap, 2 * self._cap, 4096)
+            self._out = self._alloc("char[]", self._cap)
+        written = _ffi.new("size_t *")
+        n = _lib.flbsql_pg_inserts(
+            msgs.blob,
+            msgs.ends,
+            first,
+            msgs.count,
+            oid,
+            prefix,
+            len(prefix),
+            self._keys,
+            self._key_len,
+            self._kinds,
+            self.ncols,
+            pos,
+            seq,
+            max_rows,
+            min(max_bytes, _RUN_BYTES),
+            self._out,
+            self._cap,
+            written,
+        )
+        return n, _ffi.buffer(self._out, written[0])[:] if n else b""

@@ -1,10 +1,11 @@
 """The CDC record on the wire: one v2 event per snapshot row or change.
 
 :func:`record` defines the body (the format is documented in :mod:`flbsql.cdc`);
-snapshot rows are packed from it directly. Changes are the hot path (the CDC
-benchmark streams 150k changes/s), so :class:`ChangeEncoder` packs whatever stays
-the same within a transaction once, at ``BEGIN``, and each ``(op, table)`` pair once
-per transaction; a change then costs three small ``pack`` calls. It produces exactly
+snapshot rows are packed from it directly. Changes are the hot path, so
+:class:`ChangeEncoder` packs whatever stays the same within a transaction once, at
+``BEGIN``, and each ``(op, table)`` pair once per transaction; a change then costs
+three small ``pack`` calls, and a run of inserts none (:meth:`ChangeEncoder.prefix`
+hands that shared part to the C encoder). It produces exactly
 the bytes of ``header(sec, nsec) + msgpack.packb(record(...))``
 (``tests/unit/cdc/test_record.py`` pins that).
 """
@@ -92,6 +93,7 @@ class ChangeEncoder:
         self._start = b""  # event header and map header
         self._middle = b""  # lsn .. overlap and the key "pos"
         self._op_table: dict[tuple[str, str], bytes] = {}
+        self._prefix: dict[tuple[str, str], bytes] = {}
 
     def begin(
         self, sec: int, nsec: int, lsn: str, xid: int, commit_time: str, overlap: bool
@@ -115,6 +117,27 @@ class ChangeEncoder:
             )
         )
         self._op_table.clear()
+        self._prefix.clear()
+
+    def prefix(self, op: str, table: str) -> bytes:
+        """What each ``op`` change of ``table`` in this transaction starts with.
+
+        The event header and every field up to the key ``pos``: a C encoder of whole
+        runs of changes (:meth:`flbsql.cdc.packtuple.TuplePacker.inserts`) adds the rest.
+        """
+        got = self._prefix.get((op, table))
+        if got is None:
+            got = self._prefix[op, table] = self._start + self._op(op, table) + self._middle
+        return got
+
+    def _op(self, op: str, table: str) -> bytes:
+        got = self._op_table.get((op, table))
+        if got is None:
+            pack = self._pack
+            got = self._op_table[op, table] = b"".join(
+                (_KEY["op"], pack(op), _KEY["table"], pack(table))
+            )
+        return got
 
     def change(
         self,
@@ -129,9 +152,7 @@ class ChangeEncoder:
         pack = self._pack
         op_table = self._op_table.get((op, table))
         if op_table is None:
-            op_table = self._op_table[op, table] = b"".join(
-                (_KEY["op"], pack(op), _KEY["table"], pack(table))
-            )
+            op_table = self._op(op, table)
         return b"".join(
             (
                 self._start,

@@ -4,7 +4,9 @@ While a step decodes a full peek (a backlog: more changes are waiting), the next
 already runs on the server (:class:`ReadAhead`): decoding on the server and in Python
 overlap instead of taking turns. The worker uses the connection for nothing else
 meanwhile: it settles the read ahead before confirming or probing (:meth:`Stream.settle`)
-and drops it before it closes the connection (:meth:`Stream.drop`).
+and drops it before it closes the connection (:meth:`Stream.drop`). A run of inserts
+into one table is encoded in C (:meth:`Stream._inserts`); everything else, and any
+message C does not take, goes through the decoder and :class:`ChangeEncoder`.
 
 Stream positions: a transaction is skipped when its commit LSN is below
 ``done_lsn`` (already handed over), so reading again before the slot moved never
@@ -16,10 +18,13 @@ transaction again (at-least-once).
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from flbsql.cdc import OP_INSERT
+from flbsql.cdc.packtuple import Messages, accelerated
 from flbsql.cdc.record import ChangeEncoder
 from flbsql.input.handoff import Marker
 
@@ -39,7 +44,7 @@ PG_EPOCH_UNIX = 946_684_800  # 2000-01-01, PostgreSQL's epoch, in Unix seconds
 HEARTBEAT_PREFIX = "flbsql_heartbeat"
 
 # pgoutput message tags
-BEGIN, COMMIT, RELATION, MESSAGE = b"B"[0], b"C"[0], b"R"[0], b"M"[0]
+BEGIN, COMMIT, RELATION, MESSAGE, INSERT = b"B"[0], b"C"[0], b"R"[0], b"M"[0], b"I"[0]
 CHANGES = frozenset(b"IUDT")  # insert, update, delete, truncate
 
 
@@ -199,21 +204,34 @@ class Stream:
         skip_txn = False
         skip_pos = 0
         self.counters["peeks"] += 1
-        for data in msgs:
+        fast = Messages(msgs) if accelerated() and isinstance(msgs, list) else None
+        it = iter(msgs)
+        for data in it:
             n += 1
             tag = data[0]
             if tag in CHANGES:
                 if skip_txn:
                     continue
-                for op, rel, pos, before, after in dec.changes(data):
-                    if pos < skip_pos:
-                        continue
-                    table = rel.qualname
-                    seq = seqs[table] = seqs.get(table, 0) + 1
-                    event = enc.change(op, table, pos, seq, before, after)
-                    parts.append(event)
-                    rows += 1
-                    size += len(event)
+                k = 0
+                if fast is not None and tag == INSERT and dec.pos >= skip_pos:
+                    k, events = self._inserts(fast, n - 1, data, seqs, rows, size)
+                if k:  # a run of inserts, in C
+                    parts.append(events)
+                    rows += k
+                    size += len(events)
+                    if k > 1:  # the run's other messages: consumed
+                        next(itertools.islice(it, k - 1, k - 1), None)
+                        n += k - 1
+                else:
+                    for op, rel, pos, before, after in dec.changes(data):
+                        if pos < skip_pos:
+                            continue
+                        table = rel.qualname
+                        seq = seqs[table] = seqs.get(table, 0) + 1
+                        event = enc.change(op, table, pos, seq, before, after)
+                        parts.append(event)
+                        rows += 1
+                        size += len(event)
                 if rows >= self.chunk_rows or size >= self.chunk_bytes:  # mid-transaction
                     self.hand_over(b"".join(parts), rows)
                     total += rows
@@ -258,6 +276,40 @@ class Stream:
         if n < NCHANGES:
             self.as_of = asked
         return total > 0 or n >= NCHANGES
+
+    def _inserts(
+        self, fast: Messages, first: int, data: bytes, seqs: dict[str, int], rows: int, size: int
+    ) -> tuple[int, bytes]:
+        """Inserts from message ``first`` on, into one relation, encoded in C.
+
+        (messages taken, their events), the decoder's ``pos`` and the table's change
+        number advanced past them; (0, b"") when ``data`` is not for C (another
+        relation kind, a filtered table, a value C does not take): decode it in Python.
+        ``rows``/``size``: the chunk so far; the run ends where the chunk must.
+        """
+        dec = self.decoder
+        rel = dec.relations.get(int.from_bytes(data[1:5], "big"))
+        if rel is None or rel.packer is None:
+            return 0, b""
+        table = rel.qualname
+        if dec.tables is not None and table not in dec.tables:
+            return 0, b""
+        seq = seqs.get(table, 0)
+        prefix = self.encoder.prefix(OP_INSERT, table)
+        k, events = rel.packer.inserts(
+            fast,
+            first,
+            rel.oid,
+            prefix,
+            dec.pos,
+            seq,
+            self.chunk_rows - rows,
+            self.chunk_bytes - size,
+        )
+        if k:
+            dec.pos += k
+            seqs[table] = seq + k
+        return k, events
 
     def _message(self, data: bytes) -> None:
         """A logical message: our heartbeat measures the lag."""

@@ -411,7 +411,7 @@ def test_metrics_and_background_thread_lines_reach_fluent_bits_logger(host, tmp_
 def test_flushes_run_beside_the_engine_thread_unless_the_host_refuses(
     host, tmp_path, workers, setter
 ):
-    """Fluent Bit gives a proxy output no `workers`; out_sql sets 1 where none is set."""
+    """Fluent Bit gives a proxy output no `workers`; out_sql sets 2 (SQLite) where none is set."""
     frames = write_frames(tmp_path / "f.bin", [event_v2({"i": i}) for i in range(5)])
     db = tmp_path / "o.db"
     extra = {"workers": workers} if workers else {}
@@ -422,9 +422,9 @@ def test_flushes_run_beside_the_engine_thread_unless_the_host_refuses(
     )  # fmt: skip
     assert r.returncode == 0, r.log[-3000:]
     assert rows(db, "SELECT count(*) FROM logs") == [(5,)]
-    chosen = "no `workers` set: flushes run on 1 worker thread beside Fluent Bit's engine"
+    chosen = "no `workers` set: flushes run on 2 worker threads beside Fluent Bit's engine"
     assert r.log.count(chosen) == (1 if workers is None and setter == "on" else 0), r.log
     engine = "flushes run on Fluent Bit's engine thread"
     assert r.log.count(engine) == (1 if setter == "off" else 0), r.log[-3000:]
     started = r.log.count("worker #")
-    assert started == (0 if setter == "off" else (workers or 1)), r.log[-3000:]
+    assert started == (0 if setter == "off" else (workers or 2)), r.log[-3000:]

@@ -38,7 +38,9 @@ class SQLiteDialect(Dialect):
         upsert_style="on_conflict",
         enforces_length=False,
         streaming=True,  # executemany consumes an iterator of rows as it goes
-        writers=1,  # one writer at a time: a second flush thread only waits for the lock
+        # one writer at a time, but a flush encodes its chunk before it takes the lock
+        # (BEGIN IMMEDIATE): a second thread encodes while the first writes
+        writers=2,
         types={
             "text": "TEXT",
             "string": "VARCHAR(255)",
@@ -76,10 +78,12 @@ class SQLiteDialect(Dialect):
         """Open the flush transaction explicitly.
 
         A SAVEPOINT outside a transaction starts one, and releasing it would
-        COMMIT; an explicit BEGIN keeps the whole flush one transaction.
+        COMMIT; an explicit BEGIN keeps the whole flush one transaction. IMMEDIATE
+        takes the write lock at once (waiting up to ``statement_timeout`` for another
+        flush's commit), so a flush never fails half way for a lock it could not upgrade.
         """
         if not conn.in_transaction:
-            cur.execute("BEGIN")
+            cur.execute("BEGIN IMMEDIATE")
 
     def bulk_path(self, conn: Connection) -> tuple[str, str | None]:
         """``executemany`` in the flush's one transaction."""

@@ -120,7 +120,7 @@ def test_a_good_file_is_ok_and_connects(tmp_path, capsys):
     )
     assert main(["check", "-c", str(path)]) == 0
     workers, note, ok = capsys.readouterr().out.strip().splitlines()
-    assert "[OUTPUT] sql: no `workers` set: flushes run on 1 worker thread beside" in workers
+    assert "[OUTPUT] sql: no `workers` set: flushes run on 2 worker threads beside" in workers
     assert note.endswith("[OUTPUT] sql: bulk path: executemany, one transaction per flush")
     assert ok == f"{path}: ok"
 

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import pytest
-
-from flbsql.cdc import packtuple, stream
 from tests.fix_pglogical import drain, open_source
 from tests.integration.test_cdc_apply import Workload, seed_source
+
+from flbsql.cdc import packtuple, stream
 
 pytestmark = [
     pytest.mark.cdc,

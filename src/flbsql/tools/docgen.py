@@ -165,7 +165,7 @@ def configuration_markdown() -> str:
         "The ones that matter most for this plugin pair: `retry_limit` and `workers` on the "
         "output, `storage.type` and `mem_buf_limit` on the inputs feeding it "
         "(see [position-semantics.md](position-semantics.md)). Without `workers` the `sql` "
-        "output sets its own count (2 for a server database, 1 for SQLite and `apply`), "
+        "output sets its own count (2, and 1 for `apply`), "
         "as a core plugin's default would, so its flushes never hold the engine thread "
         "([fluent-bit-abi.md](fluent-bit-abi.md) §8.2).",
         "",

@@ -5,7 +5,8 @@ The feed is ``CHUNKS`` chunks of ``PER_CHUNK`` records, each record with a uniqu
 into PostgreSQL, MariaDB and a SQLite file (two writers on one file).
 The host is killed with SIGKILL ``KILLS`` times at random moments (some at a random
 delay after the start, during Init or the re-sent chunks, the others once the
-table has grown by a random amount, i.e. mid-stream). After every kill:
+table has grown by a random amount, i.e. mid-stream; either way before the run has
+written half of what it has to, so a fast writer cannot finish the feed first). After every kill:
 
 * atomicity: one flush is one transaction, so the rows of any chunk are all there
   or none are (grouped by ``chunk``: every count is 0 or a whole number of chunks);
@@ -285,14 +286,20 @@ def _kill_and_replay(
             with open(tmp_path / f"host{k}.log", "w") as log:
                 proc = _start(host, db, table.name, frames, env, unique, log, default_shape)
             start = time.monotonic()
+            # never wait for more than half of what this run has to write (all of the
+            # feed without a key, what is missing with one): a fast writer finishes
+            # the feed within the random delay, and a kill after the end tests nothing
+            half = before + (N - before * unique) // 2
             if k % 3 == 0:  # any moment: Init, re-sent chunks, new ones
                 mode = "time"
-                time.sleep(rng.uniform(0.05, 0.8))
+                deadline = start + rng.uniform(0.05, 0.8)
+                while proc.poll() is None and time.monotonic() < deadline:
+                    if table.rows() >= half:
+                        break
+                    time.sleep(0.005)
             else:  # once this run has added a random share of the feed
                 mode = "progress"
-                target = before + int(rng.uniform(0.02, 0.10) * N)
-                if unique:  # never wait for more than half of what is missing
-                    target = min(target, before + (N - before) // 2)
+                target = min(before + int(rng.uniform(0.02, 0.10) * N), half)
                 while proc.poll() is None and table.rows() < target:
                     if time.monotonic() - start > 60:
                         break

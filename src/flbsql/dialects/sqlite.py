@@ -14,6 +14,7 @@ from __future__ import annotations
 import decimal
 import itertools
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,7 +23,28 @@ from flbsql.dialects.base import Capabilities, Column, Connection, Dialect
 from flbsql.dialects.pgbinary import c_encode
 from flbsql.errors import DisconnectError, RecordError, TerminalError, TransientError
 
-__all__ = ["DIALECT", "SQLiteDialect"]
+__all__ = ["DIALECT", "SQLiteDialect", "journal_wal"]
+
+
+def journal_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for a lock as the busy timeout would.
+
+    Switching a new file's journal takes its exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy handler, when another connection
+    holds a lock on it: two writers (the default) opening a new file together, one
+    of them then failing its first connect and every flush in the pool's backoff.
+    The one that waits finds the file in WAL mode already (it is kept in the file).
+    The input's position file (``input/store.py``) opens its file the same way.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:  # noqa: PERF203 - at open, rarely twice
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteDialect(Dialect):
@@ -69,7 +91,7 @@ class SQLiteDialect(Dialect):
             check_same_thread=False,
         )
         if params.database not in (None, ":memory:"):
-            conn.execute("PRAGMA journal_mode=WAL")
+            journal_wal(conn, params.statement_timeout)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=4096")
         return conn

@@ -25,6 +25,7 @@ import sqlite3
 import threading
 from typing import Any
 
+from flbsql.dialects.sqlite import journal_wal
 from flbsql.errors import ConfigError
 from flbsql.input.position import Position
 
@@ -57,6 +58,7 @@ _SQL_SAVE_STATE = (
     "INSERT INTO in_sql_cdc (name, state) VALUES (?, ?) ON CONFLICT (name) "
     "DO UPDATE SET state = excluded.state, updated_at = CURRENT_TIMESTAMP"
 )
+_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another's lock on the file
 _SYNC = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 
 
@@ -70,7 +72,7 @@ class PositionStore:
         try:
             os.makedirs(parent, exist_ok=True)
             self._conn = sqlite3.connect(
-                path, timeout=10.0, isolation_level=None, check_same_thread=False
+                path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
             self._migrate(sync)
         except (OSError, sqlite3.Error) as exc:
@@ -79,7 +81,7 @@ class PositionStore:
 
     def _migrate(self, sync: str) -> None:
         c = self._conn
-        c.execute("PRAGMA journal_mode=WAL")
+        journal_wal(c, _BUSY_TIMEOUT)
         c.execute(f"PRAGMA synchronous={_SYNC[sync]}")
         version = c.execute("PRAGMA user_version").fetchone()[0]
         for number, ddl in enumerate(_MIGRATIONS, start=1):
